@@ -1,1 +1,21 @@
-//! placeholder
+//! The wgdp packet path.
+//!
+//! Typed views over packet bytes ([`wire`]), the vectors and stages a worker pushes its
+//! bursts through ([`stages`], [`worker`]), transport crypto ([`crypto`]), the replay
+//! window ([`replay`]), cryptokey routing and inside routes ([`lpm`], [`tables`]), the
+//! keypairs control publishes to workers ([`session`]) and per-worker counters
+//! ([`counters`]). I/O is behind [`worker::Io`]: the stages and the loop run on plain
+//! memory ([`buf::HeapBuf`]) in tests and on DPDK mbufs in production.
+
+pub mod buf;
+pub mod clock;
+pub mod counters;
+pub mod crypto;
+pub mod lpm;
+pub mod meta;
+pub mod replay;
+pub mod session;
+pub mod stages;
+pub mod tables;
+pub mod wire;
+pub mod worker;

@@ -1,0 +1,174 @@
+//! The packet buffer the stages work on.
+//!
+//! Contract: a `PacketBuf` is one owned, contiguous packet with room to grow at both ends
+//! (headroom for outer headers, tailroom for padding and the AEAD tag). Dropping it
+//! returns it to where it came from (an mbuf to its mempool). Two words of metadata ride
+//! along: `port` (the port it arrived on or must leave by) and `meta` (a stage's note to
+//! the next consumer, such as why a packet was handed to the control thread).
+//!
+//! `dpdk_sys::Mbuf` implements it for the real data path; [`HeapBuf`] implements it on
+//! plain memory so every stage and the worker loop run in unit tests.
+
+pub trait PacketBuf: Send {
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Grow at the front by `n` bytes and return them, or `None` without change if the
+    /// headroom is too small.
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// Remove `n` bytes from the front; false without change if the packet is shorter.
+    fn adj(&mut self, n: usize) -> bool;
+    /// Grow at the back by `n` bytes and return them, or `None` without change.
+    fn append(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// Remove `n` bytes from the back; false without change if the packet is shorter.
+    fn trim(&mut self, n: usize) -> bool;
+    fn headroom(&self) -> usize;
+    fn tailroom(&self) -> usize;
+    fn port(&self) -> u16;
+    fn set_port(&mut self, port: u16);
+    fn meta(&self) -> u64;
+    fn set_meta(&mut self, meta: u64);
+    /// False for a chained (multi-segment) buffer, which the stages refuse.
+    fn is_contiguous(&self) -> bool {
+        true
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.data().is_empty()
+    }
+
+    /// Set the length to `len` by trimming or appending (appended bytes are zeroed).
+    fn set_len(&mut self, len: usize) -> bool {
+        let cur = self.len();
+        if len <= cur {
+            self.trim(cur - len)
+        } else {
+            match self.append(len - cur) {
+                Some(tail) => {
+                    tail.fill(0);
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+}
+
+/// A packet on the heap with fixed head- and tailroom, the stand-in for an mbuf in tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeapBuf {
+    storage: Vec<u8>,
+    start: usize,
+    end: usize,
+    port: u16,
+    meta: u64,
+}
+
+/// Same headroom as an mbuf (`RTE_PKTMBUF_HEADROOM`).
+pub const HEAP_HEADROOM: usize = 128;
+/// Same data room as a default mbuf (`RTE_MBUF_DEFAULT_DATAROOM`).
+pub const HEAP_ROOM: usize = 2048;
+
+impl HeapBuf {
+    pub fn new(data: &[u8]) -> Self {
+        Self::with_room(data, HEAP_HEADROOM, HEAP_ROOM)
+    }
+
+    pub fn with_room(data: &[u8], headroom: usize, room: usize) -> Self {
+        assert!(headroom + data.len() <= room, "packet larger than its room");
+        let mut storage = vec![0u8; room];
+        storage[headroom..headroom + data.len()].copy_from_slice(data);
+        HeapBuf {
+            storage,
+            start: headroom,
+            end: headroom + data.len(),
+            port: 0,
+            meta: 0,
+        }
+    }
+}
+
+impl PacketBuf for HeapBuf {
+    fn data(&self) -> &[u8] {
+        &self.storage[self.start..self.end]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.end]
+    }
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.start {
+            return None;
+        }
+        self.start -= n;
+        Some(&mut self.storage[self.start..self.start + n])
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.end - self.start {
+            return false;
+        }
+        self.start += n;
+        true
+    }
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.tailroom() {
+            return None;
+        }
+        self.end += n;
+        Some(&mut self.storage[self.end - n..self.end])
+    }
+    fn trim(&mut self, n: usize) -> bool {
+        if n > self.end - self.start {
+            return false;
+        }
+        self.end -= n;
+        true
+    }
+    fn headroom(&self) -> usize {
+        self.start
+    }
+    fn tailroom(&self) -> usize {
+        self.storage.len() - self.end
+    }
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn set_port(&mut self, port: u16) {
+        self.port = port;
+    }
+    fn meta(&self) -> u64 {
+        self.meta
+    }
+    fn set_meta(&mut self, meta: u64) {
+        self.meta = meta;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grow_and_shrink_both_ends() {
+        let mut b = HeapBuf::with_room(&[1, 2, 3], 4, 10);
+        assert!(b.prepend(5).is_none());
+        b.prepend(2).unwrap().copy_from_slice(&[8, 9]);
+        assert_eq!(b.data(), &[8, 9, 1, 2, 3]);
+        assert!(b.append(4).is_none());
+        b.append(2).unwrap().copy_from_slice(&[4, 5]);
+        assert_eq!(b.data(), &[8, 9, 1, 2, 3, 4, 5]);
+        assert!(b.adj(3));
+        assert!(b.trim(1));
+        assert_eq!(b.data(), &[2, 3, 4]);
+        assert!(!b.adj(4));
+        assert!(!b.trim(4));
+        assert!(b.set_len(5));
+        assert_eq!(b.data(), &[2, 3, 4, 0, 0]);
+        assert!(b.set_len(1));
+        assert_eq!(b.data(), &[2]);
+    }
+}
