@@ -1,0 +1,451 @@
+//! The worker loop on plain memory: frames in on either port, frames out, with every
+//! packet accounted for (sent, handed to control, or dropped under a named reason).
+
+use dataplane::buf::{HeapBuf, PacketBuf};
+use dataplane::counters::{DecryptDrop, Punt, RouteDrop, WorkerCounters};
+use dataplane::crypto::{Backend, TransportKey};
+use dataplane::lpm::PrefixTable;
+use dataplane::meta;
+use dataplane::session::{Keypair, Peer, Sessions};
+use dataplane::tables::{LocalAddr, Neighbors, PortTables, Shared, Side, Tables};
+use dataplane::wire::wireguard::Transport;
+use dataplane::wire::{
+    ethernet, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, UdpPacket,
+};
+use dataplane::worker::{Io, Worker};
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+const OUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const IN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 3];
+const LAN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 4];
+const K_SEND: [u8; 32] = [0x11; 32];
+const K_RECV: [u8; 32] = [0x22; 32];
+const LOCAL_INDEX: u32 = 0x0000_1001;
+const REMOTE_INDEX: u32 = 0x2002_0000;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[derive(Default)]
+struct MemIo {
+    rx: [VecDeque<HeapBuf>; 2],
+    tx: [Vec<HeapBuf>; 2],
+    punted: Vec<HeapBuf>,
+    control: VecDeque<HeapBuf>,
+    now: u64,
+}
+
+impl Io for MemIo {
+    type Buf = HeapBuf;
+    fn rx(&mut self, side: Side, out: &mut Vec<HeapBuf>, max: usize) {
+        let q = &mut self.rx[side.index()];
+        let n = q.len().min(max);
+        out.extend(q.drain(..n));
+    }
+    fn tx(&mut self, side: Side, pkts: &mut Vec<HeapBuf>) {
+        self.tx[side.index()].append(pkts);
+    }
+    fn punt(&mut self, pkts: &mut Vec<HeapBuf>) {
+        self.punted.append(pkts);
+    }
+    fn from_control(&mut self, out: &mut Vec<HeapBuf>, max: usize) {
+        let n = self.control.len().min(max);
+        out.extend(self.control.drain(..n));
+    }
+    fn now(&self) -> u64 {
+        self.now
+    }
+}
+
+struct Gw {
+    worker: Worker<MemIo>,
+    shared: Arc<Shared>,
+    peer: Arc<Peer>,
+}
+
+fn gateway(with_keypair: bool, with_neighbors: bool) -> Gw {
+    let mut outside = PortTables::new(
+        OUT_MAC,
+        vec![
+            LocalAddr {
+                addr: ip("198.19.0.2"),
+                prefix_len: 24,
+            },
+            LocalAddr {
+                addr: ip("2001:2:0:1::2"),
+                prefix_len: 64,
+            },
+        ],
+    );
+    outside.fib.insert(
+        ip("0.0.0.0"),
+        0,
+        dataplane::tables::NextHop::Via(ip("198.19.0.254")),
+    );
+    let inside = PortTables::new(
+        IN_MAC,
+        vec![
+            LocalAddr {
+                addr: ip("198.18.2.1"),
+                prefix_len: 24,
+            },
+            LocalAddr {
+                addr: ip("2001:2:0:2::1"),
+                prefix_len: 64,
+            },
+        ],
+    );
+    let peer = Arc::new(Peer::new(0, Some("198.19.0.1:51820".parse().unwrap())));
+    let mut allowed = PrefixTable::new();
+    allowed.insert(ip("198.18.99.2"), 32, peer.clone());
+    allowed.insert(ip("2001:2:0:99::"), 64, peer.clone());
+    let tables = Tables {
+        ports: [outside, inside],
+        allowed,
+        listen_port: 51820,
+        mtu: 1420,
+    };
+    let shared = Arc::new(Shared::new(tables, Sessions::new(12, 8)));
+    if with_keypair {
+        let kp = Arc::new(Keypair::new(
+            peer.clone(),
+            LOCAL_INDEX,
+            REMOTE_INDEX,
+            &K_SEND,
+            &K_RECV,
+            true,
+            1,
+        ));
+        shared.sessions.install(kp.clone()).unwrap();
+        shared.sessions.set_sending(kp);
+    }
+    if with_neighbors {
+        let mut n = Neighbors::default();
+        n.insert(Side::Outside, ip("198.19.0.1"), PEER_MAC);
+        n.insert(Side::Inside, ip("198.18.2.2"), LAN_MAC);
+        n.insert(Side::Inside, ip("2001:2:0:2::2"), LAN_MAC);
+        shared.neighbors.store(Arc::new(n));
+    }
+    let io = MemIo {
+        now: 1_000,
+        ..Default::default()
+    };
+    let worker = Worker::new(
+        io,
+        shared.clone(),
+        Arc::new(WorkerCounters::default()),
+        Backend::Software,
+        256,
+    );
+    Gw {
+        worker,
+        shared,
+        peer,
+    }
+}
+
+/// An IPv4 UDP packet (no Ethernet) with `payload_len` bytes of payload.
+fn ipv4_udp(src: &str, dst: &str, payload_len: usize, ttl: u8) -> Vec<u8> {
+    let mut b = vec![0u8; 20 + 8 + payload_len];
+    let total = b.len();
+    {
+        let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+        p.set_version(4);
+        p.set_header_len(20);
+        p.set_total_len(total as u16);
+        p.set_dont_frag(true);
+        p.set_ttl(ttl);
+        p.set_protocol(IpProtocol::Udp);
+        p.set_src_addr(src.parse().unwrap());
+        p.set_dst_addr(dst.parse().unwrap());
+        p.fill_checksum();
+    }
+    let mut u = UdpPacket::new_unchecked(&mut b[20..]);
+    u.set_src_port(40000);
+    u.set_dst_port(5201);
+    u.set_len((8 + payload_len) as u16);
+    for (i, x) in u.payload_mut().iter_mut().enumerate() {
+        *x = i as u8;
+    }
+    u.fill_checksum_v4(src.parse().unwrap(), dst.parse().unwrap());
+    b
+}
+
+fn ipv6_udp(src: &str, dst: &str, payload_len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; 40 + 8 + payload_len];
+    {
+        let mut p = Ipv6Packet::new_unchecked(&mut b[..]);
+        p.set_version(6);
+        p.set_payload_len((8 + payload_len) as u16);
+        p.set_next_header(IpProtocol::Udp);
+        p.set_hop_limit(64);
+        p.set_src_addr(&src.parse().unwrap());
+        p.set_dst_addr(&dst.parse().unwrap());
+    }
+    let mut u = UdpPacket::new_unchecked(&mut b[40..]);
+    u.set_src_port(40000);
+    u.set_dst_port(5201);
+    u.set_len((8 + payload_len) as u16);
+    u.fill_checksum_v6(&src.parse().unwrap(), &dst.parse().unwrap());
+    b
+}
+
+fn frame(dst: [u8; 6], src: [u8; 6], ethertype: EtherType, payload: &[u8]) -> HeapBuf {
+    let mut b = vec![0u8; 14 + payload.len()];
+    let mut f = EthernetFrame::new_unchecked(&mut b[..]);
+    f.set_dst_addr(MacAddr(dst));
+    f.set_src_addr(MacAddr(src));
+    f.set_ethertype(ethertype);
+    f.payload_mut().copy_from_slice(payload);
+    HeapBuf::new(&b)
+}
+
+/// What the peer would send: `inner` sealed with the peer's sending key (our K_RECV).
+fn from_peer(inner: &[u8], receiver: u32, counter: u64, key: &[u8; 32]) -> HeapBuf {
+    let pad = (16 - inner.len() % 16) % 16;
+    let mut msg = vec![0u8; 16];
+    {
+        let mut t = Transport::new_unchecked(&mut msg[..]);
+        t.set_message_type();
+        t.set_receiver(receiver);
+        t.set_counter(counter);
+    }
+    let mut body = inner.to_vec();
+    body.resize(inner.len() + pad, 0);
+    let tag = TransportKey::new(key).seal(counter, &mut body);
+    msg.extend_from_slice(&body);
+    msg.extend_from_slice(&tag);
+    let mut b = vec![0u8; 20 + 8];
+    b.extend_from_slice(&msg);
+    let total = b.len();
+    {
+        let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+        p.set_version(4);
+        p.set_header_len(20);
+        p.set_total_len(total as u16);
+        p.set_ttl(64);
+        p.set_protocol(IpProtocol::Udp);
+        p.set_src_addr("198.19.0.1".parse().unwrap());
+        p.set_dst_addr("198.19.0.2".parse().unwrap());
+        p.fill_checksum();
+    }
+    let mut u = UdpPacket::new_unchecked(&mut b[20..]);
+    u.set_src_port(51820);
+    u.set_dst_port(51820);
+    u.set_len((total - 20) as u16);
+    frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &b)
+}
+
+/// Every packet that entered was sent, punted, dropped, or was a keepalive.
+fn assert_conserved(c: &WorkerCounters) {
+    let t = &c.traffic;
+    let entered = t.rx_outside.get() + t.rx_inside.get() + t.from_control.get();
+    let left =
+        t.tx_outside.get() + t.tx_inside.get() + c.punt.total() + c.drops() + t.keepalives_rx.get();
+    assert_eq!(entered, left, "packets lost inside the worker: {c:?}");
+}
+
+#[test]
+fn inside_to_peer_is_encrypted_toward_its_endpoint() {
+    let mut gw = gateway(true, true);
+    let inner = ipv4_udp("198.18.2.2", "198.18.99.2", 100, 64);
+    gw.worker.io.rx[1].push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &inner));
+    gw.worker.poll();
+    let out = std::mem::take(&mut gw.worker.io.tx[0]);
+    assert_eq!(out.len(), 1);
+    let f = EthernetFrame::new_checked(out[0].data()).unwrap();
+    assert_eq!(f.dst_addr(), MacAddr(PEER_MAC));
+    assert_eq!(f.src_addr(), MacAddr(OUT_MAC));
+    let ip4 = Ipv4Packet::new_checked(f.payload()).unwrap();
+    assert!(ip4.verify_checksum());
+    assert_eq!(ip4.src_addr(), "198.19.0.2".parse::<Ipv4Addr>().unwrap());
+    assert_eq!(ip4.dst_addr(), "198.19.0.1".parse::<Ipv4Addr>().unwrap());
+    let udp = UdpPacket::new_checked(ip4.payload()).unwrap();
+    assert_eq!((udp.src_port(), udp.dst_port()), (51820, 51820));
+    let t = Transport::new_checked(udp.payload()).unwrap();
+    assert_eq!(t.receiver(), REMOTE_INDEX);
+    assert_eq!(t.counter(), 0);
+    // 128 bytes of inner packet: padded to 128, plus header and tag.
+    assert_eq!(udp.payload().len(), 16 + 128 + 16);
+    let mut sealed = udp.payload()[16..].to_vec();
+    let n = TransportKey::new(&K_SEND).open(0, &mut sealed).unwrap();
+    let mut expect = inner.clone();
+    Ipv4Packet::new_unchecked(&mut expect[..]).set_ttl(63);
+    Ipv4Packet::new_unchecked(&mut expect[..]).fill_checksum();
+    assert_eq!(&sealed[..inner.len()], &expect[..]);
+    assert!(sealed[inner.len()..n].iter().all(|b| *b == 0));
+    assert_eq!(
+        gw.peer
+            .stats
+            .tx_packets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_conserved(gw.worker.counters());
+}
+
+#[test]
+fn peer_to_inside_is_decrypted_and_forwarded() {
+    let mut gw = gateway(true, true);
+    let inner = ipv4_udp("198.18.99.2", "198.18.2.2", 333, 64);
+    gw.worker.io.rx[0].push_back(from_peer(&inner, LOCAL_INDEX, 0, &K_RECV));
+    let inner6 = ipv6_udp("2001:2:0:99::5", "2001:2:0:2::2", 50);
+    gw.worker.io.rx[0].push_back(from_peer(&inner6, LOCAL_INDEX, 1, &K_RECV));
+    gw.worker.poll();
+    let out = std::mem::take(&mut gw.worker.io.tx[1]);
+    assert_eq!(out.len(), 2, "{:?}", gw.worker.counters());
+    let f = EthernetFrame::new_checked(out[0].data()).unwrap();
+    assert_eq!(f.dst_addr(), MacAddr(LAN_MAC));
+    assert_eq!(f.src_addr(), MacAddr(IN_MAC));
+    assert_eq!(f.payload().len(), inner.len(), "padding trimmed");
+    let p = Ipv4Packet::new_checked(f.payload()).unwrap();
+    assert_eq!(p.ttl(), 63);
+    assert!(p.verify_checksum());
+    assert_eq!(p.payload(), &inner[20..]);
+    let f6 = EthernetFrame::new_checked(out[1].data()).unwrap();
+    assert_eq!(f6.ethertype(), EtherType::Ipv6);
+    let p6 = Ipv6Packet::new_checked(f6.payload()).unwrap();
+    assert_eq!(p6.hop_limit(), 63);
+    assert_eq!(p6.dst_addr(), "2001:2:0:2::2".parse::<Ipv6Addr>().unwrap());
+    // The peer's endpoint follows its authenticated packets.
+    assert_eq!(
+        gw.peer.endpoint(),
+        Some("198.19.0.1:51820".parse::<SocketAddr>().unwrap())
+    );
+    assert_conserved(gw.worker.counters());
+}
+
+#[test]
+fn hostile_transport_is_dropped_by_name() {
+    let mut gw = gateway(true, true);
+    let good = ipv4_udp("198.18.99.2", "198.18.2.2", 64, 64);
+    let q = &mut gw.worker.io.rx[0];
+    q.push_back(from_peer(&good, LOCAL_INDEX, 7, &K_RECV));
+    // Replayed.
+    q.push_back(from_peer(&good, LOCAL_INDEX, 7, &K_RECV));
+    // Wrong key: fails authentication.
+    q.push_back(from_peer(&good, LOCAL_INDEX, 8, &[0x33; 32]));
+    // Unknown receiver index.
+    q.push_back(from_peer(&good, 0xdead_beef, 9, &K_RECV));
+    // Spoofed inner source, authenticated.
+    let spoofed = ipv4_udp("198.18.5.5", "198.18.2.2", 64, 64);
+    q.push_back(from_peer(&spoofed, LOCAL_INDEX, 10, &K_RECV));
+    // Keepalive: authenticated, empty.
+    q.push_back(from_peer(&[], LOCAL_INDEX, 11, &K_RECV));
+    // Truncated transport message (classify refuses it: shorter than header + tag).
+    let mut short = from_peer(&good, LOCAL_INDEX, 12, &K_RECV);
+    let cut = short.len() - 100;
+    short.trim(cut);
+    q.push_back(short);
+    gw.worker.poll();
+    let c = gw.worker.counters();
+    assert_eq!(gw.worker.io.tx[1].len(), 1);
+    assert_eq!(c.decrypt.get(DecryptDrop::Replay), 1);
+    assert_eq!(c.decrypt.get(DecryptDrop::BadTag), 1);
+    assert_eq!(c.decrypt.get(DecryptDrop::UnknownIndex), 1);
+    assert_eq!(c.route.get(RouteDrop::SourceNotAllowed), 1);
+    assert_eq!(c.traffic.keepalives_rx.get(), 1);
+    assert_eq!(c.drops(), 5);
+    assert_conserved(c);
+}
+
+#[test]
+fn no_session_and_unresolved_neighbors_go_to_control() {
+    let mut gw = gateway(false, false);
+    let inner = ipv4_udp("198.18.2.2", "198.18.99.2", 10, 64);
+    gw.worker.io.rx[1].push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &inner));
+    // For the gateway itself.
+    let local = ipv4_udp("198.18.2.2", "198.18.2.1", 10, 64);
+    gw.worker.io.rx[1].push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &local));
+    // TTL 1: needs an ICMP time exceeded.
+    let dying = ipv4_udp("198.18.2.2", "198.18.99.2", 10, 1);
+    gw.worker.io.rx[1].push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &dying));
+    // For another host's MAC: not ours.
+    gw.worker.io.rx[1].push_back(frame(LAN_MAC, IN_MAC, EtherType::Ipv4, &inner));
+    // A handshake initiation (type 1, 148 bytes) on the outside.
+    let mut hs = vec![0u8; 148];
+    hs[0] = 1;
+    let mut b = vec![0u8; 28];
+    b.extend_from_slice(&hs);
+    let total = b.len();
+    {
+        let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+        p.set_version(4);
+        p.set_header_len(20);
+        p.set_total_len(total as u16);
+        p.set_ttl(64);
+        p.set_protocol(IpProtocol::Udp);
+        p.set_src_addr("198.19.0.1".parse().unwrap());
+        p.set_dst_addr("198.19.0.2".parse().unwrap());
+        p.fill_checksum();
+    }
+    let mut u = UdpPacket::new_unchecked(&mut b[20..]);
+    u.set_src_port(1234);
+    u.set_dst_port(51820);
+    u.set_len((total - 20) as u16);
+    gw.worker.io.rx[0].push_back(frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &b));
+    gw.worker.poll();
+
+    let reasons: Vec<_> = gw
+        .worker
+        .io
+        .punted
+        .iter()
+        .map(|p| (meta::punt_reason(p.meta()).unwrap(), meta::side(p.meta())))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (Punt::Handshake, Side::Outside),
+            (Punt::Local, Side::Inside),
+            (Punt::IcmpError, Side::Inside),
+            (Punt::NoSession, Side::Inside),
+        ]
+    );
+    let c = gw.worker.counters();
+    assert_eq!(
+        c.classify.get(dataplane::counters::ClassifyDrop::OtherHost),
+        1
+    );
+    assert_conserved(c);
+
+    // With a keypair but no neighbor: the sealed frame goes to control for resolution.
+    let kp = Arc::new(Keypair::new(
+        gw.peer.clone(),
+        5,
+        6,
+        &K_SEND,
+        &K_RECV,
+        true,
+        1,
+    ));
+    gw.shared.sessions.install(kp.clone()).unwrap();
+    gw.shared.sessions.set_sending(kp);
+    gw.worker.io.punted.clear();
+    gw.worker.io.rx[1].push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &inner));
+    gw.worker.poll();
+    assert_eq!(gw.worker.io.punted.len(), 1);
+    assert_eq!(
+        meta::punt_reason(gw.worker.io.punted[0].meta()),
+        Some(Punt::NoNeighbor)
+    );
+    assert_eq!(meta::side(gw.worker.io.punted[0].meta()), Side::Outside);
+    assert_conserved(gw.worker.counters());
+}
+
+#[test]
+fn frames_from_control_leave_by_their_side() {
+    let mut gw = gateway(true, true);
+    let mut f = frame(LAN_MAC, IN_MAC, EtherType::Arp, &[0u8; 28]);
+    f.set_meta(meta::send_on(Side::Inside));
+    gw.worker.io.control.push_back(f);
+    gw.worker.poll();
+    assert_eq!(gw.worker.io.tx[1].len(), 1);
+    assert_eq!(gw.worker.io.tx[0].len(), 0);
+    assert_eq!(ethernet::HEADER_LEN + 28, gw.worker.io.tx[1][0].len());
+    assert_conserved(gw.worker.counters());
+}
