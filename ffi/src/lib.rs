@@ -1,1 +1,40 @@
-//! placeholder
+//! Bindings to the system DPDK (22.11, found with pkg-config) and thin safe
+//! owners for the objects wgdp uses.
+//!
+//! - [`sys`]: the raw bindgen output, including wrappers for DPDK's
+//!   static-inline fast-path functions (`rte_eth_rx_burst`,
+//!   `rte_pktmbuf_alloc`, `rte_ring_enqueue_burst`, ...).
+//! - [`Eal`], [`Mempool`], [`Mbuf`], [`Port`], [`Ring`]: owners that free what
+//!   they own on drop. Each module states who frees what and which threads
+//!   may call what.
+//!
+//! This crate is the only place in wgdp with `unsafe` code that touches DPDK.
+//!
+//! Order of teardown: mbufs, then rings and ports, then mempools, then the
+//! `Eal`. Getting it wrong is caught where possible (a pool with mbufs out is
+//! leaked rather than freed; the EAL is not cleaned up while an owner lives).
+//!
+//! DPDK drivers are not linked: the shared EAL loads every driver from its
+//! compiled-in plugin directory (on Debian `/usr/lib/<triplet>/dpdk/pmds-23.0`)
+//! at `rte_eal_init`, so `--vdev net_ring0`, `net_null0`, `net_af_packet0` or
+//! `net_af_xdp0` need no `-d` option.
+
+mod eal;
+mod error;
+mod exclusive;
+mod lifecycle;
+mod mbuf;
+mod mempool;
+mod port;
+mod ring;
+pub mod sys;
+
+pub use eal::{version, Eal, LCORE_PANICKED};
+pub use error::Error;
+pub use mbuf::Mbuf;
+pub use mempool::Mempool;
+pub use port::{Port, PortConfig, PortStats};
+pub use ring::Ring;
+
+/// "No NUMA preference", for [`Mempool::pktmbuf`].
+pub const SOCKET_ID_ANY: i32 = sys::SOCKET_ID_ANY;

@@ -1,0 +1,266 @@
+//! An owned packet buffer.
+//!
+//! Contract:
+//! - An [`Mbuf`] owns one reference to an `rte_mbuf` chain; dropping it frees
+//!   the chain back to its pool (`rte_pktmbuf_free`). There is no `Clone`.
+//!   Ownership moves into transmit and ring functions, which take from a
+//!   `Vec<Mbuf>` exactly the mbufs DPDK accepted.
+//! - `Mbuf` is `#[repr(transparent)]` over `NonNull<rte_mbuf>`, so a
+//!   `Vec<Mbuf>` is passed to DPDK as `struct rte_mbuf **` without copying.
+//! - An `Mbuf` must not outlive its [`Mempool`](crate::Mempool). The pool does
+//!   not free its memory while any of its mbufs is out (it leaks itself
+//!   instead), but an mbuf dropped after the process has torn down the EAL is
+//!   undefined behaviour; drop packets before the pools and the `Eal`.
+//! - `Mbuf` is `Send` (packets move between lcores through rings) and `Sync`
+//!   (shared access only reads).
+//!
+//! Lengths follow DPDK: [`Mbuf::len`] is the whole packet (`pkt_len`);
+//! [`Mbuf::data`] and [`Mbuf::data_len`] are the first segment only.
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::slice;
+
+use crate::eal::user_field_offset;
+use crate::sys;
+
+/// An owned `rte_mbuf` chain; see the module docs.
+#[repr(transparent)]
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: an Mbuf is the only handle to its buffer; DPDK mbufs may be freed
+// on any thread (mempools are thread-safe).
+unsafe impl Send for Mbuf {}
+// SAFETY: `&Mbuf` only reads the buffer.
+unsafe impl Sync for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of `raw`.
+    ///
+    /// # Safety
+    /// `raw` must be a valid mbuf from a live pool whose reference the caller
+    /// owns and gives up (no other `Mbuf` or DPDK queue holds it).
+    ///
+    /// # Panics
+    /// If `raw` is null.
+    #[inline]
+    pub unsafe fn from_raw(raw: *mut sys::rte_mbuf) -> Mbuf {
+        Mbuf(NonNull::new(raw).expect("Mbuf::from_raw on a null pointer"))
+    }
+
+    /// Gives up ownership; the caller must free the mbuf or hand it to DPDK.
+    #[inline]
+    pub fn into_raw(self) -> *mut sys::rte_mbuf {
+        let raw = self.0.as_ptr();
+        std::mem::forget(self);
+        raw
+    }
+
+    /// The underlying pointer, still owned by `self`.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut sys::rte_mbuf {
+        self.0.as_ptr()
+    }
+
+    /// The pool this mbuf returns to when freed.
+    #[inline]
+    pub fn pool_ptr(&self) -> *mut sys::rte_mempool {
+        self.raw().pool
+    }
+
+    #[inline]
+    fn raw(&self) -> &sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf and nobody else writes it.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline]
+    fn raw_mut(&mut self) -> &mut sys::rte_mbuf {
+        // SAFETY: as above, and `&mut self` makes the access exclusive.
+        unsafe { self.0.as_mut() }
+    }
+
+    /// Start of the first segment's data.
+    #[inline]
+    fn data_ptr(&self) -> *mut u8 {
+        let m = self.raw();
+        // SAFETY: data_off is within the segment's buffer.
+        unsafe { m.buf_addr.cast::<u8>().add(usize::from(m.data_off)) }
+    }
+
+    /// The first segment's data (`data_len` bytes).
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: [data_off, data_off + data_len) lies in the segment buffer,
+        // which we own for the lifetime of the borrow.
+        unsafe { slice::from_raw_parts(self.data_ptr(), self.data_len().into()) }
+    }
+
+    /// The first segment's data, writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and `&mut self` makes the access exclusive.
+        unsafe { slice::from_raw_parts_mut(self.data_ptr(), self.data_len().into()) }
+    }
+
+    /// Length of the whole packet, all segments (`pkt_len`).
+    #[inline]
+    pub fn len(&self) -> u32 {
+        self.raw().pkt_len
+    }
+
+    /// Whether the packet has no data.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Length of the first segment's data.
+    #[inline]
+    pub fn data_len(&self) -> u16 {
+        self.raw().data_len
+    }
+
+    /// Number of segments in the chain.
+    #[inline]
+    pub fn nb_segs(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// Whether the whole packet is in the first segment, i.e. `data()` is
+    /// the whole packet.
+    #[inline]
+    pub fn is_contiguous(&self) -> bool {
+        self.nb_segs() == 1
+    }
+
+    /// Free bytes before the data of the first segment.
+    #[inline]
+    pub fn headroom(&self) -> u16 {
+        self.raw().data_off
+    }
+
+    /// Free bytes after the data of the last segment (where `append` writes).
+    #[inline]
+    pub fn tailroom(&self) -> u16 {
+        // SAFETY: walks the chain we own.
+        let last = unsafe { &*sys::rte_pktmbuf_lastseg(self.0.as_ptr()) };
+        last.buf_len - last.data_off - last.data_len
+    }
+
+    /// Grows the packet by `n` bytes at the front and returns them; `None`
+    /// (packet unchanged) if the headroom is smaller than `n`.
+    #[inline]
+    pub fn prepend(&mut self, n: u16) -> Option<&mut [u8]> {
+        // SAFETY: we own the mbuf; DPDK checks the headroom.
+        let start = unsafe { sys::rte_pktmbuf_prepend(self.0.as_ptr(), n) };
+        // SAFETY: on success `start` points at the n new bytes of our buffer.
+        NonNull::new(start.cast::<u8>())
+            .map(|p| unsafe { slice::from_raw_parts_mut(p.as_ptr(), n.into()) })
+    }
+
+    /// Removes `n` bytes from the front; false (packet unchanged) if the
+    /// first segment holds fewer than `n` bytes.
+    #[inline]
+    pub fn adj(&mut self, n: u16) -> bool {
+        // SAFETY: we own the mbuf; DPDK checks the length.
+        !unsafe { sys::rte_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+    }
+
+    /// Grows the packet by `n` bytes at the end of its last segment and
+    /// returns them; `None` (packet unchanged) if the tailroom is smaller.
+    #[inline]
+    pub fn append(&mut self, n: u16) -> Option<&mut [u8]> {
+        // SAFETY: we own the mbuf; DPDK checks the tailroom.
+        let start = unsafe { sys::rte_pktmbuf_append(self.0.as_ptr(), n) };
+        // SAFETY: on success `start` points at the n new bytes of our buffer.
+        NonNull::new(start.cast::<u8>())
+            .map(|p| unsafe { slice::from_raw_parts_mut(p.as_ptr(), n.into()) })
+    }
+
+    /// Removes `n` bytes from the end; false (packet unchanged) if the last
+    /// segment holds fewer than `n` bytes.
+    #[inline]
+    pub fn trim(&mut self, n: u16) -> bool {
+        // SAFETY: we own the mbuf; DPDK checks the length.
+        unsafe { sys::rte_pktmbuf_trim(self.0.as_ptr(), n) == 0 }
+    }
+
+    /// The input port (set by RX) or the port an application assigned.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// Sets the port field.
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        self.raw_mut().port = port;
+    }
+
+    /// A 64-bit value for the application.
+    ///
+    /// It lives in an mbuf dynamic field (`wgdp_user_u64`) that `Eal::init`
+    /// registers, so no PMD or library writes it (unlike `hash.usr`, which
+    /// shares storage with the RSS hash). Its value is unspecified until
+    /// [`Mbuf::set_user`] is called on this mbuf: allocation does not reset it.
+    #[inline]
+    pub fn user(&self) -> u64 {
+        // SAFETY: the offset was registered for an aligned u64 inside every
+        // mbuf of this process.
+        unsafe {
+            self.0
+                .as_ptr()
+                .cast::<u8>()
+                .add(user_field_offset())
+                .cast::<u64>()
+                .read()
+        }
+    }
+
+    /// Sets the application value, see [`Mbuf::user`].
+    #[inline]
+    pub fn set_user(&mut self, value: u64) {
+        // SAFETY: as in `user`, and `&mut self` makes the access exclusive.
+        unsafe {
+            self.0
+                .as_ptr()
+                .cast::<u8>()
+                .add(user_field_offset())
+                .cast::<u64>()
+                .write(value)
+        }
+    }
+
+    /// Frees every mbuf in `pkts` with one DPDK call and leaves it empty.
+    #[inline]
+    pub fn free_bulk(pkts: &mut Vec<Mbuf>) {
+        let count = u32::try_from(pkts.len()).expect("fewer than 2^32 mbufs");
+        // SAFETY: the Vec owns `count` valid mbufs laid out as rte_mbuf
+        // pointers; after the call they are gone, so the length is reset
+        // without running their destructors.
+        unsafe {
+            sys::rte_pktmbuf_free_bulk(pkts.as_mut_ptr().cast(), count);
+            pkts.set_len(0);
+        }
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: we own this reference to the chain.
+        unsafe { sys::rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+impl fmt::Debug for Mbuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mbuf")
+            .field("ptr", &self.0)
+            .field("len", &self.len())
+            .field("nb_segs", &self.nb_segs())
+            .field("port", &self.port())
+            .finish()
+    }
+}

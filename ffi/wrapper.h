@@ -1,0 +1,30 @@
+/*
+ * The DPDK API surface that wgdp binds. build.rs runs bindgen over this file
+ * with every flag of `pkg-config --cflags libdpdk` (which force-includes
+ * rte_config.h), and compiles the generated wrappers for the static-inline
+ * functions with the same flags.
+ */
+#include <rte_eal.h>
+#include <rte_lcore.h>
+#include <rte_launch.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_cryptodev.h>
+#include <rte_telemetry.h>
+#include <rte_bus_vdev.h>
+#include <rte_dev.h>
+#include <rte_version.h>
+
+/*
+ * rte_errno is a thread-local variable (RTE_PER_LCORE); Rust cannot name a C
+ * thread-local, so it is read through this function.
+ */
+static inline int wgdp_rte_errno(void)
+{
+	return rte_errno;
+}
