@@ -1,1 +1,8 @@
-//! placeholder
+//! wgdp's control plane: configuration, the WireGuard handshake engine, the control
+//! thread's logic (handshakes, timers, ARP/ND) and the DPDK runtime that ties workers and
+//! control together. The `wgdp` binary is a thin CLI over [`gateway`].
+
+pub mod config;
+pub mod keys;
+pub mod noise;
+pub mod plane;

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod counters;
 pub mod crypto;
 pub mod lpm;
+pub mod mbuf;
 pub mod meta;
 pub mod replay;
 pub mod session;

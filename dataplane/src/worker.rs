@@ -32,7 +32,7 @@ pub trait Io {
     /// Hand packets to the control thread; what did not fit stays in `pkts`.
     fn punt(&mut self, pkts: &mut Vec<Self::Buf>);
     /// Append up to `max` frames control wants sent (`meta::send_on`).
-    fn from_control(&mut self, out: &mut Vec<Self::Buf>, max: usize);
+    fn control_frames(&mut self, out: &mut Vec<Self::Buf>, max: usize);
     /// `clock::now_ns`, or a simulated clock in tests.
     fn now(&self) -> u64;
 }
@@ -197,7 +197,7 @@ impl<I: Io> Worker<I> {
         }
 
         // Frames the control thread built (handshakes, ARP replies, released queues).
-        self.io.from_control(&mut v.control, self.burst);
+        self.io.control_frames(&mut v.control, self.burst);
         if !v.control.is_empty() {
             c.traffic.from_control.add(v.control.len() as u64);
             for pkt in v.control.drain(..) {

@@ -52,7 +52,7 @@ impl Io for MemIo {
     fn punt(&mut self, pkts: &mut Vec<HeapBuf>) {
         self.punted.append(pkts);
     }
-    fn from_control(&mut self, out: &mut Vec<HeapBuf>, max: usize) {
+    fn control_frames(&mut self, out: &mut Vec<HeapBuf>, max: usize) {
         let n = self.control.len().min(max);
         out.extend(self.control.drain(..n));
     }

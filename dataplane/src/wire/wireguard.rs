@@ -16,7 +16,7 @@
 //!   a buffer that is too short.
 //! - Only `core`: no allocation, no `unsafe`.
 
-use super::WireError;
+use super::{Field, WireError};
 
 /// Message type of a handshake initiation (whitepaper 5.4.2).
 pub const TYPE_INITIATION: u8 = 1;
@@ -51,13 +51,13 @@ pub const COOKIE_NONCE_LEN: usize = 24;
 pub const COOKIE_LEN: usize = 16;
 
 mod field {
-    pub type Field = core::ops::Range<usize>;
+    use crate::wire::Field;
 
     /// The little-endian type word: the type byte and three reserved zero bytes.
     pub const TYPE: Field = 0..4;
 
     pub mod initiation {
-        use super::Field;
+        use crate::wire::Field;
         pub const SENDER: Field = 4..8;
         pub const EPHEMERAL: Field = 8..40;
         /// The initiator's static public key, sealed: 32 bytes and a tag.
@@ -69,7 +69,7 @@ mod field {
     }
 
     pub mod response {
-        use super::Field;
+        use crate::wire::Field;
         pub const SENDER: Field = 4..8;
         pub const RECEIVER: Field = 8..12;
         pub const EPHEMERAL: Field = 12..44;
@@ -80,7 +80,7 @@ mod field {
     }
 
     pub mod cookie_reply {
-        use super::Field;
+        use crate::wire::Field;
         pub const RECEIVER: Field = 4..8;
         pub const NONCE: Field = 8..32;
         /// The cookie, sealed: 16 bytes and a tag.
@@ -88,10 +88,10 @@ mod field {
     }
 
     pub mod transport {
-        use super::Field;
+        use crate::wire::{Field, Rest};
         pub const RECEIVER: Field = 4..8;
         pub const COUNTER: Field = 8..16;
-        pub const PAYLOAD: usize = 16;
+        pub const PAYLOAD: Rest = 16..;
     }
 }
 
@@ -134,16 +134,14 @@ pub fn classify(payload: &[u8]) -> Result<MessageKind, WireError> {
 /// The message type from the first four bytes, or an error if they are missing or the
 /// reserved bytes are not zero.
 fn type_word(buffer: &[u8]) -> Result<u8, WireError> {
-    let word = buffer.get(field::TYPE).ok_or(WireError::Truncated)?;
-    let word = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-    u8::try_from(word).map_err(|_| WireError::UnknownType)
+    if buffer.len() < field::TYPE.end {
+        return Err(WireError::Truncated);
+    }
+    u8::try_from(read_le_u32(buffer, field::TYPE)).map_err(|_| WireError::UnknownType)
 }
 
 /// Checks that a handshake message has its type and exactly its length.
 fn check_handshake(buffer: &[u8], message_type: u8, len: usize) -> Result<(), WireError> {
-    if buffer.len() < field::TYPE.end {
-        return Err(WireError::Truncated);
-    }
     if type_word(buffer)? != message_type {
         return Err(WireError::UnknownType);
     }
@@ -153,21 +151,21 @@ fn check_handshake(buffer: &[u8], message_type: u8, len: usize) -> Result<(), Wi
     Ok(())
 }
 
-fn read_u32(buffer: &[u8], field: field::Field) -> u32 {
-    let bytes = &buffer[field];
-    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+/// Reads a little-endian `u32` (WireGuard's byte order, unlike the IP headers').
+fn read_le_u32(buffer: &[u8], field: Field) -> u32 {
+    u32::from_le_bytes(array(buffer, field))
 }
 
-fn write_u32(buffer: &mut [u8], field: field::Field, value: u32) {
+fn write_le_u32(buffer: &mut [u8], field: Field, value: u32) {
     buffer[field].copy_from_slice(&value.to_le_bytes());
 }
 
 fn write_type(buffer: &mut [u8], message_type: u8) {
-    write_u32(buffer, field::TYPE, u32::from(message_type));
+    write_le_u32(buffer, field::TYPE, u32::from(message_type));
 }
 
 /// Copies a fixed-length field out of the buffer.
-fn array<const N: usize>(buffer: &[u8], field: field::Field) -> [u8; N] {
+fn array<const N: usize>(buffer: &[u8], field: Field) -> [u8; N] {
     let mut out = [0; N];
     out.copy_from_slice(&buffer[field]);
     out
@@ -198,7 +196,7 @@ impl<T: AsRef<[u8]>> Initiation<T> {
 
     /// The initiator's index for this handshake; the responder echoes it as receiver.
     pub fn sender(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), field::initiation::SENDER)
+        read_le_u32(self.buffer.as_ref(), field::initiation::SENDER)
     }
 
     /// The initiator's ephemeral public key, in the clear.
@@ -242,7 +240,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Initiation<T> {
     }
 
     pub fn set_sender(&mut self, index: u32) {
-        write_u32(self.buffer.as_mut(), field::initiation::SENDER, index);
+        write_le_u32(self.buffer.as_mut(), field::initiation::SENDER, index);
     }
 
     pub fn set_ephemeral(&mut self, key: &[u8; PUBLIC_KEY_LEN]) {
@@ -291,12 +289,12 @@ impl<T: AsRef<[u8]>> Response<T> {
 
     /// The responder's index for the new session.
     pub fn sender(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), field::response::SENDER)
+        read_le_u32(self.buffer.as_ref(), field::response::SENDER)
     }
 
     /// The initiator's index, echoed from the initiation.
     pub fn receiver(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), field::response::RECEIVER)
+        read_le_u32(self.buffer.as_ref(), field::response::RECEIVER)
     }
 
     /// The responder's ephemeral public key, in the clear.
@@ -335,11 +333,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Response<T> {
     }
 
     pub fn set_sender(&mut self, index: u32) {
-        write_u32(self.buffer.as_mut(), field::response::SENDER, index);
+        write_le_u32(self.buffer.as_mut(), field::response::SENDER, index);
     }
 
     pub fn set_receiver(&mut self, index: u32) {
-        write_u32(self.buffer.as_mut(), field::response::RECEIVER, index);
+        write_le_u32(self.buffer.as_mut(), field::response::RECEIVER, index);
     }
 
     pub fn set_ephemeral(&mut self, key: &[u8; PUBLIC_KEY_LEN]) {
@@ -384,7 +382,7 @@ impl<T: AsRef<[u8]>> CookieReply<T> {
 
     /// The sender index of the handshake message this reply answers.
     pub fn receiver(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), field::cookie_reply::RECEIVER)
+        read_le_u32(self.buffer.as_ref(), field::cookie_reply::RECEIVER)
     }
 
     pub fn nonce(&self) -> [u8; COOKIE_NONCE_LEN] {
@@ -404,7 +402,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> CookieReply<T> {
     }
 
     pub fn set_receiver(&mut self, index: u32) {
-        write_u32(self.buffer.as_mut(), field::cookie_reply::RECEIVER, index);
+        write_le_u32(self.buffer.as_mut(), field::cookie_reply::RECEIVER, index);
     }
 
     pub fn set_nonce(&mut self, nonce: &[u8; COOKIE_NONCE_LEN]) {
@@ -424,8 +422,9 @@ pub struct Transport<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Transport<T> {
-    /// Wraps a buffer without checking it: accessors panic if it is shorter than
-    /// [`TRANSPORT_MIN_LEN`].
+    /// Wraps a buffer without checking it. The header accessors need only
+    /// [`TRANSPORT_HEADER_LEN`] bytes, so a header can be written in place before the
+    /// payload is attached; they panic on a shorter buffer.
     pub const fn new_unchecked(buffer: T) -> Self {
         Transport { buffer }
     }
@@ -449,20 +448,17 @@ impl<T: AsRef<[u8]>> Transport<T> {
 
     /// Our index for the session, chosen by us during the handshake.
     pub fn receiver(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), field::transport::RECEIVER)
+        read_le_u32(self.buffer.as_ref(), field::transport::RECEIVER)
     }
 
     /// The sender's nonce counter for this message.
     pub fn counter(&self) -> u64 {
-        let bytes = &self.buffer.as_ref()[field::transport::COUNTER];
-        let mut word = [0; 8];
-        word.copy_from_slice(bytes);
-        u64::from_le_bytes(word)
+        u64::from_le_bytes(array(self.buffer.as_ref(), field::transport::COUNTER))
     }
 
     /// Ciphertext and tag.
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::transport::PAYLOAD..]
+        &self.buffer.as_ref()[field::transport::PAYLOAD]
     }
 }
 
@@ -473,7 +469,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Transport<T> {
     }
 
     pub fn set_receiver(&mut self, index: u32) {
-        write_u32(self.buffer.as_mut(), field::transport::RECEIVER, index);
+        write_le_u32(self.buffer.as_mut(), field::transport::RECEIVER, index);
     }
 
     pub fn set_counter(&mut self, counter: u64) {
@@ -482,13 +478,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Transport<T> {
 
     /// Ciphertext and tag, to be sealed in place.
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::transport::PAYLOAD..]
+        &mut self.buffer.as_mut()[field::transport::PAYLOAD]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::test_util::for_each_mutation;
+    use std::hint::black_box;
 
     /// An initiation with every field set to a recognisable pattern.
     fn initiation_bytes() -> [u8; INITIATION_LEN] {
@@ -704,5 +702,48 @@ mod tests {
         assert!(MessageKind::Response.is_handshake());
         assert!(MessageKind::CookieReply.is_handshake());
         assert!(!MessageKind::Transport.is_handshake());
+    }
+
+    /// Reads every field of the view `classify` picks; an accessor that can panic after
+    /// `new_checked` succeeded panics here.
+    fn read_all(bytes: &[u8]) {
+        let kind = classify(bytes);
+        let viewed = match kind {
+            Ok(MessageKind::Initiation) => Initiation::new_checked(bytes).map(|m| {
+                black_box((m.sender(), m.ephemeral(), m.encrypted_static()));
+                black_box((m.encrypted_timestamp(), m.mac1(), m.mac2()));
+                black_box((m.mac1_input(), m.mac2_input()));
+            }),
+            Ok(MessageKind::Response) => Response::new_checked(bytes).map(|m| {
+                black_box((m.sender(), m.receiver(), m.ephemeral()));
+                black_box((m.encrypted_nothing(), m.mac1(), m.mac2()));
+                black_box((m.mac1_input(), m.mac2_input()));
+            }),
+            Ok(MessageKind::CookieReply) => CookieReply::new_checked(bytes).map(|m| {
+                black_box((m.receiver(), m.nonce(), m.encrypted_cookie()));
+            }),
+            Ok(MessageKind::Transport) => Transport::new_checked(bytes).map(|m| {
+                black_box((m.receiver(), m.counter(), m.payload()));
+            }),
+            Err(error) => Err(error),
+        };
+        assert_eq!(
+            viewed.is_ok(),
+            kind.is_ok(),
+            "classify and new_checked agree"
+        );
+    }
+
+    #[test]
+    fn mutated_messages_never_panic() {
+        let mut transport = [0xaau8; 80];
+        transport[..4].copy_from_slice(&[4, 0, 0, 0]);
+        let mut response = [0x33u8; RESPONSE_LEN];
+        response[..4].copy_from_slice(&[2, 0, 0, 0]);
+        let mut reply = [0x44u8; COOKIE_REPLY_LEN];
+        reply[..4].copy_from_slice(&[3, 0, 0, 0]);
+        for sample in [&initiation_bytes()[..], &response, &reply, &transport] {
+            for_each_mutation(sample, 2000, read_all);
+        }
     }
 }

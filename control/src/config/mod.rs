@@ -1,0 +1,230 @@
+//! The YAML configuration of `wgdp --config FILE`, read and checked before anything is
+//! started.
+//!
+//! Contract: [`load`] and [`parse`] either return a [`Config`] in which every value has
+//! its final type and has been checked, alone and against the others, or one
+//! [`ConfigError`] naming the key path (`peers[2].allowed_ips[0]`) and the reason. The
+//! rest of the program never re-validates. The keys are those of docs/configuration.md;
+//! an unknown key is an error, because a misspelt optional key would otherwise be
+//! silently ignored. Defaults are applied here and are the `DEFAULT_*` constants below.
+//!
+//! Reading happens in two steps: `raw` mirrors the file (structure, unknown keys, types),
+//! then `validate` turns text into addresses, keys and devices and checks the relations
+//! (lcores used twice, next hops off-link, the same network claimed by two peers). Key
+//! files named in the configuration are read during validation, relative to the
+//! configuration file's directory.
+//!
+//! Secret keys end up in [`Key`], which wipes itself on drop. The YAML text and the key
+//! files are held in wiped buffers too, but the YAML parser's intermediate tree is not;
+//! `private_key_file` keeps the private key out of that tree entirely.
+
+mod device;
+mod error;
+mod key;
+mod net;
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+pub use error::ConfigError;
+pub use key::{decode_key, Key, KEY_LEN};
+pub use net::{InterfaceAddr, Prefix, PrefixParseError};
+
+/// Packets per vector when `dpdk.burst` is not given; also the largest allowed.
+pub const DEFAULT_BURST: u16 = 256;
+/// Mbufs in the packet pool when `dpdk.mbufs` is not given (2^n - 1 is the mempool's
+/// most memory-efficient size).
+pub const DEFAULT_MBUFS: u32 = 16383;
+/// WireGuard's usual listen port, used when `wireguard.listen_port` is not given.
+pub const DEFAULT_LISTEN_PORT: u16 = 51820;
+/// The inner MTU when `wireguard.mtu` is not given: what wg-quick picks, so that the
+/// encrypted packet (+80 bytes over IPv6) fits a 1500-byte link.
+pub const DEFAULT_MTU: u16 = 1420;
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dpdk: DpdkConfig,
+    pub ports: Ports,
+    pub wireguard: WireguardConfig,
+    /// In file order; may be empty.
+    pub peers: Vec<PeerConfig>,
+    pub crypto: CryptoConfig,
+    pub control_port: Option<ControlPortConfig>,
+    pub metrics: Option<MetricsConfig>,
+    pub uapi: Option<UapiConfig>,
+}
+
+/// EAL and lcore settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkConfig {
+    /// Passed to `rte_eal_init` verbatim. Never contains lcore options (`-l`, `-c`,
+    /// `--lcores`, `--main-lcore`): those follow from the two fields below.
+    pub eal_args: Vec<String>,
+    /// The EAL main lcore, where the control thread runs; not one of the workers.
+    pub control_lcore: u32,
+    /// One poll-mode worker per entry; non-empty, no duplicates.
+    pub worker_lcores: Vec<u32>,
+    /// Packets per vector, 1..=256.
+    pub burst: u16,
+    /// Mbufs in the packet pool.
+    pub mbufs: u32,
+    pub idle: IdleMode,
+}
+
+/// What a worker does when a poll returns no packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdleMode {
+    /// Back off and sleep a little after repeated empty polls, to spare the CPU.
+    #[default]
+    Adaptive,
+    /// Busy-poll always: lowest latency, the lcore stays at 100%.
+    Poll,
+}
+
+/// The two ports of the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports {
+    /// Carries encrypted WireGuard UDP.
+    pub outside: PortConfig,
+    /// Carries the plaintext traffic of the protected networks.
+    pub inside: PortConfig,
+}
+
+/// One port. Invariants: at least one address; every gateway and every route's `via`
+/// lies in a connected subnet of this port and is not one of its addresses; at most
+/// one gateway per address family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    pub device: DeviceSpec,
+    pub addresses: Vec<InterfaceAddr>,
+    /// Default next hops, at most one IPv4 and one IPv6.
+    pub gateway: Vec<IpAddr>,
+    /// RX/TX queue pairs; `None` means one per worker.
+    pub queues: Option<u16>,
+    pub routes: Vec<Route>,
+}
+
+/// How DPDK finds a port's device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// A virtual device: `spec` is the whole `--vdev` argument
+    /// (`net_af_xdp0,iface=eth1`), `name` the part before the first comma
+    /// (`net_af_xdp0`), which is also the DPDK port name.
+    Vdev { spec: String, name: String },
+    /// A PCI device, `address` in canonical form (`0000:3b:00.0`).
+    Pci { address: String },
+}
+
+/// A network behind a router on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub prefix: Prefix,
+    /// The router; in a connected subnet of the port, same family as `prefix`.
+    pub via: IpAddr,
+}
+
+/// The gateway's own WireGuard interface.
+#[derive(Debug, Clone)]
+pub struct WireguardConfig {
+    pub private_key: Key,
+    /// UDP port on the outside addresses, 1..=65535.
+    pub listen_port: u16,
+    /// Largest inner packet; the encrypted packet is 60 (IPv4) or 80 (IPv6) bytes more.
+    pub mtu: u16,
+}
+
+/// One remote peer. Invariants across peers: public keys are distinct and none is the
+/// gateway's own; no network appears in the allowed IPs of two peers (nested networks
+/// may, and longest prefix wins).
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub public_key: [u8; KEY_LEN],
+    pub preshared_key: Option<Key>,
+    /// Where to send before the peer is heard from; then learned from its packets.
+    pub endpoint: Option<SocketAddr>,
+    /// Networks this peer may send from and that are routed to it; masked.
+    pub allowed_ips: Vec<Prefix>,
+    /// Seconds between keepalives when idle, 1..=65535; `None` sends none.
+    pub persistent_keepalive: Option<u16>,
+}
+
+/// Where the transport AEAD runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptoConfig {
+    pub backend: CryptoBackend,
+    /// The crypto device: a `crypto_*` vdev spec or a canonical PCI address. Always
+    /// present with `Cryptodev`; may be present, checked but unused, with `Software`.
+    pub device: Option<String>,
+}
+
+/// Transport crypto implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CryptoBackend {
+    /// In-line on the worker lcore.
+    #[default]
+    Software,
+    /// A DPDK crypto device, one queue pair per worker.
+    Cryptodev,
+}
+
+/// The kernel TAP that receives traffic addressed to the gateway itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlPortConfig {
+    /// Interface name, 1..=15 characters.
+    pub tap: String,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+}
+
+/// The WireGuard UAPI socket, `/var/run/wireguard/<name>.sock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UapiConfig {
+    /// Interface-style name, 1..=15 characters of `a-zA-Z0-9_=+.-`.
+    pub name: String,
+}
+
+/// Reads and checks the configuration file at `path`. Key files it names are looked
+/// up relative to the file's directory.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|err| ConfigError::io("", path, &err))?;
+    let base_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    parse(&text, base_dir).map_err(|mut err| {
+        // Errors about the document as a whole are about this file.
+        if err.path.is_empty() {
+            err.path = path.display().to_string();
+        }
+        err
+    })
+}
+
+/// Checks configuration text; relative key file paths are taken from `base_dir`.
+pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text)
+        .map_err(|err| ConfigError::new("", format!("not valid YAML: {err}")))?;
+    if value.is_null() {
+        return Err(ConfigError::new("", "the configuration is empty"));
+    }
+    let raw = serde_path_to_error::deserialize(value).map_err(ConfigError::from_serde)?;
+    validate::validate(raw, base_dir)
+}

@@ -1,0 +1,519 @@
+//! The WireGuard handshake state machine (whitepaper 5.4.2 and 5.4.3, wireguard-go
+//! `device/noise-protocol.go`): our [`Identity`], one [`PeerHandshake`] per peer, and the
+//! [`Session`] keys a completed handshake yields.
+//!
+//! States of a [`PeerHandshake`]:
+//!
+//! ```text
+//!            create_initiation                 consume_response
+//!   Idle ----------------------> InitiationSent ----------------> Idle + Session (initiator)
+//!    |                                |
+//!    | accept_initiation              | accept_initiation (the peer initiated too:
+//!    v                                v   its initiation wins, ours is forgotten)
+//!   InitiationConsumed --create_response--> Idle + Session (responder)
+//! ```
+//!
+//! A failed step leaves the state as it was, so a forged or damaged message cannot cancel
+//! a handshake in progress. `create_initiation` from any state starts afresh.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use dataplane::wire::wireguard::{
+    Initiation, Response, INITIATION_LEN, RESPONSE_LEN, TAG_LEN, TIMESTAMP_LEN,
+};
+use rand_core::{CryptoRng, RngCore};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::cookie::{self, CookieGenerator};
+use super::pattern::SymmetricState;
+use super::primitives::{dh, SecretKey, KEY_LEN};
+use super::{HandshakeError, Tai64N, HANDSHAKE_INITIATION_RATE, IDENTIFIER};
+
+/// Our static key pair and the keys derived from our public key. Secrets are wiped on
+/// drop and never printed.
+pub struct Identity {
+    private: StaticSecret,
+    public: PublicKey,
+    /// `HASH(LABEL_MAC1 || S_pub)`: checks mac1 on messages sent to us.
+    mac1_key: [u8; KEY_LEN],
+    /// `HASH(LABEL_COOKIE || S_pub)`: seals the cookie replies we send.
+    cookie_key: [u8; KEY_LEN],
+}
+
+impl Identity {
+    pub fn new(private: StaticSecret) -> Self {
+        let public = PublicKey::from(&private);
+        Identity {
+            private,
+            public,
+            mac1_key: cookie::mac1_key(&public),
+            cookie_key: cookie::cookie_key(&public),
+        }
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    pub(super) fn cookie_key(&self) -> &[u8; KEY_LEN] {
+        &self.cookie_key
+    }
+
+    /// Checks mac1 of an initiation or response sent to us. Cheap (one keyed BLAKE2s), so
+    /// it comes before any other work on a message.
+    pub fn verify_mac1(&self, msg: &[u8]) -> Result<(), HandshakeError> {
+        cookie::verify_mac1(&self.mac1_key, msg)
+    }
+
+    /// First half of receiving an initiation: checks mac1 and opens the initiator's
+    /// static key (`e, es, s`), which tells the caller which [`PeerHandshake`] to hand
+    /// the result to ([`PeerHandshake::accept_initiation`]).
+    ///
+    /// The static key is only a claim at this point: anyone can seal any key to our
+    /// public key. It is authenticated by the second half, which needs the peer's
+    /// precomputed `DH(S_priv, S_pub_peer)`. mac2 is the caller's business
+    /// ([`CookieChecker`](super::CookieChecker)), before this call.
+    pub fn consume_initiation(&self, msg: &[u8]) -> Result<InitiationInfo, HandshakeError> {
+        let view = Initiation::new_checked(msg).map_err(|_| HandshakeError::Malformed)?;
+        self.verify_mac1(msg)?;
+        let mut symmetric = SymmetricState::with_responder_static(IDENTIFIER, &self.public);
+        let ephemeral = PublicKey::from(view.ephemeral());
+        let initiator_static = symmetric.read_initiation_static(
+            &self.private,
+            &ephemeral,
+            &view.encrypted_static(),
+        )?;
+        Ok(InitiationInfo {
+            initiator_static,
+            sender_index: view.sender(),
+            ephemeral,
+            sealed_timestamp: view.encrypted_timestamp(),
+            symmetric,
+        })
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("public", &BASE64.encode(self.public.as_bytes()))
+            .field("private", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An initiation whose static key has been opened but not yet authenticated: the result
+/// of [`Identity::consume_initiation`].
+pub struct InitiationInfo {
+    initiator_static: PublicKey,
+    sender_index: u32,
+    ephemeral: PublicKey,
+    sealed_timestamp: [u8; TIMESTAMP_LEN + TAG_LEN],
+    symmetric: SymmetricState,
+}
+
+impl InitiationInfo {
+    /// The static public key the initiator claims: the key to look its peer up by.
+    pub fn initiator_static(&self) -> &PublicKey {
+        &self.initiator_static
+    }
+
+    /// The initiator's index, which our response and our transport messages will carry.
+    pub fn sender_index(&self) -> u32 {
+        self.sender_index
+    }
+}
+
+impl fmt::Debug for InitiationInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InitiationInfo")
+            .field(
+                "initiator_static",
+                &BASE64.encode(self.initiator_static.as_bytes()),
+            )
+            .field("sender_index", &self.sender_index)
+            .field("symmetric", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Where a [`PeerHandshake`] stands, without its secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakePhase {
+    Idle,
+    /// We sent an initiation under `local_index` at `sent` and await the response.
+    InitiationSent {
+        local_index: u32,
+        sent: Duration,
+    },
+    /// We accepted an initiation from the peer's `remote_index` and owe a response.
+    InitiationConsumed {
+        remote_index: u32,
+    },
+}
+
+enum State {
+    Idle,
+    InitiationSent {
+        local_index: u32,
+        sent: Duration,
+        ephemeral: StaticSecret,
+        symmetric: SymmetricState,
+    },
+    InitiationConsumed {
+        remote_index: u32,
+        remote_ephemeral: PublicKey,
+        symmetric: SymmetricState,
+    },
+}
+
+/// The handshake with one peer: its keys, the replay and flood protection of initiations
+/// it sends us, the handshake in progress, and the cookie it gave us.
+pub struct PeerHandshake {
+    remote_static: PublicKey,
+    /// The preshared key `Q`; all zeros when none is configured (whitepaper 5.4.3).
+    psk: SecretKey,
+    /// `DH(S_priv, S_pub_peer)`, the same for every handshake with this peer.
+    static_static: SecretKey,
+    cookies: CookieGenerator,
+    /// The newest timestamp of an initiation accepted from the peer: only a strictly
+    /// newer one is accepted, so a captured initiation cannot be replayed.
+    latest_timestamp: Option<Tai64N>,
+    /// When the last initiation from the peer was accepted, for the flood limit.
+    last_initiation_accepted: Option<Duration>,
+    state: State,
+}
+
+impl PeerHandshake {
+    /// The handshake with the owner of `remote_static`, with an optional preshared key.
+    /// Fails with [`HandshakeError::BadPublicKey`] for a low-order public key, with which
+    /// no handshake could succeed.
+    pub fn new(
+        id: &Identity,
+        remote_static: PublicKey,
+        psk: Option<&[u8; KEY_LEN]>,
+    ) -> Result<Self, HandshakeError> {
+        let static_static =
+            dh(&id.private, &remote_static).map_err(|_| HandshakeError::BadPublicKey)?;
+        Ok(PeerHandshake {
+            remote_static,
+            psk: Zeroizing::new(psk.copied().unwrap_or([0; KEY_LEN])),
+            static_static,
+            cookies: CookieGenerator::new(&remote_static),
+            latest_timestamp: None,
+            last_initiation_accepted: None,
+            state: State::Idle,
+        })
+    }
+
+    pub fn remote_static(&self) -> &PublicKey {
+        &self.remote_static
+    }
+
+    pub fn phase(&self) -> HandshakePhase {
+        match &self.state {
+            State::Idle => HandshakePhase::Idle,
+            State::InitiationSent {
+                local_index, sent, ..
+            } => HandshakePhase::InitiationSent {
+                local_index: *local_index,
+                sent: *sent,
+            },
+            State::InitiationConsumed { remote_index, .. } => HandshakePhase::InitiationConsumed {
+                remote_index: *remote_index,
+            },
+        }
+    }
+
+    /// Replaces the preshared key. A handshake in progress is abandoned: its keys
+    /// would not match the peer's.
+    pub fn set_preshared_key(&mut self, psk: Option<&[u8; KEY_LEN]>) {
+        *self.psk = psk.copied().unwrap_or([0; KEY_LEN]);
+        self.state = State::Idle;
+    }
+
+    /// Follows a change of our static key: recomputes `DH(S_priv, S_pub_peer)` and
+    /// abandons a handshake in progress.
+    pub fn set_identity(&mut self, id: &Identity) -> Result<(), HandshakeError> {
+        self.static_static =
+            dh(&id.private, &self.remote_static).map_err(|_| HandshakeError::BadPublicKey)?;
+        self.state = State::Idle;
+        Ok(())
+    }
+
+    /// Builds an initiation (`-> e, es, s, ss`, timestamp `wall`) with mac1, and mac2 if
+    /// the peer gave us a fresh cookie. `local_index` is the caller's fresh index for
+    /// this handshake; a response must echo it. Any earlier handshake in progress is
+    /// replaced.
+    pub fn create_initiation(
+        &mut self,
+        id: &Identity,
+        local_index: u32,
+        wall: Tai64N,
+        now: Duration,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<[u8; INITIATION_LEN], HandshakeError> {
+        let mut symmetric = SymmetricState::with_responder_static(IDENTIFIER, &self.remote_static);
+        let ephemeral = StaticSecret::random_from_rng(&mut *rng);
+        let mut sealed_timestamp = [0u8; TIMESTAMP_LEN + TAG_LEN];
+        let sealed_static = symmetric.write_initiation(
+            &ephemeral,
+            &id.public,
+            &self.remote_static,
+            &self.static_static,
+            &wall.to_bytes(),
+            &mut sealed_timestamp,
+        )?;
+
+        let mut msg = [0u8; INITIATION_LEN];
+        let mut view = Initiation::new_unchecked(&mut msg[..]);
+        view.set_message_type();
+        view.set_sender(local_index);
+        view.set_ephemeral(PublicKey::from(&ephemeral).as_bytes());
+        view.set_encrypted_static(&sealed_static);
+        view.set_encrypted_timestamp(&sealed_timestamp);
+        self.cookies.add_macs(&mut msg, local_index, now);
+
+        self.state = State::InitiationSent {
+            local_index,
+            sent: now,
+            ephemeral,
+            symmetric,
+        };
+        Ok(msg)
+    }
+
+    /// Second half of receiving an initiation (after [`Identity::consume_initiation`]):
+    /// `ss` and the timestamp, which authenticate the initiator, then the replay and
+    /// flood checks. On success we owe the peer a response ([`Self::create_response`])
+    /// and the accepted timestamp is returned. An initiation of ours still awaiting its
+    /// response is dropped, as wireguard-go does: the caller may free its index.
+    ///
+    /// Rejects a timestamp not strictly newer than the newest accepted from this peer
+    /// ([`HandshakeError::StaleTimestamp`]) and an initiation within
+    /// [`HANDSHAKE_INITIATION_RATE`] of the last accepted one
+    /// ([`HandshakeError::RateLimited`]).
+    pub fn accept_initiation(
+        &mut self,
+        info: InitiationInfo,
+        now: Duration,
+    ) -> Result<Tai64N, HandshakeError> {
+        if info.initiator_static != self.remote_static {
+            return Err(HandshakeError::UnknownPeer);
+        }
+        let InitiationInfo {
+            sender_index,
+            ephemeral,
+            sealed_timestamp,
+            mut symmetric,
+            ..
+        } = info;
+        let mut timestamp = [0u8; TIMESTAMP_LEN];
+        symmetric.read_initiation_payload(
+            &self.static_static,
+            &sealed_timestamp,
+            &mut timestamp,
+        )?;
+        let timestamp = Tai64N::from_bytes(timestamp);
+
+        if self
+            .latest_timestamp
+            .is_some_and(|latest| timestamp <= latest)
+        {
+            return Err(HandshakeError::StaleTimestamp);
+        }
+        if self
+            .last_initiation_accepted
+            .is_some_and(|last| now.saturating_sub(last) <= HANDSHAKE_INITIATION_RATE)
+        {
+            return Err(HandshakeError::RateLimited);
+        }
+
+        self.latest_timestamp = Some(timestamp);
+        self.last_initiation_accepted = Some(now);
+        self.state = State::InitiationConsumed {
+            remote_index: sender_index,
+            remote_ephemeral: ephemeral,
+            symmetric,
+        };
+        Ok(timestamp)
+    }
+
+    /// Answers the accepted initiation (`<- e, ee, se, psk`) with mac1, and mac2 if we
+    /// hold a fresh cookie from the peer, and derives the session. `local_index` is the
+    /// caller's fresh index for the session.
+    ///
+    /// The responder must not send with the session until the initiator has proven it
+    /// holds it too, by a first transport message (whitepaper 5.4.6, "key confirmation").
+    pub fn create_response(
+        &mut self,
+        local_index: u32,
+        now: Duration,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<([u8; RESPONSE_LEN], Session), HandshakeError> {
+        let State::InitiationConsumed {
+            remote_index,
+            remote_ephemeral,
+            symmetric,
+        } = &self.state
+        else {
+            return Err(HandshakeError::WrongState);
+        };
+        let (remote_index, remote_ephemeral) = (*remote_index, *remote_ephemeral);
+        let mut symmetric = symmetric.clone();
+        // Whatever happens next, this initiation has been answered or cannot be.
+        self.state = State::Idle;
+
+        let ephemeral = StaticSecret::random_from_rng(&mut *rng);
+        let mut sealed_nothing = [0u8; TAG_LEN];
+        symmetric.write_response(
+            &ephemeral,
+            &remote_ephemeral,
+            &self.remote_static,
+            &self.psk,
+            &[],
+            &mut sealed_nothing,
+        )?;
+
+        let mut msg = [0u8; RESPONSE_LEN];
+        let mut view = Response::new_unchecked(&mut msg[..]);
+        view.set_message_type();
+        view.set_sender(local_index);
+        view.set_receiver(remote_index);
+        view.set_ephemeral(PublicKey::from(&ephemeral).as_bytes());
+        view.set_encrypted_nothing(&sealed_nothing);
+        self.cookies.add_macs(&mut msg, local_index, now);
+
+        // The first split key is the initiator's sending key: here, our receiving key.
+        let (recv_key, send_key) = symmetric.split();
+        let session = Session::new(local_index, remote_index, &send_key, &recv_key, false, now);
+        Ok((msg, session))
+    }
+
+    /// Receives the response to our initiation: checks mac1 and the receiver index,
+    /// completes the key exchange, and derives the session. The caller found this peer
+    /// by the response's receiver index.
+    pub fn consume_response(
+        &mut self,
+        id: &Identity,
+        msg: &[u8],
+        now: Duration,
+    ) -> Result<Session, HandshakeError> {
+        let view = Response::new_checked(msg).map_err(|_| HandshakeError::Malformed)?;
+        id.verify_mac1(msg)?;
+        let State::InitiationSent {
+            local_index,
+            ephemeral,
+            symmetric,
+            ..
+        } = &self.state
+        else {
+            return Err(HandshakeError::WrongState);
+        };
+        if view.receiver() != *local_index {
+            return Err(HandshakeError::WrongIndex);
+        }
+        let mut symmetric = symmetric.clone();
+        symmetric.read_response(
+            ephemeral,
+            &id.private,
+            &self.psk,
+            &PublicKey::from(view.ephemeral()),
+            &view.encrypted_nothing(),
+            &mut [],
+        )?;
+        let (send_key, recv_key) = symmetric.split();
+        let session = Session::new(*local_index, view.sender(), &send_key, &recv_key, true, now);
+        // The handshake is spent: a replayed response now finds no initiation.
+        self.state = State::Idle;
+        Ok(session)
+    }
+
+    /// Receives a cookie reply from the peer (found by the reply's receiver index) to
+    /// the last message we sent it; our next messages carry mac2. Send nothing in
+    /// response: the peer is under load, and the next initiation is due to the retry
+    /// timer anyway.
+    pub fn consume_cookie_reply(
+        &mut self,
+        msg: &[u8],
+        now: Duration,
+    ) -> Result<(), HandshakeError> {
+        self.cookies.consume_reply(msg, now)
+    }
+}
+
+impl fmt::Debug for PeerHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerHandshake")
+            .field(
+                "remote_static",
+                &BASE64.encode(self.remote_static.as_bytes()),
+            )
+            .field("psk", &"<redacted>")
+            .field("phase", &self.phase())
+            .field("latest_timestamp", &self.latest_timestamp)
+            .field("last_initiation_accepted", &self.last_initiation_accepted)
+            .field("cookie_received", &self.cookies.cookie_received())
+            .finish()
+    }
+}
+
+/// The transport keys of a completed handshake, for the data plane. Keys are wiped on
+/// drop and never printed.
+pub struct Session {
+    /// Our index: transport messages to us carry it as receiver.
+    pub local_index: u32,
+    /// The peer's index: our transport messages carry it as receiver.
+    pub remote_index: u32,
+    pub send_key: [u8; KEY_LEN],
+    pub recv_key: [u8; KEY_LEN],
+    /// Whether we initiated. A responder's session is confirmed only by the first
+    /// transport message it receives with it.
+    pub initiator: bool,
+    /// The `now` of the handshake's last step, for the rekey and reject timers.
+    pub created: Duration,
+}
+
+impl Session {
+    fn new(
+        local_index: u32,
+        remote_index: u32,
+        send_key: &SecretKey,
+        recv_key: &SecretKey,
+        initiator: bool,
+        created: Duration,
+    ) -> Self {
+        Session {
+            local_index,
+            remote_index,
+            send_key: **send_key,
+            recv_key: **recv_key,
+            initiator,
+            created,
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.send_key.zeroize();
+        self.recv_key.zeroize();
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("local_index", &self.local_index)
+            .field("remote_index", &self.remote_index)
+            .field("send_key", &"<redacted>")
+            .field("recv_key", &"<redacted>")
+            .field("initiator", &self.initiator)
+            .field("created", &self.created)
+            .finish()
+    }
+}

@@ -1,0 +1,742 @@
+//! The control plane: everything that is not per-packet, on the control thread.
+//!
+//! Contract: sans-IO. [`ControlPlane::handle`] takes a packet a worker handed over (its
+//! `meta` says why) and [`ControlPlane::tick`] runs the timers; both take the time as an
+//! argument and a function that allocates a packet buffer, and leave the frames to send
+//! in [`ControlPlane::out`] (each with `meta::send_on(side)`). The caller moves those to
+//! a worker's transmit ring (production) or wherever a test wants them.
+//!
+//! It owns the handshake engine of every peer, allocates receiver indexes, installs and
+//! retires keypairs in the shared [`Sessions`], queues packets for peers that have no
+//! session yet (bounded) and sends them once the handshake completes, sends keepalives,
+//! answers ARP/ND and resolves next hops.
+
+pub mod frames;
+pub mod neighbor;
+
+use crate::noise::{HandshakeError, Identity, PeerHandshake, Tai64N};
+use dataplane::buf::PacketBuf;
+use dataplane::counters::{Punt, WorkerCounters};
+use dataplane::crypto::Backend;
+use dataplane::meta;
+use dataplane::session::{limits, Keypair, Peer, Sessions};
+use dataplane::stages::encrypt;
+use dataplane::tables::{Shared, Side, Tables};
+use dataplane::wire::wireguard::{self, CookieReply, MessageKind, Response};
+use dataplane::wire::{EthernetFrame, Ipv4Packet, Ipv6Packet};
+use neighbor::Resolver;
+use rand_core::{CryptoRng, RngCore};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+/// Packets queued per peer while its handshake runs (wireguard-go `QueueStagedSize`,
+/// `device/queueconstants_default.go`: 128).
+pub const STAGED_PER_PEER: usize = 128;
+
+/// Largest random extra wait before a handshake retry (whitepaper 6.1: "some jitter";
+/// wireguard-go adds up to 333 ms, `device/timers.go`).
+const RETRY_JITTER_MS: u32 = 334;
+
+/// The time, as both clocks.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// `dataplane::clock::now_ns` (or a simulated value in tests).
+    pub mono: u64,
+    pub wall: SystemTime,
+}
+
+impl Now {
+    pub fn real() -> Now {
+        Now {
+            mono: dataplane::clock::now_ns(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn dur(&self) -> Duration {
+        Duration::from_nanos(self.mono)
+    }
+}
+
+/// A peer as control needs it configured.
+#[derive(Clone)]
+pub struct PeerSpec {
+    pub public_key: [u8; 32],
+    pub preshared_key: Option<[u8; 32]>,
+    pub endpoint: Option<SocketAddr>,
+    pub allowed_ips: Vec<(IpAddr, u8)>,
+    pub persistent_keepalive: Option<u16>,
+}
+
+impl std::fmt::Debug for PeerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSpec")
+            .field("public_key", &crate::keys::encode(&self.public_key))
+            .field("preshared_key", &self.preshared_key.map(|_| "<redacted>"))
+            .field("endpoint", &self.endpoint)
+            .field("allowed_ips", &self.allowed_ips)
+            .finish()
+    }
+}
+
+/// Counters of the control plane (handshakes by outcome, queues).
+#[derive(Default, Debug, Clone)]
+pub struct ControlStats {
+    pub initiations_sent: u64,
+    pub responses_sent: u64,
+    pub handshakes_completed: u64,
+    /// Handshake messages refused, by reason.
+    pub handshake_errors: HashMap<&'static str, u64>,
+    /// Packets dropped from a full staging queue or when a handshake gave up.
+    pub staged_drops: u64,
+    /// Handshake attempts abandoned after Rekey-Attempt-Time.
+    pub handshake_timeouts: u64,
+    pub keepalives_sent: u64,
+    /// Packets for our own addresses with nowhere to go (no control port).
+    pub local_drops: u64,
+    /// Packets that needed an ICMP error wgdp does not send yet.
+    pub icmp_drops: u64,
+    /// Frames that could not be built (pool empty, malformed input).
+    pub other_drops: u64,
+    /// Keypairs retired after their lifetime.
+    pub keypairs_expired: u64,
+}
+
+/// Per-peer state on the control thread.
+struct PeerState<B> {
+    shared: Arc<Peer>,
+    public_key: [u8; 32],
+    hs: PeerHandshake,
+    persistent_keepalive: Option<u64>,
+    staged: VecDeque<B>,
+    previous: Option<Arc<Keypair>>,
+    current: Option<Arc<Keypair>>,
+    next: Option<Arc<Keypair>>,
+    /// Since when we have been trying to complete a handshake.
+    attempt_since: Option<u64>,
+    last_initiation: u64,
+    retry_at: u64,
+    pending_index: Option<u32>,
+    last_handshake: Option<SystemTime>,
+}
+
+impl<B> PeerState<B> {
+    fn keypairs(&self) -> impl Iterator<Item = &Arc<Keypair>> {
+        self.previous
+            .iter()
+            .chain(self.current.iter())
+            .chain(self.next.iter())
+    }
+
+    fn can_send(&self, now: u64) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|k| k.age(now) < limits::REJECT_AFTER_TIME)
+    }
+}
+
+/// What `wg show`-like views need about a peer.
+#[derive(Debug, Clone)]
+pub struct PeerView {
+    pub public_key: [u8; 32],
+    pub endpoint: Option<SocketAddr>,
+    pub last_handshake: Option<SystemTime>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub has_session: bool,
+}
+
+pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
+    identity: Identity,
+    shared: Arc<Shared>,
+    peers: Vec<PeerState<B>>,
+    by_key: HashMap<[u8; 32], usize>,
+    /// Local indexes of initiations in flight, by their slot in `Sessions`.
+    pending: HashMap<usize, (u32, usize)>,
+    resolver: Resolver<B>,
+    backend: Backend,
+    enc: encrypt::Scratch<B>,
+    /// Counters of the encrypt runs control makes itself (staged packets, keepalives).
+    pub counters: Arc<WorkerCounters>,
+    pub stats: ControlStats,
+    rng: R,
+    /// Frames to send, each with `meta::send_on(side)`.
+    pub out: Vec<B>,
+}
+
+/// A worker-style buffer allocator.
+pub type Alloc<'a, B> = &'a mut dyn FnMut() -> Option<B>;
+
+impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
+    /// `peers[i]` becomes peer id `i`, which must match the `Peer`s in `shared`'s
+    /// allowed-IPs table (see [`build_peers`]).
+    pub fn new(
+        private_key: &[u8; 32],
+        specs: &[PeerSpec],
+        peers: &[Arc<Peer>],
+        shared: Arc<Shared>,
+        rng: R,
+    ) -> Result<Self, String> {
+        let identity = Identity::new(StaticSecret::from(*private_key));
+        let mut states = Vec::new();
+        let mut by_key = HashMap::new();
+        for (i, (spec, peer)) in specs.iter().zip(peers).enumerate() {
+            let hs = PeerHandshake::new(
+                &identity,
+                PublicKey::from(spec.public_key),
+                spec.preshared_key.as_ref(),
+            )
+            .map_err(|e| format!("peers[{i}].public_key: {e}"))?;
+            by_key.insert(spec.public_key, i);
+            states.push(PeerState {
+                shared: peer.clone(),
+                public_key: spec.public_key,
+                hs,
+                persistent_keepalive: spec
+                    .persistent_keepalive
+                    .map(|s| dataplane::clock::secs(s as u64)),
+                staged: VecDeque::new(),
+                previous: None,
+                current: None,
+                next: None,
+                attempt_since: None,
+                last_initiation: 0,
+                retry_at: 0,
+                pending_index: None,
+                last_handshake: None,
+            });
+        }
+        Ok(ControlPlane {
+            identity,
+            shared,
+            peers: states,
+            by_key,
+            pending: HashMap::new(),
+            resolver: Resolver::default(),
+            backend: Backend::Software,
+            enc: encrypt::Scratch::default(),
+            counters: Arc::new(WorkerCounters::default()),
+            stats: ControlStats::default(),
+            rng,
+            out: Vec::new(),
+        })
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        *self.identity.public_key().as_bytes()
+    }
+
+    pub fn neighbor_stats(&self) -> &neighbor::NeighborStats {
+        &self.resolver.stats
+    }
+
+    pub fn peer_views(&self) -> Vec<PeerView> {
+        self.peers
+            .iter()
+            .map(|p| PeerView {
+                public_key: p.public_key,
+                endpoint: p.shared.endpoint(),
+                last_handshake: p.last_handshake,
+                rx_bytes: p.shared.stats.rx_bytes.load(Ordering::Relaxed),
+                tx_bytes: p.shared.stats.tx_bytes.load(Ordering::Relaxed),
+                has_session: p.current.is_some(),
+            })
+            .collect()
+    }
+
+    fn tables(&self) -> Arc<Tables> {
+        self.shared.tables.load_full()
+    }
+
+    fn sessions(&self) -> &Sessions {
+        &self.shared.sessions
+    }
+
+    fn error(&mut self, e: HandshakeError) {
+        *self.stats.handshake_errors.entry(e.name()).or_default() += 1;
+    }
+
+    /// A packet a worker handed over.
+    pub fn handle(&mut self, pkt: B, now: Now, alloc: Alloc<'_, B>) {
+        let m = pkt.meta();
+        let side = meta::side(m);
+        let t = self.tables();
+        match meta::punt_reason(m) {
+            Some(Punt::Handshake) => self.handle_handshake(pkt, now, alloc),
+            Some(Punt::Arp) => self
+                .resolver
+                .handle_arp(side, &pkt, &t, alloc, &mut self.out),
+            Some(Punt::Nd) => self
+                .resolver
+                .handle_nd(side, &pkt, &t, alloc, &mut self.out),
+            Some(Punt::NoSession) => self.stage(meta::peer(m) as usize, pkt, now, alloc),
+            Some(Punt::NoNeighbor) => self.resolve_frame(side, pkt, &t, now, alloc),
+            Some(Punt::Local) => self.stats.local_drops += 1,
+            Some(Punt::IcmpError) => self.stats.icmp_drops += 1,
+            None => self.stats.other_drops += 1,
+        }
+        self.publish_neighbors();
+    }
+
+    fn publish_neighbors(&mut self) {
+        if let Some(n) = self.resolver.take_dirty() {
+            self.shared.neighbors.store(Arc::new(n));
+        }
+    }
+
+    /// A frame complete but for its destination MAC: find the next hop of its IP
+    /// destination on `side` and send it there.
+    fn resolve_frame(&mut self, side: Side, frame: B, t: &Tables, now: Now, alloc: Alloc<'_, B>) {
+        let dst = EthernetFrame::new_checked(frame.data()).ok().and_then(|e| {
+            match e.payload().first().map(|b| b >> 4) {
+                Some(4) => Ipv4Packet::new_checked(e.payload())
+                    .ok()
+                    .map(|p| IpAddr::V4(p.dst_addr())),
+                Some(6) => Ipv6Packet::new_checked(e.payload())
+                    .ok()
+                    .map(|p| IpAddr::V6(p.dst_addr())),
+                _ => None,
+            }
+        });
+        match dst.and_then(|d| t.port(side).next_hop(d)) {
+            Some(hop) => self
+                .resolver
+                .resolve(side, hop, frame, t, now.mono, alloc, &mut self.out),
+            None => self.stats.other_drops += 1,
+        }
+    }
+
+    fn handle_handshake(&mut self, pkt: B, now: Now, alloc: Alloc<'_, B>) {
+        let Some(dg) = frames::parse_udp(pkt.data()) else {
+            self.error(HandshakeError::Malformed);
+            return;
+        };
+        let msg = &pkt.data()[dg.payload.0..dg.payload.0 + dg.payload.1];
+        match wireguard::classify(msg) {
+            Ok(MessageKind::Initiation) => {
+                let msg = msg.to_vec();
+                self.on_initiation(&msg, dg, now, alloc)
+            }
+            Ok(MessageKind::Response) => {
+                let msg = msg.to_vec();
+                self.on_response(&msg, dg, now, alloc)
+            }
+            Ok(MessageKind::CookieReply) => {
+                let receiver = CookieReply::new_checked(msg).map(|c| c.receiver());
+                let peer = receiver.ok().and_then(|r| self.pending_peer(r));
+                match peer {
+                    Some(i) => {
+                        if let Err(e) = self.peers[i].hs.consume_cookie_reply(msg, now.dur()) {
+                            self.error(e);
+                        }
+                    }
+                    None => self.error(HandshakeError::WrongIndex),
+                }
+            }
+            _ => self.error(HandshakeError::Malformed),
+        }
+    }
+
+    fn slot(&self, index: u32) -> usize {
+        index as usize & (self.sessions().index_slots() - 1)
+    }
+
+    fn pending_peer(&self, index: u32) -> Option<usize> {
+        match self.pending.get(&self.slot(index)) {
+            Some((i, p)) if *i == index => Some(*p),
+            _ => None,
+        }
+    }
+
+    /// A fresh receiver index whose slot is free.
+    fn new_index(&mut self) -> u32 {
+        loop {
+            let i = self.rng.next_u32();
+            if self.sessions().index_free(i) && !self.pending.contains_key(&self.slot(i)) {
+                return i;
+            }
+        }
+    }
+
+    fn send_udp(
+        &mut self,
+        dg_to: SocketAddr,
+        dst_mac: Option<[u8; 6]>,
+        msg: &[u8],
+        now: Now,
+        alloc: Alloc<'_, B>,
+    ) {
+        let t = self.tables();
+        let port = t.port(Side::Outside);
+        let Some(src_ip) = port.source_for(dg_to.ip()) else {
+            self.stats.other_drops += 1;
+            return;
+        };
+        let Some(mut b) = alloc() else {
+            self.stats.other_drops += 1;
+            return;
+        };
+        let src = SocketAddr::new(src_ip, t.listen_port);
+        if !frames::write_udp(&mut b, port.mac, dst_mac.unwrap_or([0; 6]), src, dg_to, msg) {
+            self.stats.other_drops += 1;
+            return;
+        }
+        match dst_mac {
+            Some(_) => {
+                b.set_meta(meta::send_on(Side::Outside));
+                self.out.push(b);
+            }
+            None => match port.next_hop(dg_to.ip()) {
+                Some(hop) => {
+                    self.resolver
+                        .resolve(Side::Outside, hop, b, &t, now.mono, alloc, &mut self.out)
+                }
+                None => self.stats.other_drops += 1,
+            },
+        }
+    }
+
+    fn on_initiation(&mut self, msg: &[u8], dg: frames::Datagram, now: Now, alloc: Alloc<'_, B>) {
+        let info = match self.identity.consume_initiation(msg) {
+            Ok(i) => i,
+            Err(e) => return self.error(e),
+        };
+        let Some(&i) = self.by_key.get(info.initiator_static().as_bytes()) else {
+            return self.error(HandshakeError::UnknownPeer);
+        };
+        if let Err(e) = self.peers[i].hs.accept_initiation(info, now.dur()) {
+            return self.error(e);
+        }
+        let local = self.new_index();
+        let (reply, session) =
+            match self.peers[i]
+                .hs
+                .create_response(local, now.dur(), &mut self.rng)
+            {
+                Ok(r) => r,
+                Err(e) => return self.error(e),
+            };
+        let ps = &mut self.peers[i];
+        let kp = Arc::new(Keypair::new(
+            ps.shared.clone(),
+            session.local_index,
+            session.remote_index,
+            &session.send_key,
+            &session.recv_key,
+            false,
+            now.mono,
+        ));
+        // Whitepaper 5.4.6 / wireguard-go `BeginSymmetricSession`: the responder keeps the
+        // new keypair as "next" until the initiator's first packet confirms it.
+        let old_next = ps.next.replace(kp.clone());
+        ps.shared.set_endpoint(dg.src);
+        ps.last_handshake = Some(now.wall);
+        if let Some(old) = old_next {
+            self.shared.sessions.remove(old.local_index);
+        }
+        if self.shared.sessions.install(kp).is_err() {
+            self.stats.other_drops += 1;
+            return;
+        }
+        self.stats.responses_sent += 1;
+        self.stats.handshakes_completed += 1;
+        self.send_udp(dg.src, Some(dg.src_mac), &reply, now, alloc);
+    }
+
+    fn on_response(&mut self, msg: &[u8], dg: frames::Datagram, now: Now, alloc: Alloc<'_, B>) {
+        let receiver = match Response::new_checked(msg) {
+            Ok(r) => r.receiver(),
+            Err(_) => return self.error(HandshakeError::Malformed),
+        };
+        let Some(i) = self.pending_peer(receiver) else {
+            return self.error(HandshakeError::WrongIndex);
+        };
+        let session = match self.peers[i]
+            .hs
+            .consume_response(&self.identity, msg, now.dur())
+        {
+            Ok(s) => s,
+            Err(e) => return self.error(e),
+        };
+        let slot = self.slot(receiver);
+        self.pending.remove(&slot);
+        let ps = &mut self.peers[i];
+        ps.pending_index = None;
+        ps.attempt_since = None;
+        ps.last_handshake = Some(now.wall);
+        ps.shared.set_endpoint(dg.src);
+        let kp = Arc::new(Keypair::new(
+            ps.shared.clone(),
+            session.local_index,
+            session.remote_index,
+            &session.send_key,
+            &session.recv_key,
+            true,
+            now.mono,
+        ));
+        let retired: Vec<u32> = ps
+            .previous
+            .take()
+            .into_iter()
+            .chain(ps.next.take())
+            .map(|k| k.local_index)
+            .collect();
+        ps.previous = ps.current.replace(kp.clone());
+        for idx in retired {
+            self.shared.sessions.remove(idx);
+        }
+        if self.shared.sessions.install(kp.clone()).is_err() {
+            self.stats.other_drops += 1;
+            return;
+        }
+        self.shared.sessions.set_sending(kp);
+        self.stats.handshakes_completed += 1;
+        // Send what waited; with nothing waiting, a keepalive confirms the keypair to
+        // the responder (whitepaper 6.4 / wireguard-go `SendKeepalive` after a response).
+        if self.peers[i].staged.is_empty() {
+            self.send_keepalive(i, now, alloc);
+        } else {
+            self.flush_staged(i, now, alloc);
+        }
+    }
+
+    /// Start (or retry) a handshake with peer `i`.
+    fn initiate(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) {
+        let Some(endpoint) = self.peers[i].shared.endpoint() else {
+            self.peers[i]
+                .shared
+                .want_handshake
+                .store(false, Ordering::Relaxed);
+            return;
+        };
+        if let Some(old) = self.peers[i].pending_index.take() {
+            let slot = self.slot(old);
+            self.pending.remove(&slot);
+        }
+        let local = self.new_index();
+        let wall = Tai64N::from_system_time(now.wall);
+        let msg = match self.peers[i].hs.create_initiation(
+            &self.identity,
+            local,
+            wall,
+            now.dur(),
+            &mut self.rng,
+        ) {
+            Ok(m) => m,
+            Err(e) => return self.error(e),
+        };
+        let slot = self.slot(local);
+        self.pending.insert(slot, (local, i));
+        let jitter = (self.rng.next_u32() % RETRY_JITTER_MS) as u64 * 1_000_000;
+        let ps = &mut self.peers[i];
+        ps.pending_index = Some(local);
+        ps.last_initiation = now.mono;
+        ps.attempt_since.get_or_insert(now.mono);
+        ps.retry_at = now.mono + limits::REKEY_TIMEOUT + jitter;
+        ps.shared.want_handshake.store(false, Ordering::Relaxed);
+        self.stats.initiations_sent += 1;
+        self.send_udp(endpoint, None, &msg, now, alloc);
+    }
+
+    /// Queue a packet for a peer without a usable session, and make sure a handshake
+    /// is under way.
+    fn stage(&mut self, i: usize, pkt: B, now: Now, alloc: Alloc<'_, B>) {
+        let Some(ps) = self.peers.get_mut(i) else {
+            self.stats.other_drops += 1;
+            return;
+        };
+        if ps.staged.len() >= STAGED_PER_PEER {
+            ps.staged.pop_front();
+            self.stats.staged_drops += 1;
+        }
+        ps.staged.push_back(pkt);
+        if ps.can_send(now.mono) && self.shared.sessions.sending(ps.shared.id).is_some() {
+            // A keypair became usable after the worker looked.
+            self.flush_staged(i, now, alloc);
+        } else if ps.attempt_since.is_none() {
+            self.initiate(i, now, alloc);
+        }
+    }
+
+    fn encrypt_and_send(&mut self, mut pkts: Vec<B>, now: Now, alloc: Alloc<'_, B>) {
+        let t = self.tables();
+        let n = self.shared.neighbors.load_full();
+        let mut frames = Vec::new();
+        let mut punts = Vec::new();
+        encrypt::run(
+            &mut pkts,
+            &t,
+            &n,
+            &self.shared.sessions,
+            &mut self.backend,
+            now.mono,
+            &self.counters,
+            &mut self.enc,
+            &mut frames,
+            &mut punts,
+        );
+        for mut f in frames {
+            f.set_meta(meta::send_on(Side::Outside));
+            self.out.push(f);
+        }
+        for p in punts {
+            match meta::punt_reason(p.meta()) {
+                Some(Punt::NoNeighbor) => self.resolve_frame(Side::Outside, p, &t, now, alloc),
+                _ => self.stats.staged_drops += 1,
+            }
+        }
+    }
+
+    fn flush_staged(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) {
+        let id = self.peers[i].shared.id as u64;
+        let pkts: Vec<B> = self.peers[i]
+            .staged
+            .drain(..)
+            .map(|mut p| {
+                p.set_meta(id);
+                p
+            })
+            .collect();
+        self.encrypt_and_send(pkts, now, alloc);
+    }
+
+    fn send_keepalive(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) {
+        let Some(mut b) = alloc() else {
+            self.stats.other_drops += 1;
+            return;
+        };
+        b.set_meta(self.peers[i].shared.id as u64);
+        self.stats.keepalives_sent += 1;
+        self.encrypt_and_send(vec![b], now, alloc);
+    }
+
+    /// Run the timers of every peer and of neighbor resolution.
+    pub fn tick(&mut self, now: Now, alloc: Alloc<'_, B>) {
+        let t = now.mono;
+        for i in 0..self.peers.len() {
+            self.expire_keypairs(i, t);
+            let ps = &mut self.peers[i];
+            // The responder's keypair became current when the initiator used it.
+            if ps.next.as_ref().is_some_and(|k| k.is_confirmed()) {
+                let old = ps.previous.take();
+                ps.previous = ps.current.take();
+                ps.current = ps.next.take();
+                if let Some(old) = old {
+                    self.shared.sessions.remove(old.local_index);
+                }
+            }
+            let ps = &self.peers[i];
+            let st = &ps.shared.stats;
+            let last_rx = st.last_rx.load(Ordering::Relaxed);
+            let last_rx_data = st.last_rx_data.load(Ordering::Relaxed);
+            let last_tx = st.last_tx.load(Ordering::Relaxed);
+            let last_tx_data = st.last_tx_data.load(Ordering::Relaxed);
+
+            if let Some(since) = ps.attempt_since {
+                if t >= ps.retry_at {
+                    if t - since >= limits::REKEY_ATTEMPT_TIME {
+                        // Whitepaper 6.4: give up after Rekey-Attempt-Time and drop what
+                        // waited.
+                        let ps = &mut self.peers[i];
+                        ps.attempt_since = None;
+                        self.stats.staged_drops += ps.staged.len() as u64;
+                        ps.staged.clear();
+                        self.stats.handshake_timeouts += 1;
+                        if let Some(idx) = ps.pending_index.take() {
+                            let slot = self.slot(idx);
+                            self.pending.remove(&slot);
+                        }
+                    } else {
+                        self.initiate(i, now, alloc);
+                    }
+                }
+                continue;
+            }
+            let want = ps.shared.want_handshake.load(Ordering::Relaxed);
+            // Sent data but heard nothing for Keepalive-Timeout + Rekey-Timeout.
+            let dead = last_tx_data > 0
+                && last_tx_data > last_rx
+                && t - last_tx_data >= limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
+            let rate_ok =
+                ps.last_initiation == 0 || t - ps.last_initiation >= limits::REKEY_TIMEOUT;
+            if (want || dead || !ps.staged.is_empty()) && rate_ok {
+                self.initiate(i, now, alloc);
+                continue;
+            }
+            if !ps.can_send(t) {
+                if ps.persistent_keepalive.is_some() && rate_ok && ps.shared.endpoint().is_some() {
+                    self.initiate(i, now, alloc);
+                }
+                continue;
+            }
+            // Whitepaper 6.5: answer data with a keepalive if we had nothing to send for
+            // Keepalive-Timeout.
+            let passive = last_rx_data > 0
+                && last_rx_data > last_tx
+                && t - last_rx_data >= limits::KEEPALIVE_TIMEOUT;
+            let persistent = ps
+                .persistent_keepalive
+                .is_some_and(|k| t.saturating_sub(last_tx.max(last_rx)) >= k);
+            if passive || persistent {
+                self.send_keepalive(i, now, alloc);
+            }
+        }
+        let tables = self.tables();
+        self.resolver.tick(&tables, t, alloc, &mut self.out);
+        self.publish_neighbors();
+    }
+
+    /// Forget keypairs older than three times Reject-After-Time (whitepaper 6.3: keys are
+    /// zeroed after 540 s); the memory is wiped when the last worker lets go.
+    fn expire_keypairs(&mut self, i: usize, now: u64) {
+        let limit = 3 * limits::REJECT_AFTER_TIME;
+        let ps = &mut self.peers[i];
+        let mut gone = Vec::new();
+        for slot in [&mut ps.previous, &mut ps.current, &mut ps.next] {
+            if slot.as_ref().is_some_and(|k| k.age(now) >= limit) {
+                gone.push(slot.take().unwrap());
+            }
+        }
+        if ps.current.is_none() && !gone.is_empty() {
+            self.shared.sessions.clear_sending(ps.shared.id);
+        }
+        for k in gone {
+            self.shared.sessions.remove(k.local_index);
+            self.stats.keypairs_expired += 1;
+        }
+    }
+
+    /// Packets waiting for a handshake or a next hop.
+    pub fn queued(&self) -> usize {
+        self.peers.iter().map(|p| p.staged.len()).sum::<usize>() + self.resolver.pending_frames()
+    }
+
+    /// Drop every queued packet and keypair (shutdown).
+    pub fn clear(&mut self) {
+        for p in &mut self.peers {
+            p.staged.clear();
+            for k in p.keypairs() {
+                self.shared.sessions.remove(k.local_index);
+            }
+            self.shared.sessions.clear_sending(p.shared.id);
+            p.previous = None;
+            p.current = None;
+            p.next = None;
+        }
+        self.resolver = Resolver::default();
+        self.out.clear();
+    }
+}
+
+/// The data-path peers for `specs` (id = position) and the tables that route to them.
+pub fn build_peers(specs: &[PeerSpec]) -> Vec<Arc<Peer>> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Arc::new(Peer::new(i as u32, s.endpoint)))
+        .collect()
+}
