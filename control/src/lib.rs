@@ -3,6 +3,7 @@
 //! control together. The `wgdp` binary is a thin CLI over [`gateway`].
 
 pub mod config;
+pub mod gateway;
 pub mod keys;
 pub mod noise;
 pub mod plane;

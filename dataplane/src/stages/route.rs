@@ -177,7 +177,14 @@ pub fn run<B: PacketBuf>(
                     }
                 }
                 c.punt.inc(reason);
-                pkt.set_meta(meta::punt(reason, from, src_peer.unwrap_or(0)));
+                // An unresolved frame is to be sent on the inside; everything else is
+                // about the port it came from.
+                let side = if reason == Punt::NoNeighbor {
+                    Side::Inside
+                } else {
+                    from
+                };
+                pkt.set_meta(meta::punt(reason, side, src_peer.unwrap_or(0)));
                 punt.push(pkt);
             }
             Err(reason) => c.route.inc(reason),

@@ -1,0 +1,325 @@
+//! The running gateway: DPDK start-up from the configuration, the workers on their
+//! lcores, the control loop on the main lcore, and an orderly stop.
+//!
+//! Start-up: EAL (with the configured lcores and one `--vdev` or `-a` per port device,
+//! and `--no-pci` unless a PCI device is configured), one packet pool, both ports with
+//! one RX/TX queue pair per worker, two rings per worker (to control, from control),
+//! the tables and sessions shared with the workers. Stop (SIGINT/SIGTERM): workers leave
+//! their loops, control drops everything it holds, rings and ports are closed and the
+//! pool is freed last.
+
+use crate::config::{Config, DeviceSpec, IdleMode, PortConfig as PortCfg};
+use crate::plane::{build_peers, ControlPlane, Now, PeerSpec};
+use dataplane::counters::WorkerCounters;
+use dataplane::crypto::Backend;
+use dataplane::lpm::PrefixTable;
+use dataplane::mbuf::DpdkIo;
+use dataplane::session::Sessions;
+use dataplane::tables::{LocalAddr, NextHop, PortTables, Shared, Tables};
+use dataplane::worker::{Idle, Worker};
+use dpdk_sys::{Eal, Mbuf, Mempool, Port, PortConfig, Ring};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Receiver-index slots (keypairs that can exist at once: three per peer at most).
+const INDEX_BITS: u32 = 16;
+const RING_SIZE: u32 = 4096;
+/// Data room of a packet buffer: DPDK's default (2048) plus its headroom.
+const MBUF_ROOM: u16 = 2048 + 128;
+const TICK: u64 = 10_000_000;
+
+/// The EAL arguments for `cfg`.
+pub fn eal_args(cfg: &Config) -> Vec<String> {
+    let mut args = vec!["wgdp".to_string()];
+    args.extend(cfg.dpdk.eal_args.iter().cloned());
+    let mut lcores = vec![cfg.dpdk.control_lcore];
+    lcores.extend(&cfg.dpdk.worker_lcores);
+    args.push("-l".into());
+    args.push(
+        lcores
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    args.push("--main-lcore".into());
+    args.push(cfg.dpdk.control_lcore.to_string());
+    let mut any_pci = false;
+    for port in [&cfg.ports.outside, &cfg.ports.inside] {
+        match &port.device {
+            DeviceSpec::Vdev { spec, .. } => {
+                args.push("--vdev".into());
+                args.push(spec.clone());
+            }
+            DeviceSpec::Pci { address } => {
+                any_pci = true;
+                args.push("-a".into());
+                args.push(address.clone());
+            }
+        }
+    }
+    // Never let DPDK probe PCI devices nobody configured (the machine's own NIC).
+    if !any_pci && !cfg.dpdk.eal_args.iter().any(|a| a == "--no-pci") {
+        args.push("--no-pci".into());
+    }
+    args
+}
+
+fn local_addrs(p: &PortCfg) -> Vec<LocalAddr> {
+    p.addresses
+        .iter()
+        .map(|a| LocalAddr {
+            addr: a.addr,
+            prefix_len: a.prefix_len,
+        })
+        .collect()
+}
+
+/// Forwarding tables for `cfg`, with the ports' MAC addresses and the peers by id.
+pub fn build_tables(
+    cfg: &Config,
+    macs: [[u8; 6]; 2],
+    peers: &[Arc<dataplane::session::Peer>],
+) -> Tables {
+    let port = |p: &PortCfg, mac| {
+        let mut t = PortTables::new(mac, local_addrs(p));
+        for g in &p.gateway {
+            let any = if g.is_ipv4() {
+                std::net::IpAddr::from([0u8; 4])
+            } else {
+                std::net::IpAddr::from([0u8; 16])
+            };
+            t.fib.insert(any, 0, NextHop::Via(*g));
+        }
+        for r in &p.routes {
+            t.fib
+                .insert(r.prefix.addr, r.prefix.len, NextHop::Via(r.via));
+        }
+        t
+    };
+    let mut allowed = PrefixTable::new();
+    for (spec, peer) in cfg.peers.iter().zip(peers) {
+        for p in &spec.allowed_ips {
+            allowed.insert(p.addr, p.len, peer.clone());
+        }
+    }
+    Tables {
+        ports: [
+            port(&cfg.ports.outside, macs[0]),
+            port(&cfg.ports.inside, macs[1]),
+        ],
+        allowed,
+        listen_port: cfg.wireguard.listen_port,
+        mtu: cfg.wireguard.mtu,
+    }
+}
+
+pub fn peer_specs(cfg: &Config) -> Vec<PeerSpec> {
+    cfg.peers
+        .iter()
+        .map(|p| PeerSpec {
+            public_key: p.public_key,
+            preshared_key: p.preshared_key.as_ref().map(|k| *k.as_bytes()),
+            endpoint: p.endpoint,
+            allowed_ips: p.allowed_ips.iter().map(|a| (a.addr, a.len)).collect(),
+            persistent_keepalive: p.persistent_keepalive,
+        })
+        .collect()
+}
+
+struct WorkerHandle {
+    lcore: u32,
+    to_control: Arc<Ring>,
+    from_control: Arc<Ring>,
+    counters: Arc<WorkerCounters>,
+}
+
+/// Run the gateway until SIGINT or SIGTERM.
+pub fn run(cfg: Config) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("signal handler: {e}"))?;
+    }
+
+    let args = eal_args(&cfg);
+    info!(args = %args.join(" "), "starting DPDK");
+    let eal = Eal::init(&args).map_err(|e| format!("DPDK EAL: {e}"))?;
+    let workers = cfg.dpdk.worker_lcores.clone();
+    for &l in &workers {
+        if !eal.is_lcore_enabled(l) {
+            return Err(format!("dpdk.lcores.workers: lcore {l} is not available"));
+        }
+    }
+    let nworkers = workers.len() as u16;
+    let pool = Mempool::pktmbuf(
+        "wgdp_pkts",
+        cfg.dpdk.mbufs,
+        256,
+        MBUF_ROOM,
+        dpdk_sys::SOCKET_ID_ANY,
+    )
+    .map_err(|e| format!("dpdk.mbufs: packet pool of {}: {e}", cfg.dpdk.mbufs))?;
+
+    let mut ports = Vec::new();
+    for (key, p) in [
+        ("outside", &cfg.ports.outside),
+        ("inside", &cfg.ports.inside),
+    ] {
+        let queues = p.queues.unwrap_or(nworkers);
+        if queues != nworkers {
+            return Err(format!(
+                "ports.{key}.queues: {queues} queue pairs for {nworkers} workers; wgdp gives each worker one queue pair per port"
+            ));
+        }
+        let id = Port::by_name(p.device.name())
+            .map_err(|e| format!("ports.{key}.device: {} not found: {e}", p.device))?;
+        let pc = PortConfig {
+            rx_queues: queues,
+            tx_queues: queues,
+            ..PortConfig::default()
+        };
+        let port = Port::start(id, &pc, &pool).map_err(|e| format!("ports.{key}.device: {e}"))?;
+        info!(port = key, device = %p.device, mac = ?port.mac_addr(), "port started");
+        ports.push(Arc::new(port));
+    }
+    let ports: [Arc<Port>; 2] = [ports[0].clone(), ports[1].clone()];
+
+    let specs = peer_specs(&cfg);
+    let peers = build_peers(&specs);
+    let tables = build_tables(&cfg, [ports[0].mac_addr(), ports[1].mac_addr()], &peers);
+    let shared = Arc::new(Shared::new(
+        tables,
+        Sessions::new(INDEX_BITS, peers.len().max(1)),
+    ));
+    let mut plane = ControlPlane::<Mbuf, _>::new(
+        cfg.wireguard.private_key.as_bytes(),
+        &specs,
+        &peers,
+        shared.clone(),
+        rand_core::OsRng,
+    )?;
+    info!(public_key = %crate::keys::encode(&plane.public_key()), peers = specs.len(), "wireguard ready");
+
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let idle = match cfg.dpdk.idle {
+        IdleMode::Adaptive => Idle::Adaptive,
+        IdleMode::Poll => Idle::Poll,
+    };
+    let mut handles = Vec::new();
+    for (q, &lcore) in workers.iter().enumerate() {
+        let to_control = Arc::new(
+            Ring::new(&format!("wgdp_to_ctl{q}"), RING_SIZE, true, true)
+                .map_err(|e| format!("ring: {e}"))?,
+        );
+        let from_control = Arc::new(
+            Ring::new(&format!("wgdp_from_ctl{q}"), RING_SIZE, true, true)
+                .map_err(|e| format!("ring: {e}"))?,
+        );
+        let counters = Arc::new(WorkerCounters::default());
+        let io = DpdkIo {
+            ports: ports.clone(),
+            queue: q as u16,
+            to_control: to_control.clone(),
+            from_control: from_control.clone(),
+        };
+        let (shared, c, stop, burst) = (
+            shared.clone(),
+            counters.clone(),
+            worker_stop.clone(),
+            cfg.dpdk.burst as usize,
+        );
+        eal.remote_launch(lcore, move || {
+            let mut w = Worker::new(io, shared, c, Backend::Software, burst);
+            w.run(&stop, idle);
+            0
+        })
+        .map_err(|e| format!("dpdk.lcores.workers: launching lcore {lcore}: {e}"))?;
+        info!(lcore, queue = q, "worker started");
+        handles.push(WorkerHandle {
+            lcore,
+            to_control,
+            from_control,
+            counters,
+        });
+    }
+
+    // The control loop.
+    let mut batch: Vec<Mbuf> = Vec::with_capacity(256);
+    let mut last_tick = 0u64;
+    let mut next_worker = 0usize;
+    let mut ring_drops = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Now::real();
+        let mut work = 0;
+        let mut alloc = || pool.alloc();
+        for h in &handles {
+            h.to_control.dequeue_burst(&mut batch, 256);
+            work += batch.len();
+            for pkt in batch.drain(..) {
+                plane.handle(pkt, now, &mut alloc);
+            }
+        }
+        if now.mono - last_tick >= TICK {
+            last_tick = now.mono;
+            plane.tick(now, &mut alloc);
+        }
+        if !plane.out.is_empty() {
+            let h = &handles[next_worker % handles.len()];
+            next_worker += 1;
+            h.from_control.enqueue_burst(&mut plane.out);
+            ring_drops += plane.out.len() as u64;
+            plane.out.clear();
+        }
+        if work == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    info!("stopping");
+    worker_stop.store(true, Ordering::Relaxed);
+    for h in &handles {
+        let rc = eal.wait_lcore(h.lcore);
+        if rc != 0 {
+            warn!(lcore = h.lcore, rc, "worker ended abnormally");
+        }
+    }
+    plane.clear();
+    for (i, h) in handles.iter().enumerate() {
+        let c = &h.counters;
+        info!(
+            worker = i,
+            rx_outside = c.traffic.rx_outside.get(),
+            rx_inside = c.traffic.rx_inside.get(),
+            tx_outside = c.traffic.tx_outside.get(),
+            tx_inside = c.traffic.tx_inside.get(),
+            decrypted = c.traffic.decrypted.get(),
+            encrypted = c.traffic.encrypted.get(),
+            drops = c.drops(),
+            "worker counters"
+        );
+        let reasons: Vec<String> = c
+            .classify
+            .snapshot()
+            .map(|(n, v)| ("classify", n, v))
+            .chain(c.decrypt.snapshot().map(|(n, v)| ("decrypt", n, v)))
+            .chain(c.route.snapshot().map(|(n, v)| ("route", n, v)))
+            .chain(c.encrypt.snapshot().map(|(n, v)| ("encrypt", n, v)))
+            .chain(c.tx.snapshot().map(|(n, v)| ("tx", n, v)))
+            .chain(c.punt.snapshot().map(|(n, v)| ("punt", n, v)))
+            .filter(|(_, _, v)| *v > 0)
+            .map(|(s, n, v)| format!("{s}.{n}={v}"))
+            .collect();
+        info!(worker = i, "{}", reasons.join(" "));
+    }
+    info!(stats = ?plane.stats, neighbors = ?plane.neighbor_stats(), ring_drops, "control counters");
+    drop(plane);
+    drop(handles);
+    drop(shared);
+    drop(ports);
+    drop(pool);
+    drop(eal);
+    Ok(())
+}
