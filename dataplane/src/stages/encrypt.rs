@@ -40,6 +40,8 @@ pub struct Scratch<B> {
     paths: Vec<Path>,
     jobs: Vec<CryptoJob>,
     held: Vec<B>,
+    /// Whether each held packet carries data (an empty one is a keepalive).
+    data: Vec<bool>,
 }
 
 impl<B> Default for Scratch<B> {
@@ -49,6 +51,7 @@ impl<B> Default for Scratch<B> {
             paths: Vec::new(),
             jobs: Vec::new(),
             held: Vec::new(),
+            data: Vec::new(),
         }
     }
 }
@@ -205,6 +208,7 @@ pub fn run<B: PacketBuf>(
             c.encrypt.inc(EncryptDrop::NoRoom);
             continue;
         }
+        s.data.push(!pkt.is_empty());
         if let Some(tail) = pkt.append(pad) {
             tail.fill(0);
         }
@@ -220,7 +224,7 @@ pub fn run<B: PacketBuf>(
     backend.seal_batch(&mut s.held, &s.keys, &mut s.jobs);
 
     let outside = t.port(Side::Outside);
-    for (mut pkt, job) in s.held.drain(..).zip(s.jobs.iter()) {
+    for ((mut pkt, job), data) in s.held.drain(..).zip(s.jobs.iter()).zip(s.data.drain(..)) {
         if !job.ok {
             c.encrypt.inc(EncryptDrop::NoRoom);
             continue;
@@ -230,7 +234,7 @@ pub fn run<B: PacketBuf>(
         encapsulate(&mut pkt, kp, job.counter, p, outside.mac, t.listen_port);
         kp.peer
             .stats
-            .add_tx(1, (pkt.len() - ethernet::HEADER_LEN) as u64, true, now);
+            .add_tx(1, (pkt.len() - ethernet::HEADER_LEN) as u64, data, now);
         c.traffic.encrypted.inc();
         if p.dst_mac.is_some() {
             out.push(pkt);

@@ -1,0 +1,335 @@
+//! Two wgdp gateways back to back on plain memory, on a simulated clock: ARP between
+//! their outside ports, the handshake started by a staged packet, data both ways, and
+//! the timers that keep the session (keepalive confirmation, retries).
+
+use control::plane::{build_peers, ControlPlane, Now, PeerSpec};
+use dataplane::buf::{HeapBuf, PacketBuf};
+use dataplane::counters::WorkerCounters;
+use dataplane::crypto::Backend;
+use dataplane::lpm::PrefixTable;
+use dataplane::session::Sessions;
+use dataplane::tables::{LocalAddr, PortTables, Shared, Side, Tables};
+use dataplane::wire::{
+    ethernet, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
+    MacAddr, UdpPacket,
+};
+use dataplane::worker::{Io, Worker};
+use rand_core::OsRng;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+const MS: u64 = 1_000_000;
+
+#[derive(Default)]
+struct MemIo {
+    rx: [VecDeque<HeapBuf>; 2],
+    tx: [Vec<HeapBuf>; 2],
+    punted: Vec<HeapBuf>,
+    control: VecDeque<HeapBuf>,
+    now: u64,
+}
+
+impl Io for MemIo {
+    type Buf = HeapBuf;
+    fn rx(&mut self, side: Side, out: &mut Vec<HeapBuf>, max: usize) {
+        let q = &mut self.rx[side.index()];
+        let n = q.len().min(max);
+        out.extend(q.drain(..n));
+    }
+    fn tx(&mut self, side: Side, pkts: &mut Vec<HeapBuf>) {
+        self.tx[side.index()].append(pkts);
+    }
+    fn punt(&mut self, pkts: &mut Vec<HeapBuf>) {
+        self.punted.append(pkts);
+    }
+    fn control_frames(&mut self, out: &mut Vec<HeapBuf>, max: usize) {
+        let n = self.control.len().min(max);
+        out.extend(self.control.drain(..n));
+    }
+    fn now(&self) -> u64 {
+        self.now
+    }
+}
+
+struct Gw {
+    worker: Worker<MemIo>,
+    plane: ControlPlane<HeapBuf, OsRng>,
+    lan_mac: [u8; 6],
+    lan_ip: IpAddr,
+    in_mac: [u8; 6],
+    /// IP packets delivered to the LAN host.
+    delivered: Vec<Vec<u8>>,
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gateway(
+    key: &StaticSecret,
+    peer_key: &PublicKey,
+    outside: &str,
+    inside: &str,
+    lan: &str,
+    peer_net: &str,
+    peer_endpoint: &str,
+    id: u8,
+) -> Gw {
+    let out_mac = [2, id, 0, 0, 0, 1];
+    let in_mac = [2, id, 0, 0, 0, 2];
+    let spec = PeerSpec {
+        public_key: *peer_key.as_bytes(),
+        preshared_key: Some([7; 32]),
+        endpoint: Some(peer_endpoint.parse().unwrap()),
+        allowed_ips: vec![(ip(peer_net), 24)],
+        persistent_keepalive: None,
+    };
+    let peers = build_peers(std::slice::from_ref(&spec));
+    let mut allowed = PrefixTable::new();
+    allowed.insert(ip(peer_net), 24, peers[0].clone());
+    let tables = Tables {
+        ports: [
+            PortTables::new(
+                out_mac,
+                vec![LocalAddr {
+                    addr: ip(outside),
+                    prefix_len: 24,
+                }],
+            ),
+            PortTables::new(
+                in_mac,
+                vec![LocalAddr {
+                    addr: ip(inside),
+                    prefix_len: 24,
+                }],
+            ),
+        ],
+        allowed,
+        listen_port: 51820,
+        mtu: 1420,
+    };
+    let shared = Arc::new(Shared::new(tables, Sessions::new(10, 4)));
+    let plane = ControlPlane::new(&key.to_bytes(), &[spec], &peers, shared.clone(), OsRng).unwrap();
+    let worker = Worker::new(
+        MemIo::default(),
+        shared,
+        Arc::new(WorkerCounters::default()),
+        Backend::Software,
+        256,
+    );
+    Gw {
+        worker,
+        plane,
+        lan_mac: [2, id, 0, 0, 0, 9],
+        lan_ip: ip(lan),
+        in_mac,
+        delivered: Vec::new(),
+    }
+}
+
+fn now(mono: u64) -> Now {
+    Now {
+        mono,
+        wall: UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_nanos(mono),
+    }
+}
+
+/// One round: each worker polls, control handles what it got and ticks, frames cross
+/// the outside "wire", and each LAN host answers ARP and takes its packets.
+fn step(a: &mut Gw, b: &mut Gw, t: u64) {
+    for g in [&mut *a, &mut *b] {
+        g.worker.io.now = t;
+        g.worker.poll();
+        let mut alloc = || Some(HeapBuf::new(&[]));
+        for p in std::mem::take(&mut g.worker.io.punted) {
+            g.plane.handle(p, now(t), &mut alloc);
+        }
+        g.plane.tick(now(t), &mut alloc);
+        g.worker.io.control.extend(g.plane.out.drain(..));
+        g.worker.poll();
+        // The LAN host.
+        for f in std::mem::take(&mut g.worker.io.tx[Side::Inside.index()]) {
+            let eth = EthernetFrame::new_checked(f.data()).unwrap();
+            match eth.ethertype() {
+                EtherType::Arp => {
+                    let req = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap());
+                    if req.operation == ArpOperation::Request
+                        && IpAddr::V4(req.target_protocol_addr) == g.lan_ip
+                    {
+                        let reply = req.reply(MacAddr(g.lan_mac));
+                        let mut b = vec![0u8; 14 + 28];
+                        let mut e = EthernetFrame::new_unchecked(&mut b[..]);
+                        e.set_dst_addr(MacAddr(g.in_mac));
+                        e.set_src_addr(MacAddr(g.lan_mac));
+                        e.set_ethertype(EtherType::Arp);
+                        reply.emit(&mut ArpPacket::new_unchecked(&mut b[14..]));
+                        g.worker.io.rx[Side::Inside.index()].push_back(HeapBuf::new(&b));
+                    }
+                }
+                _ => {
+                    assert_eq!(eth.dst_addr(), MacAddr(g.lan_mac));
+                    g.delivered.push(eth.payload().to_vec());
+                }
+            }
+        }
+    }
+    // The outside wire.
+    let ab = std::mem::take(&mut a.worker.io.tx[0]);
+    let ba = std::mem::take(&mut b.worker.io.tx[0]);
+    b.worker.io.rx[0].extend(ab);
+    a.worker.io.rx[0].extend(ba);
+}
+
+fn lan_packet(g: &Gw, dst: &str, n: u8) -> HeapBuf {
+    let mut p = vec![0u8; 20 + 8 + 32];
+    let total = p.len();
+    {
+        let mut h = Ipv4Packet::new_unchecked(&mut p[..]);
+        h.set_version(4);
+        h.set_header_len(20);
+        h.set_total_len(total as u16);
+        h.set_ttl(64);
+        h.set_protocol(IpProtocol::Udp);
+        h.set_src_addr(match g.lan_ip {
+            IpAddr::V4(a) => a,
+            _ => unreachable!(),
+        });
+        h.set_dst_addr(dst.parse().unwrap());
+        h.fill_checksum();
+    }
+    let mut u = UdpPacket::new_unchecked(&mut p[20..]);
+    u.set_src_port(1000);
+    u.set_dst_port(2000);
+    u.set_len(40);
+    u.payload_mut().fill(n);
+    let mut b = vec![0u8; ethernet::HEADER_LEN];
+    let mut e = EthernetFrame::new_unchecked(&mut b[..]);
+    e.set_dst_addr(MacAddr(g.in_mac));
+    e.set_src_addr(MacAddr(g.lan_mac));
+    e.set_ethertype(EtherType::Ipv4);
+    b.extend_from_slice(&p);
+    HeapBuf::new(&b)
+}
+
+fn pair() -> (Gw, Gw) {
+    let ka = StaticSecret::random_from_rng(OsRng);
+    let kb = StaticSecret::random_from_rng(OsRng);
+    let a = gateway(
+        &ka,
+        &PublicKey::from(&kb),
+        "198.19.0.1",
+        "198.18.1.1",
+        "198.18.1.2",
+        "198.18.2.0",
+        "198.19.0.2:51820",
+        1,
+    );
+    let b = gateway(
+        &kb,
+        &PublicKey::from(&ka),
+        "198.19.0.2",
+        "198.18.2.1",
+        "198.18.2.2",
+        "198.18.1.0",
+        "198.19.0.1:51820",
+        2,
+    );
+    (a, b)
+}
+
+#[test]
+fn first_packet_starts_the_handshake_and_arrives() {
+    let (mut a, mut b) = pair();
+    let mut t = 1_000 * MS;
+    // Three packets before any session exists: staged, then sent after the handshake.
+    for n in 0..3 {
+        let p = lan_packet(&a, "198.18.2.2", n);
+        a.worker.io.rx[Side::Inside.index()].push_back(p);
+    }
+    for _ in 0..20 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert_eq!(b.delivered.len(), 3, "staged packets delivered in order");
+    for (n, p) in b.delivered.iter().enumerate() {
+        assert_eq!(p[28], n as u8);
+        // Each gateway is a router hop.
+        assert_eq!(Ipv4Packet::new_checked(&p[..]).unwrap().ttl(), 62);
+    }
+    assert_eq!(a.plane.stats.initiations_sent, 1);
+    assert_eq!(b.plane.stats.responses_sent, 1);
+
+    // And back: B's keypair was confirmed by A's first packets.
+    let p = lan_packet(&b, "198.18.1.2", 9);
+    b.worker.io.rx[Side::Inside.index()].push_back(p);
+    for _ in 0..5 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert_eq!(a.delivered.len(), 1);
+    assert_eq!(a.delivered[0][28], 9);
+    assert_eq!(
+        b.plane.stats.initiations_sent, 0,
+        "no second handshake needed"
+    );
+    for g in [&a, &b] {
+        let c = g.worker.counters();
+        assert_eq!(c.drops(), 0, "{c:?}");
+        assert_eq!(g.plane.stats.handshake_errors.len(), 0);
+        assert_eq!(g.plane.queued(), 0);
+    }
+}
+
+#[test]
+fn passive_keepalive_after_one_way_traffic() {
+    let (mut a, mut b) = pair();
+    let mut t = 1_000 * MS;
+    let p = lan_packet(&a, "198.18.2.2", 1);
+    a.worker.io.rx[Side::Inside.index()].push_back(p);
+    for _ in 0..10 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert_eq!(b.delivered.len(), 1);
+    let keepalives = b.plane.stats.keepalives_sent;
+    // B received data and sent nothing back: after Keepalive-Timeout (10 s) it sends a
+    // keepalive, which A counts.
+    t += 10_000 * MS;
+    for _ in 0..3 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert_eq!(b.plane.stats.keepalives_sent, keepalives + 1);
+    assert!(a.worker.counters().traffic.keepalives_rx.get() >= 1);
+}
+
+#[test]
+fn unanswered_initiations_are_retried_then_abandoned() {
+    let (mut a, _b) = pair();
+    let mut t = 1_000 * MS;
+    let p = lan_packet(&a, "198.18.2.2", 1);
+    a.worker.io.rx[Side::Inside.index()].push_back(p);
+    let mut alloc = || Some(HeapBuf::new(&[]));
+    // Nobody answers (not even ARP): run A alone for 100 simulated seconds.
+    let start = t;
+    while t < start + 100_000 * MS {
+        a.worker.io.now = t;
+        a.worker.poll();
+        for p in std::mem::take(&mut a.worker.io.punted) {
+            a.plane.handle(p, now(t), &mut alloc);
+        }
+        a.plane.tick(now(t), &mut alloc);
+        a.plane.out.clear();
+        t += 100 * MS;
+    }
+    // Rekey-Timeout is 5 s plus up to 333 ms of jitter, over Rekey-Attempt-Time (90 s).
+    let sent = a.plane.stats.initiations_sent;
+    assert!((16..=19).contains(&sent), "{sent} initiations");
+    assert_eq!(a.plane.stats.handshake_timeouts, 1);
+    assert_eq!(a.plane.stats.staged_drops, 1);
+    assert_eq!(a.plane.queued(), 0);
+}
