@@ -32,8 +32,8 @@ const TICK: u64 = 10_000_000;
 
 /// The EAL arguments for `cfg`.
 pub fn eal_args(cfg: &Config) -> Vec<String> {
-    let mut args = vec!["wgdp".to_string()];
-    args.extend(cfg.dpdk.eal_args.iter().cloned());
+    // `Eal::init` puts the program name in front.
+    let mut args = cfg.dpdk.eal_args.clone();
     let mut lcores = vec![cfg.dpdk.control_lcore];
     lcores.extend(&cfg.dpdk.worker_lcores);
     args.push("-l".into());
@@ -144,6 +144,18 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("signal handler: {e}"))?;
     }
 
+    if cfg.crypto.backend == crate::config::CryptoBackend::Cryptodev {
+        return Err("crypto.backend: cryptodev is not built yet; use software".into());
+    }
+    for (key, set) in [
+        ("control_port", cfg.control_port.is_some()),
+        ("metrics", cfg.metrics.is_some()),
+        ("uapi", cfg.uapi.is_some()),
+    ] {
+        if set {
+            warn!("{key}: not built yet, ignored");
+        }
+    }
     let args = eal_args(&cfg);
     info!(args = %args.join(" "), "starting DPDK");
     let eal = Eal::init(&args).map_err(|e| format!("DPDK EAL: {e}"))?;

@@ -1,0 +1,697 @@
+//! A real `Worker<DpdkIo>` on EAL lcore 1, between two ring-backed ports.
+//!
+//! Each port is a `net_ring` device over two DPDK rings (`Port::start_on_rings`): the
+//! port receives what the test enqueues into its "wire in" ring and sends into its "wire
+//! out" ring, which the test drains. From the main lcore the test feeds a few thousand
+//! frames: transport messages sealed by the peer on the outside, plaintext for the peer
+//! on the inside, hostile transport messages (replayed, forged, unknown receiver), ARP on
+//! both ports, and frames the control thread asks the worker to send. It checks every
+//! frame that comes out, the worker's counters by name, DPDK's port counters, and that
+//! afterwards every mbuf is back in its pool.
+//!
+//! Needs root (DPDK EAL); skipped with a message otherwise. `rte_eal_init` runs once per
+//! process, so this file holds a single test. No PCI device is probed and no hugepage
+//! is used.
+
+use dataplane::buf::PacketBuf;
+use dataplane::counters::{Punt, WorkerCounters};
+use dataplane::crypto::{Backend, TransportKey};
+use dataplane::lpm::PrefixTable;
+use dataplane::mbuf::DpdkIo;
+use dataplane::meta;
+use dataplane::session::{self, Keypair, Peer, Sessions};
+use dataplane::tables::{LocalAddr, Neighbors, NextHop, PortTables, Shared, Side, Tables};
+use dataplane::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
+use dataplane::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
+    Ipv6Packet, MacAddr, UdpPacket,
+};
+use dataplane::worker::{Idle, Worker};
+use dpdk_sys::{Eal, Mbuf, Mempool, Port, Ring, SOCKET_ID_ANY};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TEST: &str = "dpdk_worker";
+
+const OUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const IN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 3];
+const LAN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 4];
+/// Our sending key: the peer opens what we send with it.
+const K_SEND: [u8; 32] = [0x11; 32];
+/// Our receiving key: the peer seals with it.
+const K_RECV: [u8; 32] = [0x22; 32];
+const K_FORGED: [u8; 32] = [0x33; 32];
+const LOCAL_INDEX: u32 = 0x0000_1001;
+const REMOTE_INDEX: u32 = 0x2002_0000;
+const LISTEN_PORT: u16 = 51820;
+
+/// Transport messages the peer sealed, counters 0.. in order.
+const FROM_PEER: usize = 2000;
+/// Plaintext packets from the inside network to the peer.
+const TO_PEER: usize = 2000;
+/// After every this many good transport messages, hostile ones follow.
+const HOSTILE_EVERY: usize = 10;
+/// Copies of a message already delivered (one per `HOSTILE_EVERY`).
+const REPLAYED: usize = FROM_PEER / HOSTILE_EVERY;
+/// The next counter sealed with the wrong key (one per `HOSTILE_EVERY`).
+const FORGED: usize = FROM_PEER / HOSTILE_EVERY;
+/// A good message addressed to a receiver index nobody has (every other round).
+const UNKNOWN_INDEX: usize = FROM_PEER / HOSTILE_EVERY / 2;
+/// Frames the control thread queues for each port.
+const CONTROL_PER_SIDE: usize = 4;
+
+const RX_OUTSIDE: usize = FROM_PEER + REPLAYED + FORGED + UNKNOWN_INDEX + 1;
+const RX_INSIDE: usize = TO_PEER + 1;
+const TX_OUTSIDE: usize = TO_PEER + CONTROL_PER_SIDE;
+const TX_INSIDE: usize = FROM_PEER + CONTROL_PER_SIDE;
+const PUNTED: usize = 2;
+
+const POOL_SIZE: u32 = 8191;
+const POOL_CACHE: u32 = 256;
+/// Every ring holds all that can be in it at once, so nothing waits on the test.
+const RING_SLOTS: u32 = 4096;
+const BURST: usize = 32;
+
+/// The EAL options of `ffi/tests`, with this file's own runtime prefix.
+const EAL_ARGS: &[&str] = &[
+    "--no-pci",
+    "--no-huge",
+    "--no-shconf",
+    "-m",
+    "256",
+    "-l",
+    "0-1",
+    "--log-level",
+    "warning",
+    "--file-prefix=wgdp-dpdk_worker",
+];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// `/proc/self` belongs to the process's effective user.
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+#[test]
+fn worker_on_lcore_moves_traffic_and_returns_every_mbuf() {
+    if !is_root() {
+        eprintln!("{TEST}: skipped: needs root (DPDK EAL)");
+        return;
+    }
+    let eal = Eal::init(EAL_ARGS).unwrap_or_else(|e| panic!("{TEST}: {e}"));
+    let data_room = dpdk_sys::sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
+    let pool = Mempool::pktmbuf("dw_pool", POOL_SIZE, POOL_CACHE, data_room, SOCKET_ID_ANY)
+        .unwrap();
+
+    let outside = Wire::new("outside", &pool);
+    let inside = Wire::new("inside", &pool);
+    // The worker is the only producer of one and the only consumer of the other.
+    let to_control = Arc::new(Ring::new("dw_to_control", 1024, true, true).unwrap());
+    let from_control = Arc::new(Ring::new("dw_from_control", 1024, true, true).unwrap());
+
+    let gw = gateway();
+    let counters = Arc::new(WorkerCounters::default());
+    let io = DpdkIo {
+        ports: [outside.port.clone(), inside.port.clone()],
+        queue: 0,
+        to_control: to_control.clone(),
+        from_control: from_control.clone(),
+    };
+    let mut worker = Worker::new(
+        io,
+        gw.shared.clone(),
+        counters.clone(),
+        Backend::Software,
+        BURST,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker_stop = stop.clone();
+    eal.remote_launch(1, move || {
+        worker.run(&worker_stop, Idle::Poll);
+        0
+    })
+    .unwrap();
+
+    let mut outside_in = outside_traffic(&pool);
+    let mut inside_in = inside_traffic(&pool);
+    let mut control_in = control_frames(&pool);
+    assert_eq!(outside_in.len(), RX_OUTSIDE);
+    assert_eq!(inside_in.len(), RX_INSIDE);
+    assert_eq!(outside.rx.enqueue_burst(&mut outside_in), RX_OUTSIDE);
+    assert_eq!(inside.rx.enqueue_burst(&mut inside_in), RX_INSIDE);
+    assert_eq!(from_control.enqueue_burst(&mut control_in), 2 * CONTROL_PER_SIDE);
+
+    let mut sent_outside = Vec::new();
+    let mut sent_inside = Vec::new();
+    let mut punted = Vec::new();
+    let collect = |out: &mut Vec<Mbuf>, ins: &mut Vec<Mbuf>, punt: &mut Vec<Mbuf>| {
+        outside.tx.dequeue_burst(out, 256);
+        inside.tx.dequeue_burst(ins, 256);
+        to_control.dequeue_burst(punt, 256);
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (sent_outside.len() < TX_OUTSIDE
+        || sent_inside.len() < TX_INSIDE
+        || punted.len() < PUNTED)
+        && Instant::now() < deadline
+    {
+        collect(&mut sent_outside, &mut sent_inside, &mut punted);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(eal.wait_lcore(1), 0, "the worker lcore failed");
+    // Anything sent after the expected numbers were reached would be an excess.
+    collect(&mut sent_outside, &mut sent_inside, &mut punted);
+
+    let c = &*counters;
+    // The worker read everything that was offered to it.
+    assert_eq!(outside.rx.count(), 0, "{c:?}");
+    assert_eq!(inside.rx.count(), 0, "{c:?}");
+    assert_eq!(from_control.count(), 0, "{c:?}");
+
+    check_counters(c, &gw.peer);
+    check_port_stats(&outside.port, RX_OUTSIDE, TX_OUTSIDE);
+    check_port_stats(&inside.port, RX_INSIDE, TX_INSIDE);
+    check_sent_outside(&sent_outside);
+    check_sent_inside(&sent_inside);
+    check_punted(&punted);
+
+    drop((sent_outside, sent_inside, punted));
+    assert_eq!(pool.in_use_count(), 0, "mbufs still out");
+    assert_eq!(pool.avail_count(), pool.capacity());
+    lcore_caches_are_counted(&eal, &pool);
+
+    // Teardown in the order dpdk-sys asks for: ports and rings, then the pool, then
+    // the EAL (last declared, dropped last).
+    drop((outside, inside, to_control, from_control));
+    drop(pool);
+}
+
+/// One port and the two rings that stand in for its wire.
+struct Wire {
+    port: Arc<Port>,
+    /// What the port receives: the test produces, the port consumes.
+    rx: Arc<Ring>,
+    /// What the port sent: the port produces, the test consumes.
+    tx: Arc<Ring>,
+}
+
+impl Wire {
+    fn new(name: &str, pool: &Mempool) -> Wire {
+        let rx = Arc::new(Ring::new(&format!("dw_{name}_rx"), RING_SLOTS, true, false).unwrap());
+        let tx = Arc::new(Ring::new(&format!("dw_{name}_tx"), RING_SLOTS, false, true).unwrap());
+        let port = Port::start_on_rings(name, &[rx.clone()], &[tx.clone()], pool)
+            .unwrap_or_else(|e| panic!("{TEST}: {e}"));
+        assert_eq!(port.name(), format!("net_ring_{name}"));
+        Wire {
+            port: Arc::new(port),
+            rx,
+            tx,
+        }
+    }
+}
+
+struct Gateway {
+    shared: Arc<Shared>,
+    peer: Arc<Peer>,
+}
+
+/// The gateway of `worker_path.rs`: one peer behind 198.18.99.2/32 and 2001:2:0:99::/64
+/// at 198.19.0.1:51820, a LAN host at 198.18.2.2 and 2001:2:0:2::2, both neighbors
+/// resolved, and one keypair installed for sending and receiving.
+fn gateway() -> Gateway {
+    let mut outside = PortTables::new(
+        OUT_MAC,
+        vec![LocalAddr {
+            addr: ip("198.19.0.2"),
+            prefix_len: 24,
+        }],
+    );
+    outside
+        .fib
+        .insert(ip("0.0.0.0"), 0, NextHop::Via(ip("198.19.0.254")));
+    let inside = PortTables::new(
+        IN_MAC,
+        vec![
+            LocalAddr {
+                addr: ip("198.18.2.1"),
+                prefix_len: 24,
+            },
+            LocalAddr {
+                addr: ip("2001:2:0:2::1"),
+                prefix_len: 64,
+            },
+        ],
+    );
+    let peer = Arc::new(Peer::new(
+        0,
+        Some(SocketAddr::new(ip("198.19.0.1"), LISTEN_PORT)),
+    ));
+    let mut allowed = PrefixTable::new();
+    allowed.insert(ip("198.18.99.2"), 32, peer.clone());
+    allowed.insert(ip("2001:2:0:99::"), 64, peer.clone());
+    let tables = Tables {
+        ports: [outside, inside],
+        allowed,
+        listen_port: LISTEN_PORT,
+        mtu: 1420,
+    };
+    let shared = Arc::new(Shared::new(tables, Sessions::new(12, 8)));
+    // The worker reads the real clock, so the keypair is made now.
+    let kp = Arc::new(Keypair::new(
+        peer.clone(),
+        LOCAL_INDEX,
+        REMOTE_INDEX,
+        &K_SEND,
+        &K_RECV,
+        true,
+        session::now(),
+    ));
+    shared.sessions.install(kp.clone()).unwrap();
+    shared.sessions.set_sending(kp);
+    let mut n = Neighbors::default();
+    n.insert(Side::Outside, ip("198.19.0.1"), PEER_MAC);
+    n.insert(Side::Inside, ip("198.18.2.2"), LAN_MAC);
+    n.insert(Side::Inside, ip("2001:2:0:2::2"), LAN_MAC);
+    shared.neighbors.store(Arc::new(n));
+    Gateway { shared, peer }
+}
+
+/// Inner packet number `seq`, IPv6 for every fourth, with a UDP payload of varied length
+/// (so the padding varies) that starts with `seq`.
+fn inner(seq: usize, toward_peer: bool) -> Vec<u8> {
+    let payload_len = 8 + seq % 97;
+    let mut payload = vec![0u8; payload_len];
+    payload[..4].copy_from_slice(&(seq as u32).to_be_bytes());
+    for (i, b) in payload[4..].iter_mut().enumerate() {
+        *b = (seq + i) as u8;
+    }
+    let (v4, v6) = if toward_peer {
+        (("198.18.2.2", "198.18.99.2"), ("2001:2:0:2::2", "2001:2:0:99::7"))
+    } else {
+        (("198.18.99.2", "198.18.2.2"), ("2001:2:0:99::5", "2001:2:0:2::2"))
+    };
+    if seq % 4 == 3 {
+        ipv6_udp(v6.0, v6.1, 40000, 5201, &payload)
+    } else {
+        ipv4_udp(v4.0, v4.1, 40000, 5201, &payload)
+    }
+}
+
+fn ipv4_udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let (src, dst): (Ipv4Addr, Ipv4Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let mut b = vec![0u8; 20 + 8 + payload.len()];
+    let total = b.len() as u16;
+    let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+    p.set_version(4);
+    p.set_header_len(20);
+    p.set_total_len(total);
+    p.set_ttl(64);
+    p.set_protocol(IpProtocol::Udp);
+    p.set_src_addr(src);
+    p.set_dst_addr(dst);
+    p.fill_checksum();
+    let mut u = UdpPacket::new_unchecked(&mut b[20..]);
+    u.set_src_port(sport);
+    u.set_dst_port(dport);
+    u.set_len(total - 20);
+    u.payload_mut().copy_from_slice(payload);
+    u.fill_checksum_v4(src, dst);
+    b
+}
+
+fn ipv6_udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
+    let mut b = vec![0u8; 40 + 8 + payload.len()];
+    let mut p = Ipv6Packet::new_unchecked(&mut b[..]);
+    p.set_version(6);
+    p.set_payload_len((8 + payload.len()) as u16);
+    p.set_next_header(IpProtocol::Udp);
+    p.set_hop_limit(64);
+    p.set_src_addr(&src);
+    p.set_dst_addr(&dst);
+    let mut u = UdpPacket::new_unchecked(&mut b[40..]);
+    u.set_src_port(sport);
+    u.set_dst_port(dport);
+    u.set_len((8 + payload.len()) as u16);
+    u.payload_mut().copy_from_slice(payload);
+    u.fill_checksum_v6(&src, &dst);
+    b
+}
+
+/// `inner` as the gateway forwards it: one hop less.
+fn forwarded(inner: &[u8]) -> Vec<u8> {
+    let mut b = inner.to_vec();
+    if b[0] >> 4 == 4 {
+        let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+        p.set_ttl(63);
+        p.fill_checksum();
+    } else {
+        Ipv6Packet::new_unchecked(&mut b[..]).set_hop_limit(63);
+    }
+    b
+}
+
+/// The sequence number `inner` put at the start of the UDP payload.
+fn seq_of(ip_packet: &[u8]) -> usize {
+    let udp_at = if ip_packet[0] >> 4 == 4 { 20 } else { 40 };
+    let p = &ip_packet[udp_at + 8..];
+    u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize
+}
+
+fn ethertype_of(ip_packet: &[u8]) -> EtherType {
+    if ip_packet[0] >> 4 == 4 {
+        EtherType::Ipv4
+    } else {
+        EtherType::Ipv6
+    }
+}
+
+fn frame(dst: [u8; 6], src: [u8; 6], ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 14 + payload.len()];
+    let mut f = EthernetFrame::new_unchecked(&mut b[..]);
+    f.set_dst_addr(MacAddr(dst));
+    f.set_src_addr(MacAddr(src));
+    f.set_ethertype(ethertype);
+    f.payload_mut().copy_from_slice(payload);
+    b
+}
+
+/// A transport message from the peer to us: `inner` padded to 16 bytes and sealed
+/// under `key` with `counter`, in UDP from the peer's endpoint to our listen port.
+fn from_peer(inner: &[u8], receiver: u32, counter: u64, key: &[u8; 32]) -> Vec<u8> {
+    let padded = inner.len().next_multiple_of(16);
+    let mut msg = vec![0u8; TRANSPORT_HEADER_LEN];
+    let mut t = Transport::new_unchecked(&mut msg[..]);
+    t.set_message_type();
+    t.set_receiver(receiver);
+    t.set_counter(counter);
+    let mut body = inner.to_vec();
+    body.resize(padded, 0);
+    let tag = TransportKey::new(key).seal(counter, &mut body);
+    msg.extend_from_slice(&body);
+    msg.extend_from_slice(&tag);
+    let udp = ipv4_udp("198.19.0.1", "198.19.0.2", LISTEN_PORT, LISTEN_PORT, &msg);
+    frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &udp)
+}
+
+fn arp(operation: ArpOperation, sender: ([u8; 6], &str), target: ([u8; 6], &str)) -> Vec<u8> {
+    let repr = ArpRepr {
+        operation,
+        sender_hardware_addr: MacAddr(sender.0),
+        sender_protocol_addr: sender.1.parse().unwrap(),
+        target_hardware_addr: MacAddr(target.0),
+        target_protocol_addr: target.1.parse().unwrap(),
+    };
+    let mut b = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut ArpPacket::new_unchecked(&mut b[..]));
+    b
+}
+
+fn mbuf(pool: &Mempool, bytes: &[u8]) -> Mbuf {
+    let mut m = pool.alloc().expect("the pool holds every frame of the test");
+    m.append(bytes.len() as u16)
+        .expect("a frame fits in one mbuf")
+        .copy_from_slice(bytes);
+    m
+}
+
+/// What arrives on the outside: the peer's messages with counters 0.. in order, and after
+/// every `HOSTILE_EVERY` of them a replay of an earlier one, a forgery of the next
+/// counter (which must not stop the real one), and every other round a message to an
+/// unknown receiver index. Then an ARP request for our outside address.
+fn outside_traffic(pool: &Mempool) -> Vec<Mbuf> {
+    let mut v = Vec::with_capacity(RX_OUTSIDE);
+    for seq in 0..FROM_PEER {
+        let counter = seq as u64;
+        v.push(mbuf(pool, &from_peer(&inner(seq, false), LOCAL_INDEX, counter, &K_RECV)));
+        if seq % HOSTILE_EVERY == HOSTILE_EVERY - 1 {
+            let old = seq - 5;
+            let replay = from_peer(&inner(old, false), LOCAL_INDEX, old as u64, &K_RECV);
+            v.push(mbuf(pool, &replay));
+            let forged = from_peer(&inner(seq + 1, false), LOCAL_INDEX, counter + 1, &K_FORGED);
+            v.push(mbuf(pool, &forged));
+            if seq / HOSTILE_EVERY % 2 == 0 {
+                let stray = from_peer(&inner(seq, false), LOCAL_INDEX + 1, counter, &K_RECV);
+                v.push(mbuf(pool, &stray));
+            }
+        }
+    }
+    let who_has = arp(
+        ArpOperation::Request,
+        (PEER_MAC, "198.19.0.1"),
+        ([0; 6], "198.19.0.2"),
+    );
+    v.push(mbuf(
+        pool,
+        &frame(MacAddr::BROADCAST.0, PEER_MAC, EtherType::Arp, &who_has),
+    ));
+    v
+}
+
+/// What arrives on the inside: packets from the LAN host to the peer, then an ARP
+/// request for our inside address.
+fn inside_traffic(pool: &Mempool) -> Vec<Mbuf> {
+    let mut v = Vec::with_capacity(RX_INSIDE);
+    for seq in 0..TO_PEER {
+        let p = inner(seq, true);
+        v.push(mbuf(pool, &frame(IN_MAC, LAN_MAC, ethertype_of(&p), &p)));
+    }
+    let who_has = arp(
+        ArpOperation::Request,
+        (LAN_MAC, "198.18.2.2"),
+        ([0; 6], "198.18.2.1"),
+    );
+    v.push(mbuf(
+        pool,
+        &frame(MacAddr::BROADCAST.0, LAN_MAC, EtherType::Arp, &who_has),
+    ));
+    v
+}
+
+/// The ARP reply control sends out of `side`, number `n`.
+fn control_frame(side: Side, n: usize) -> Vec<u8> {
+    let (ours, theirs) = match side {
+        Side::Outside => ((OUT_MAC, "198.19.0.2"), (PEER_MAC, "198.19.0.1")),
+        Side::Inside => ((IN_MAC, "198.18.2.1"), (LAN_MAC, "198.18.2.2")),
+    };
+    let mut reply = arp(ArpOperation::Reply, ours, theirs);
+    // Tells the copies apart in the output.
+    reply[27] = n as u8;
+    frame(theirs.0, ours.0, EtherType::Arp, &reply)
+}
+
+fn control_frames(pool: &Mempool) -> Vec<Mbuf> {
+    let mut v = Vec::new();
+    for n in 0..CONTROL_PER_SIDE {
+        for side in Side::BOTH {
+            let mut m = mbuf(pool, &control_frame(side, n));
+            PacketBuf::set_meta(&mut m, meta::send_on(side));
+            v.push(m);
+        }
+    }
+    v
+}
+
+/// Every frame a stage saw is accounted for under its name, and nothing else happened.
+fn check_counters(c: &WorkerCounters, peer: &Peer) {
+    let t = &c.traffic;
+    assert_eq!(t.rx_outside.get(), RX_OUTSIDE as u64, "{c:?}");
+    assert_eq!(t.rx_inside.get(), RX_INSIDE as u64, "{c:?}");
+    assert_eq!(t.from_control.get(), 2 * CONTROL_PER_SIDE as u64, "{c:?}");
+    assert_eq!(t.decrypted.get(), FROM_PEER as u64, "{c:?}");
+    assert_eq!(t.encrypted.get(), TO_PEER as u64, "{c:?}");
+    assert_eq!(t.tx_outside.get(), TX_OUTSIDE as u64, "{c:?}");
+    assert_eq!(t.tx_inside.get(), TX_INSIDE as u64, "{c:?}");
+    assert_eq!(t.keepalives_rx.get(), 0, "{c:?}");
+
+    let nonzero = |snapshot: &mut dyn Iterator<Item = (&'static str, u64)>| {
+        snapshot.filter(|(_, n)| *n > 0).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        nonzero(&mut c.decrypt.snapshot()),
+        vec![
+            ("unknown_index", UNKNOWN_INDEX as u64),
+            ("replay", REPLAYED as u64),
+            ("bad_tag", FORGED as u64),
+        ]
+    );
+    let other_drops = [
+        c.classify.snapshot(),
+        c.route.snapshot(),
+        c.encrypt.snapshot(),
+        c.tx.snapshot(),
+    ];
+    for mut drops in other_drops {
+        let seen = nonzero(&mut drops);
+        assert!(seen.is_empty(), "unexpected drops {seen:?}");
+    }
+    assert_eq!(
+        nonzero(&mut c.punt.snapshot()),
+        vec![(Punt::Arp.name(), PUNTED as u64)]
+    );
+    assert_eq!(
+        c.drops(),
+        (UNKNOWN_INDEX + REPLAYED + FORGED) as u64,
+        "{c:?}"
+    );
+
+    // Every packet that entered left: sent, punted or dropped.
+    let entered = t.rx_outside.get() + t.rx_inside.get() + t.from_control.get();
+    let left = t.tx_outside.get() + t.tx_inside.get() + c.punt.total() + c.drops();
+    assert_eq!(entered, left, "{c:?}");
+
+    let s = &peer.stats;
+    assert_eq!(s.rx_packets.load(Ordering::Relaxed), FROM_PEER as u64);
+    assert_eq!(s.tx_packets.load(Ordering::Relaxed), TO_PEER as u64);
+}
+
+/// DPDK's own count of what crossed the port agrees with the worker's.
+fn check_port_stats(port: &Port, received: usize, sent: usize) {
+    let s = port.stats();
+    assert_eq!(
+        (s.ipackets, s.opackets, s.oerrors),
+        (received as u64, sent as u64, 0),
+        "{}: {s:?}",
+        port.name()
+    );
+}
+
+/// Out of the outside port: every plaintext packet sealed exactly once, to the peer,
+/// under our sending key with counters 0.., plus the control frames for that side.
+fn check_sent_outside(sent: &[Mbuf]) {
+    assert_eq!(sent.len(), TX_OUTSIDE);
+    let key = TransportKey::new(&K_SEND);
+    let mut control = Vec::new();
+    let mut counters = Vec::new();
+    let mut seqs = Vec::new();
+    for m in sent {
+        let f = EthernetFrame::new_checked(m.data()).unwrap();
+        if f.ethertype() == EtherType::Arp {
+            control.push(m.data().to_vec());
+            continue;
+        }
+        assert_eq!((f.dst_addr(), f.src_addr()), (MacAddr(PEER_MAC), MacAddr(OUT_MAC)));
+        let ip4 = Ipv4Packet::new_checked(f.payload()).unwrap();
+        assert!(ip4.verify_checksum());
+        assert_eq!(ip4.src_addr(), "198.19.0.2".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(ip4.dst_addr(), "198.19.0.1".parse::<Ipv4Addr>().unwrap());
+        let udp = UdpPacket::new_checked(ip4.payload()).unwrap();
+        assert_eq!((udp.src_port(), udp.dst_port()), (LISTEN_PORT, LISTEN_PORT));
+        let t = Transport::new_checked(udp.payload()).unwrap();
+        assert_eq!(t.receiver(), REMOTE_INDEX);
+        let mut sealed = t.payload().to_vec();
+        let n = key
+            .open(t.counter(), &mut sealed)
+            .unwrap_or_else(|| panic!("counter {} does not open", t.counter()));
+        let plain = &sealed[..n];
+        let seq = seq_of(plain);
+        let expect = forwarded(&inner(seq, true));
+        assert_eq!(n, expect.len().next_multiple_of(16), "seq {seq}");
+        assert_eq!(&plain[..expect.len()], &expect[..], "seq {seq}");
+        assert!(plain[expect.len()..].iter().all(|b| *b == 0), "seq {seq}");
+        counters.push(t.counter());
+        seqs.push(seq);
+    }
+    counters.sort_unstable();
+    seqs.sort_unstable();
+    assert_eq!(counters, (0..TO_PEER as u64).collect::<Vec<_>>());
+    assert_eq!(seqs, (0..TO_PEER).collect::<Vec<_>>());
+    check_control_frames(Side::Outside, control);
+}
+
+/// Out of the inside port: every authentic message from the peer exactly once, opened,
+/// unpadded and one hop older, plus the control frames for that side.
+fn check_sent_inside(sent: &[Mbuf]) {
+    assert_eq!(sent.len(), TX_INSIDE);
+    let mut control = Vec::new();
+    let mut seqs = Vec::new();
+    for m in sent {
+        let f = EthernetFrame::new_checked(m.data()).unwrap();
+        if f.ethertype() == EtherType::Arp {
+            control.push(m.data().to_vec());
+            continue;
+        }
+        let seq = seq_of(f.payload());
+        let p = inner(seq, false);
+        assert_eq!(
+            m.data(),
+            &frame(LAN_MAC, IN_MAC, ethertype_of(&p), &forwarded(&p))[..],
+            "seq {seq}"
+        );
+        seqs.push(seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..FROM_PEER).collect::<Vec<_>>());
+    check_control_frames(Side::Inside, control);
+}
+
+fn check_control_frames(side: Side, mut sent: Vec<Vec<u8>>) {
+    sent.sort();
+    let mut expect: Vec<_> = (0..CONTROL_PER_SIDE)
+        .map(|n| control_frame(side, n))
+        .collect();
+    expect.sort();
+    assert_eq!(sent, expect, "control frames out of the {} port", side.name());
+}
+
+/// To control: the two ARP requests, whole, each noted with the side it came in on.
+fn check_punted(punted: &[Mbuf]) {
+    let mut notes: Vec<_> = punted
+        .iter()
+        .map(|m| {
+            let note = PacketBuf::meta(m);
+            let f = EthernetFrame::new_checked(m.data()).unwrap();
+            assert_eq!(f.ethertype(), EtherType::Arp);
+            (meta::punt_reason(note), meta::side(note).name())
+        })
+        .collect();
+    notes.sort_unstable_by_key(|(_, side)| *side);
+    assert_eq!(
+        notes,
+        vec![
+            (Some(Punt::Arp), Side::Inside.name()),
+            (Some(Punt::Arp), Side::Outside.name()),
+        ]
+    );
+}
+
+/// `avail_count` includes the per-lcore caches, so the check above holds with mbufs
+/// parked in lcore 1's cache, and it is not vacuous: the worker freed the hostile frames
+/// on lcore 1, and only lcore 1 can take those back. The main lcore drains the shared
+/// pool and its own cache, lcore 1 then gets what its cache holds, and together they
+/// hold every mbuf.
+fn lcore_caches_are_counted(eal: &Eal, pool: &Mempool) {
+    let mut on_main = Vec::new();
+    while let Some(m) = pool.alloc() {
+        on_main.push(m);
+    }
+    let worker_pool = pool.clone();
+    let from_worker = Arc::new(Mutex::new(Vec::new()));
+    let worker_out = from_worker.clone();
+    eal.remote_launch(1, move || {
+        let mut cached = Vec::new();
+        while let Some(m) = worker_pool.alloc() {
+            cached.push(m);
+        }
+        worker_out.lock().unwrap().append(&mut cached);
+        0
+    })
+    .unwrap();
+    assert_eq!(eal.wait_lcore(1), 0);
+    let on_worker = std::mem::take(&mut *from_worker.lock().unwrap());
+    assert!(
+        !on_worker.is_empty(),
+        "lcore 1 freed mbufs, so its cache holds some"
+    );
+    assert_eq!(on_main.len() + on_worker.len(), pool.capacity() as usize);
+    drop((on_main, on_worker));
+    assert_eq!(pool.avail_count(), pool.capacity());
+}
