@@ -19,6 +19,11 @@
 #include <rte_bus_vdev.h>
 #include <rte_dev.h>
 #include <rte_version.h>
+/*
+ * The ring PMD's constructor: a port over rings that tests stand in for the
+ * wire with. The driver library is linked for this one symbol (see port.rs).
+ */
+#include <rte_eth_ring.h>
 
 /*
  * rte_errno is a thread-local variable (RTE_PER_LCORE); Rust cannot name a C

@@ -23,13 +23,14 @@ use dataplane::session::{self, Keypair, Peer, Sessions};
 use dataplane::tables::{LocalAddr, Neighbors, NextHop, PortTables, Shared, Side, Tables};
 use dataplane::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use dataplane::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
-    Ipv6Packet, MacAddr, UdpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet,
+    MacAddr, UdpPacket,
 };
 use dataplane::worker::{Idle, Worker};
 use dpdk_sys::{Eal, Mbuf, Mempool, Port, Ring, SOCKET_ID_ANY};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
+use std::slice;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,9 +108,10 @@ fn worker_on_lcore_moves_traffic_and_returns_every_mbuf() {
     }
     let eal = Eal::init(EAL_ARGS).unwrap_or_else(|e| panic!("{TEST}: {e}"));
     let data_room = dpdk_sys::sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
-    let pool = Mempool::pktmbuf("dw_pool", POOL_SIZE, POOL_CACHE, data_room, SOCKET_ID_ANY)
-        .unwrap();
+    let pool =
+        Mempool::pktmbuf("dw_pool", POOL_SIZE, POOL_CACHE, data_room, SOCKET_ID_ANY).unwrap();
 
+    ring_ports_refuse_single_user_ends(&pool);
     let outside = Wire::new("outside", &pool);
     let inside = Wire::new("inside", &pool);
     // The worker is the only producer of one and the only consumer of the other.
@@ -131,8 +133,8 @@ fn worker_on_lcore_moves_traffic_and_returns_every_mbuf() {
         Backend::Software,
         BURST,
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker_stop = stop.clone();
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let worker_stop = stop.0.clone();
     eal.remote_launch(1, move || {
         worker.run(&worker_stop, Idle::Poll);
         0
@@ -146,7 +148,10 @@ fn worker_on_lcore_moves_traffic_and_returns_every_mbuf() {
     assert_eq!(inside_in.len(), RX_INSIDE);
     assert_eq!(outside.rx.enqueue_burst(&mut outside_in), RX_OUTSIDE);
     assert_eq!(inside.rx.enqueue_burst(&mut inside_in), RX_INSIDE);
-    assert_eq!(from_control.enqueue_burst(&mut control_in), 2 * CONTROL_PER_SIDE);
+    assert_eq!(
+        from_control.enqueue_burst(&mut control_in),
+        2 * CONTROL_PER_SIDE
+    );
 
     let mut sent_outside = Vec::new();
     let mut sent_inside = Vec::new();
@@ -165,7 +170,7 @@ fn worker_on_lcore_moves_traffic_and_returns_every_mbuf() {
         collect(&mut sent_outside, &mut sent_inside, &mut punted);
         std::thread::sleep(Duration::from_micros(100));
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.0.store(true, Ordering::Relaxed);
     assert_eq!(eal.wait_lcore(1), 0, "the worker lcore failed");
     // Anything sent after the expected numbers were reached would be an excess.
     collect(&mut sent_outside, &mut sent_inside, &mut punted);
@@ -194,6 +199,16 @@ fn worker_on_lcore_moves_traffic_and_returns_every_mbuf() {
     drop(pool);
 }
 
+/// Raises the worker's stop flag when dropped, so that a failed assertion on the main
+/// lcore unwinds instead of leaving `Eal`'s drop waiting for a worker that never returns.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// One port and the two rings that stand in for its wire.
 struct Wire {
     port: Arc<Port>,
@@ -207,7 +222,7 @@ impl Wire {
     fn new(name: &str, pool: &Mempool) -> Wire {
         let rx = Arc::new(Ring::new(&format!("dw_{name}_rx"), RING_SLOTS, true, false).unwrap());
         let tx = Arc::new(Ring::new(&format!("dw_{name}_tx"), RING_SLOTS, false, true).unwrap());
-        let port = Port::start_on_rings(name, &[rx.clone()], &[tx.clone()], pool)
+        let port = Port::start_on_rings(name, slice::from_ref(&rx), slice::from_ref(&tx), pool)
             .unwrap_or_else(|e| panic!("{TEST}: {e}"));
         assert_eq!(port.name(), format!("net_ring_{name}"));
         Wire {
@@ -215,6 +230,24 @@ impl Wire {
             rx,
             tx,
         }
+    }
+}
+
+/// The port shares the ring ends it uses with the rings' owners, so those ends must be
+/// safe for two users.
+fn ring_ports_refuse_single_user_ends(pool: &Mempool) {
+    let single = Arc::new(Ring::new("dw_single", 64, true, true).unwrap());
+    let shared = Arc::new(Ring::new("dw_shared", 64, false, false).unwrap());
+    for (rx, tx, mode) in [
+        (&single, &shared, "single-consumer"),
+        (&shared, &single, "single-producer"),
+    ] {
+        let err = Port::start_on_rings("refused", slice::from_ref(rx), slice::from_ref(tx), pool)
+            .expect_err("a single-user end cannot be shared with the port");
+        assert!(
+            err.to_string().contains(&format!("dw_single is {mode}")),
+            "{err}"
+        );
     }
 }
 
@@ -294,9 +327,15 @@ fn inner(seq: usize, toward_peer: bool) -> Vec<u8> {
         *b = (seq + i) as u8;
     }
     let (v4, v6) = if toward_peer {
-        (("198.18.2.2", "198.18.99.2"), ("2001:2:0:2::2", "2001:2:0:99::7"))
+        (
+            ("198.18.2.2", "198.18.99.2"),
+            ("2001:2:0:2::2", "2001:2:0:99::7"),
+        )
     } else {
-        (("198.18.99.2", "198.18.2.2"), ("2001:2:0:99::5", "2001:2:0:2::2"))
+        (
+            ("198.18.99.2", "198.18.2.2"),
+            ("2001:2:0:99::5", "2001:2:0:2::2"),
+        )
     };
     if seq % 4 == 3 {
         ipv6_udp(v6.0, v6.1, 40000, 5201, &payload)
@@ -416,7 +455,9 @@ fn arp(operation: ArpOperation, sender: ([u8; 6], &str), target: ([u8; 6], &str)
 }
 
 fn mbuf(pool: &Mempool, bytes: &[u8]) -> Mbuf {
-    let mut m = pool.alloc().expect("the pool holds every frame of the test");
+    let mut m = pool
+        .alloc()
+        .expect("the pool holds every frame of the test");
     m.append(bytes.len() as u16)
         .expect("a frame fits in one mbuf")
         .copy_from_slice(bytes);
@@ -431,14 +472,17 @@ fn outside_traffic(pool: &Mempool) -> Vec<Mbuf> {
     let mut v = Vec::with_capacity(RX_OUTSIDE);
     for seq in 0..FROM_PEER {
         let counter = seq as u64;
-        v.push(mbuf(pool, &from_peer(&inner(seq, false), LOCAL_INDEX, counter, &K_RECV)));
+        v.push(mbuf(
+            pool,
+            &from_peer(&inner(seq, false), LOCAL_INDEX, counter, &K_RECV),
+        ));
         if seq % HOSTILE_EVERY == HOSTILE_EVERY - 1 {
             let old = seq - 5;
             let replay = from_peer(&inner(old, false), LOCAL_INDEX, old as u64, &K_RECV);
             v.push(mbuf(pool, &replay));
             let forged = from_peer(&inner(seq + 1, false), LOCAL_INDEX, counter + 1, &K_FORGED);
             v.push(mbuf(pool, &forged));
-            if seq / HOSTILE_EVERY % 2 == 0 {
+            if seq % (2 * HOSTILE_EVERY) == HOSTILE_EVERY - 1 {
                 let stray = from_peer(&inner(seq, false), LOCAL_INDEX + 1, counter, &K_RECV);
                 v.push(mbuf(pool, &stray));
             }
@@ -512,29 +556,24 @@ fn check_counters(c: &WorkerCounters, peer: &Peer) {
     assert_eq!(t.tx_inside.get(), TX_INSIDE as u64, "{c:?}");
     assert_eq!(t.keepalives_rx.get(), 0, "{c:?}");
 
-    let nonzero = |snapshot: &mut dyn Iterator<Item = (&'static str, u64)>| {
-        snapshot.filter(|(_, n)| *n > 0).collect::<Vec<_>>()
-    };
     assert_eq!(
-        nonzero(&mut c.decrypt.snapshot()),
+        nonzero(c.decrypt.snapshot()),
         vec![
             ("unknown_index", UNKNOWN_INDEX as u64),
             ("replay", REPLAYED as u64),
             ("bad_tag", FORGED as u64),
         ]
     );
-    let other_drops = [
-        c.classify.snapshot(),
-        c.route.snapshot(),
-        c.encrypt.snapshot(),
-        c.tx.snapshot(),
-    ];
-    for mut drops in other_drops {
-        let seen = nonzero(&mut drops);
-        assert!(seen.is_empty(), "unexpected drops {seen:?}");
+    for (stage, drops) in [
+        ("classify", nonzero(c.classify.snapshot())),
+        ("route", nonzero(c.route.snapshot())),
+        ("encrypt", nonzero(c.encrypt.snapshot())),
+        ("tx", nonzero(c.tx.snapshot())),
+    ] {
+        assert!(drops.is_empty(), "{stage} dropped {drops:?}");
     }
     assert_eq!(
-        nonzero(&mut c.punt.snapshot()),
+        nonzero(c.punt.snapshot()),
         vec![(Punt::Arp.name(), PUNTED as u64)]
     );
     assert_eq!(
@@ -551,6 +590,11 @@ fn check_counters(c: &WorkerCounters, peer: &Peer) {
     let s = &peer.stats;
     assert_eq!(s.rx_packets.load(Ordering::Relaxed), FROM_PEER as u64);
     assert_eq!(s.tx_packets.load(Ordering::Relaxed), TO_PEER as u64);
+}
+
+/// The reasons of a counter block that counted something, by name.
+fn nonzero(snapshot: impl Iterator<Item = (&'static str, u64)>) -> Vec<(&'static str, u64)> {
+    snapshot.filter(|(_, n)| *n > 0).collect()
 }
 
 /// DPDK's own count of what crossed the port agrees with the worker's.
@@ -578,7 +622,10 @@ fn check_sent_outside(sent: &[Mbuf]) {
             control.push(m.data().to_vec());
             continue;
         }
-        assert_eq!((f.dst_addr(), f.src_addr()), (MacAddr(PEER_MAC), MacAddr(OUT_MAC)));
+        assert_eq!(
+            (f.dst_addr(), f.src_addr()),
+            (MacAddr(PEER_MAC), MacAddr(OUT_MAC))
+        );
         let ip4 = Ipv4Packet::new_checked(f.payload()).unwrap();
         assert!(ip4.verify_checksum());
         assert_eq!(ip4.src_addr(), "198.19.0.2".parse::<Ipv4Addr>().unwrap());
@@ -639,7 +686,12 @@ fn check_control_frames(side: Side, mut sent: Vec<Vec<u8>>) {
         .map(|n| control_frame(side, n))
         .collect();
     expect.sort();
-    assert_eq!(sent, expect, "control frames out of the {} port", side.name());
+    assert_eq!(
+        sent,
+        expect,
+        "control frames out of the {} port",
+        side.name()
+    );
 }
 
 /// To control: the two ARP requests, whole, each noted with the side it came in on.

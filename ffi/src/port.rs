@@ -13,19 +13,31 @@
 //! - RX appends mbufs that the caller then owns. TX takes ownership of what
 //!   the driver accepted (it frees them after sending); the rest stay in the
 //!   caller's `Vec`.
+//! - [`Port::start_on_rings`] makes a port out of [`Ring`]s (the `net_ring`
+//!   driver), so a test can play the wire: enqueue frames for the port to
+//!   receive, dequeue what it sent. Such a port keeps its rings alive.
 
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::os::raw::c_char;
 use std::ptr;
+use std::sync::Arc;
 
 use crate::error::Error;
 use crate::exclusive::Exclusive;
 use crate::lifecycle::{self, OwnerToken, PortClaim};
 use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
+use crate::ring::Ring;
 use crate::sys;
+
+// `rte_eth_from_rings` lives in the ring driver, which pkg-config's libdpdk
+// does not list (drivers are plugins). Linking it is harmless: when the EAL
+// loads its plugin directory it finds the same file already mapped and does
+// not register the driver twice.
+#[link(name = "rte_net_ring")]
+extern "C" {}
 
 /// How to set up a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +88,10 @@ pub struct Port {
     mac: [u8; 6],
     rx_users: Box<[Exclusive]>,
     tx_users: Box<[Exclusive]>,
+    /// The rings behind a port from [`Port::start_on_rings`]; empty otherwise.
+    /// Declared before the pools so that mbufs left in them are freed while
+    /// their pools are certainly alive.
+    _rings: Vec<Arc<Ring>>,
     _pools: Vec<Mempool>,
     _claim: PortClaim,
     _owner: OwnerToken,
@@ -229,10 +245,85 @@ impl Port {
             tx_users: (0..config.tx_queues)
                 .map(|_| Exclusive::default())
                 .collect(),
+            _rings: Vec::new(),
             _pools: pools.iter().map(|&p| p.clone()).collect(),
             _claim: claim,
             _owner: owner,
         })
+    }
+
+    /// Creates a port over rings (`rte_eth_from_rings`) and starts it: RX queue
+    /// `q` dequeues from `rx[q]`, TX queue `q` enqueues into `tx[q]`, and every
+    /// RX queue is set up with `pool` (the driver allocates nothing from it).
+    /// The device is named `net_ring_<name>`; like every vdev port it cannot be
+    /// created again in this process once dropped.
+    ///
+    /// The port dequeues from `rx` and enqueues into `tx` behind the back of
+    /// the [`Ring`] owners and their single-user checks, so an RX ring must be
+    /// multi-consumer and a TX ring multi-producer; the other end of each may
+    /// be single-user.
+    pub fn start_on_rings(
+        name: &str,
+        rx: &[Arc<Ring>],
+        tx: &[Arc<Ring>],
+        pool: &Mempool,
+    ) -> Result<Port, Error> {
+        let device = format!("net_ring_{name}");
+        let op = || format!("rte_eth_from_rings({device:?})");
+        lifecycle::ensure_running(&op())?;
+        let invalid = |detail: String| Error::invalid(op(), libc::EINVAL, detail);
+        let rx_queues = u16::try_from(rx.len()).unwrap_or(u16::MAX);
+        let tx_queues = u16::try_from(tx.len()).unwrap_or(u16::MAX);
+        check_queue_count("RX", rx_queues, sys::RTE_PMD_RING_MAX_RX_RINGS as u16)
+            .map_err(invalid)?;
+        check_queue_count("TX", tx_queues, sys::RTE_PMD_RING_MAX_TX_RINGS as u16)
+            .map_err(invalid)?;
+        let rx_raw = rx
+            .iter()
+            .map(|r| shared_ring_end(r, sys::RING_F_SC_DEQ, "single-consumer"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let tx_raw = tx
+            .iter()
+            .map(|r| shared_ring_end(r, sys::RING_F_SP_ENQ, "single-producer"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let cname =
+            CString::new(name).map_err(|_| invalid("the name contains a NUL byte".to_owned()))?;
+
+        // SAFETY: EAL running; the arrays hold live rings (the Arcs, kept by
+        // the Port below, keep them so) and their lengths are checked above;
+        // all ones is SOCKET_ID_ANY through the unsigned parameter.
+        let ret = unsafe {
+            sys::rte_eth_from_rings(
+                cname.as_ptr(),
+                rx_raw.as_ptr(),
+                u32::from(rx_queues),
+                tx_raw.as_ptr(),
+                u32::from(tx_queues),
+                sys::SOCKET_ID_ANY as u32,
+            )
+        };
+        let port_id = u16::try_from(ret).map_err(|_| Error::from_rte_errno(op()))?;
+
+        let config = PortConfig {
+            rx_queues,
+            tx_queues,
+            ..PortConfig::default()
+        };
+        match Port::start_with_pools(port_id, &config, &vec![pool; rx.len()]) {
+            Ok(mut port) => {
+                port._rings = rx.iter().chain(tx).cloned().collect();
+                Ok(port)
+            }
+            Err(e) => {
+                // The device exists but no Port owns it: close it, which releases
+                // the port, so that nothing keeps pointers to the rings.
+                // SAFETY: EAL running; a valid port id that is not started.
+                unsafe { sys::rte_eth_dev_close(port_id) };
+                Err(e)
+            }
+        }
     }
 
     /// The port id.
@@ -362,6 +453,27 @@ fn check_queue_count(kind: &str, requested: u16, max: u16) -> Result<(), String>
     } else {
         Ok(())
     }
+}
+
+/// `ring`'s pointer, if the end of it that a port uses (`flag` names the
+/// single-user mode of that end) may be shared with the ring's owner.
+fn shared_ring_end(ring: &Ring, flag: u32, mode: &str) -> Result<*mut sys::rte_ring, String> {
+    // Ring names are unique while the ring lives, so the lookup finds the ring
+    // `ring` owns; it does not expose its pointer.
+    let name = CString::new(ring.name()).expect("a ring name has no NUL byte");
+    // SAFETY: EAL running (the Ring exists); valid C string.
+    let raw = unsafe { sys::rte_ring_lookup(name.as_ptr()) };
+    if raw.is_null() {
+        return Err(format!("ring {} not found by name", ring.name()));
+    }
+    // SAFETY: a live ring (found above, kept by `ring`); flags never change.
+    if unsafe { (*raw).flags } as u32 & flag != 0 {
+        return Err(format!(
+            "ring {} is {mode}, but the port shares that end with its owner",
+            ring.name()
+        ));
+    }
+    Ok(raw)
 }
 
 fn dev_info(port_id: u16) -> Result<sys::rte_eth_dev_info, Error> {
