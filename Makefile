@@ -1,22 +1,40 @@
-# wgdp: `sudo make demo` installs what is missing and runs the demo;
-# `sudo make test` runs every test (what CI runs).
-.PHONY: deps build demo test clean
+# wgdp: build, test and demo on Debian 12, as root.
+#
+#   sudo make demo   installs what is missing, builds, runs the demo
+#   sudo make test   installs what is missing, runs every test (what CI runs)
+#
+# Other targets: deps (scripts/setup.sh alone), build, e2e (the end-to-end
+# tests alone, on the current build), clean.
+
+# A toolchain installed by rustup (scripts/setup.sh does so when cargo is
+# missing) lives in ~/.cargo/bin, which sudo's PATH does not include.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+
+# deps must finish before anything builds or runs, also under make -j.
+.NOTPARALLEL:
+.PHONY: deps build demo test e2e clean
 
 deps:
 	bash scripts/setup.sh
 
 build:
-	cargo build --release --workspace
+	$(CARGO) build --release --workspace
 
 demo: deps build
 	bash scripts/demo.sh
 
+# Unit and DPDK integration tests (which need root) run under cargo test; the
+# end-to-end tests need the release binary.
 test: deps
-	cargo fmt --all --check
-	cargo clippy --workspace --all-targets -- -D warnings
-	cargo test --workspace --release
-	cargo build --release -p control
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --release
+	$(CARGO) build --release --workspace
+	bash scripts/e2e.sh
+
+e2e: build
 	bash scripts/e2e.sh
 
 clean:
-	cargo clean
+	$(CARGO) clean

@@ -1,0 +1,373 @@
+#!/usr/bin/env bash
+#
+# End-to-end tests of wgdp: a wireguard-go peer <-> wgdp <-> a LAN host, each
+# in its own network namespace (the network is drawn in netns.sh).
+#
+# For each DPDK driver (net_af_xdp, net_af_packet on veth):
+#   - "wgdp-first": a fresh peer without keepalives; the LAN host pings the
+#     peer first, so wgdp must start the handshake. Then ping IPv4 and IPv6
+#     inner both ways and iperf3 TCP both ways (-R) over IPv4 and IPv6.
+#   - "peer-first": fresh wgdp and peer; the peer pings first and starts the
+#     handshake; a ping each way.
+# Once, with the first driver:
+#   - "ipv6-outer": the tunnel runs over IPv6 between peer and wgdp; ping both
+#     ways and iperf3 over both inner families.
+# Every scenario also checks that the gateway answers ARP on both ports
+# before traffic starts, and that it exits 0 on SIGTERM. With a LAN MTU above
+# the tunnel MTU (WGDP_LAN_MTU), "wgdp-first" also checks that packets too big
+# for the tunnel are answered with ICMP too-big.
+#
+# Prints a line per check as it runs, a summary table at the end, and exits
+# non-zero if any check failed. On failure, the tails of the logs of the
+# failed scenario are printed and all logs are kept under
+# target/e2e-logs/RUN_ID.
+#
+# usage: scripts/e2e.sh [--gateway wgdp|wireguard-go] [--drivers "af_xdp af_packet"]
+#                       [--seconds N]
+#   --gateway wireguard-go  runs the same checks against wireguard-go with kernel
+#                           forwarding as the gateway: a check of the harness.
+#   --seconds N             length of each iperf3 run (default 3).
+# Environment:
+#   WGDP_BIN       the wgdp binary (default: target/release/wgdp of this checkout)
+#   WGDP_LOG       wgdp's log filter (default info)
+#   WGDP_LAN_MTU   MTU of the LAN link (default 1420, the tunnel MTU)
+#   WGDP_NO_HUGE   if set, DPDK runs with --no-huge even when hugepages are free
+# Needs root, and the tools that scripts/setup.sh installs.
+
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=netns.sh
+source "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
+
+IPERF_SECONDS=3
+DRIVERS=(af_xdp af_packet)
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+RESULTS=()
+SCENARIO=
+SCENARIO_DEAD=
+SCENARIO_FAILED_BEFORE=0
+
+usage() {
+    sed -n 's/^# \{0,1\}//; /^usage:/,/^Needs root/p' "${BASH_SOURCE[0]}"
+}
+
+while (($#)); do
+    case $1 in
+    --gateway) TOPO_GATEWAY=${2:?--gateway needs a value} && shift 2 ;;
+    --drivers) read -r -a DRIVERS <<<"${2:?--drivers needs a value}" && shift 2 ;;
+    --seconds) IPERF_SECONDS=${2:?--seconds needs a value} && shift 2 ;;
+    -h | --help) usage && exit 0 ;;
+    *) usage >&2 && exit 2 ;;
+    esac
+done
+[[ $IPERF_SECONDS =~ ^[1-9][0-9]*$ ]] || topo_die "--seconds takes a positive number"
+case $TOPO_GATEWAY in
+wgdp)
+    for driver in "${DRIVERS[@]}"; do
+        [[ $driver == af_xdp || $driver == af_packet ]] || topo_die "unknown driver '$driver' (af_xdp, af_packet)"
+    done
+    ;;
+# The reference gateway forwards in the kernel: there is no DPDK driver.
+wireguard-go) DRIVERS=(kernel) ;;
+*) topo_die "--gateway is wgdp or wireguard-go" ;;
+esac
+((${#DRIVERS[@]} > 0)) || topo_die "--drivers lists no driver"
+
+# --- Recording results ---------------------------------------------------
+
+# record RESULT CHECK DETAIL
+record() {
+    case $1 in
+    PASS) PASSED=$((PASSED + 1)) ;;
+    FAIL) FAILED=$((FAILED + 1)) ;;
+    SKIP) SKIPPED=$((SKIPPED + 1)) ;;
+    esac
+    RESULTS+=("$SCENARIO"$'\t'"$2"$'\t'"$1"$'\t'"$3")
+    printf '%-4s  %-20s  %-38s  %s\n' "$1" "$SCENARIO" "$2" "$3"
+}
+
+# check NAME CMD...: runs CMD, which prints a one-line detail and succeeds or
+# fails; records the result. Once the gateway is gone, the remaining checks of
+# the scenario are skipped.
+check() {
+    local name=$1 detail status=0
+    shift
+    if [[ -n $SCENARIO_DEAD ]]; then
+        record SKIP "$name" "$SCENARIO_DEAD"
+        return 1
+    fi
+    # In the background, because bash runs the INT trap at once during
+    # `wait`, but not after a foreground program that handles SIGINT itself
+    # (ping, iperf3): Ctrl-C then stops the run instead of failing one check.
+    "$@" >"$TOPO_DIR/check.out" 2>&1 &
+    wait "$!" || status=$?
+    detail=$(<"$TOPO_DIR/check.out")
+    detail=${detail//$'\n'/; }
+    if ((status == 0)); then
+        record PASS "$name" "$detail"
+    else
+        record FAIL "$name" "$detail"
+    fi
+    if ! topo_running gw; then
+        local exit_status=0
+        gw_stop || exit_status=$?
+        SCENARIO_DEAD="the gateway exited"
+        record FAIL "gateway still running" "exited with status $exit_status during the previous check"
+    fi
+    return "$status"
+}
+
+# --- The checks (each prints its detail) ---------------------------------
+
+# ping_summary OUTPUT: "3/3 replies, avg rtt 0.1 ms" from ping's statistics.
+ping_summary() {
+    local stats rtt tx rx
+    stats=$(grep -o '[0-9]* packets transmitted, [0-9]* received' <<<"$1" || true)
+    rtt=$(sed -n 's|^rtt min/avg/max/mdev = [0-9.]*/\([0-9.]*\)/.*|\1|p' <<<"$1")
+    read -r tx _ _ rx _ <<<"$stats"
+    echo "${rx:-0}/${tx:-0} replies${rtt:+, avg rtt $rtt ms}"
+}
+
+# ping_first NS DST: pings once a second until the first reply, for at most
+# 10 s: the first packets wait for the handshake.
+ping_first() {
+    local out status=0
+    out=$(ip netns exec "$1" ping -n -c 1 -w 10 "$2" 2>&1) || status=$?
+    ping_summary "$out"
+    return "$status"
+}
+
+# ping_check NS DST: three replies within 5 s.
+ping_check() {
+    local out status=0
+    out=$(ip netns exec "$1" ping -n -q -c 3 -i 0.2 -w 5 "$2" 2>&1) || status=$?
+    ping_summary "$out"
+    return "$status"
+}
+
+no_handshake_yet() {
+    local t
+    t=$(peer_latest_handshake) || return 1
+    if ((t != 0)); then
+        echo "the peer had a handshake before any traffic"
+        return 1
+    fi
+    echo "no handshake before traffic"
+}
+
+handshake_done() {
+    local t
+    t=$(peer_latest_handshake) || return 1
+    if ((t == 0)); then
+        echo "the peer has no handshake"
+        return 1
+    fi
+    echo "peer's latest handshake $(($(date +%s) - t)) s ago"
+}
+
+# too_big_check GW DST SIZE: a ping of SIZE bytes with DF from the LAN host
+# to DST, over the tunnel MTU, must be answered by GW with ICMP
+# "fragmentation needed" / "packet too big" naming the tunnel MTU.
+too_big_check() {
+    local out
+    # The path MTU learnt in an earlier scenario must not answer for the
+    # gateway.
+    ip -n "$NS_LAN" route flush cache
+    ip -n "$NS_LAN" -6 route flush cache
+    out=$(ip netns exec "$NS_LAN" ping -n -c 2 -i 0.5 -W 2 -M "do" -s "$3" "$2" 2>&1 || true)
+    if ! grep -Eq "^From $1 .*mtu ?= ?$TUNNEL_MTU" <<<"$out"; then
+        echo "no ICMP too-big from $1 ($(ping_summary "$out"))"
+        return 1
+    fi
+    grep -m 1 -E "^From $1" <<<"$out"
+}
+
+# iperf_check DST [IPERF3 ARGS...]: TCP from the peer to DST (-R: from DST to
+# the peer) for IPERF_SECONDS; prints the receiver's rate.
+iperf_check() {
+    local dst=$1 out rate status=0
+    shift
+    out=$(ip netns exec "$NS_PEER" timeout $((IPERF_SECONDS + 20)) \
+        iperf3 -c "$dst" -p "$IPERF_PORT" -t "$IPERF_SECONDS" -f m --connect-timeout 3000 "$@" 2>&1) || status=$?
+    if ((status != 0)); then
+        echo "iperf3 failed ($status): $(tail -n 1 <<<"$out")"
+        return 1
+    fi
+    rate=$(awk '$NF == "receiver" { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") r = $(i - 1) } END { print r }' <<<"$out")
+    if [[ -z $rate ]] || ! awk -v r="$rate" 'BEGIN { exit !(r > 0) }'; then
+        echo "no data arrived: $(tail -n 1 <<<"$out")"
+        return 1
+    fi
+    echo "$rate Mbit/s"
+}
+
+# iperf_step NAME DST [ARGS...]: an iperf3 check; a failed client can leave
+# the server stuck in its test, so the server is restarted after a failure.
+iperf_step() {
+    local name=$1
+    shift
+    if ! check "$name" iperf_check "$@"; then
+        lan_stop
+        lan_start
+    fi
+}
+
+# --- Scenarios -----------------------------------------------------------
+
+# scenario_begin NAME DRIVER OUTER: fresh LAN server, peer and gateway.
+scenario_begin() {
+    SCENARIO=$1
+    SCENARIO_DEAD=
+    SCENARIO_FAILED_BEFORE=$FAILED
+    TOPO_TAG=${1// /-}
+    topo_log "scenario $SCENARIO"
+    lan_start
+    peer_start "$3"
+    gw_start "$2" "$3"
+    local started=$SECONDS
+    if gw_wait_ready 30; then
+        record PASS "gateway up" "answers ARP on both ports after $((SECONDS - started)) s"
+    elif topo_running gw; then
+        record FAIL "gateway up" "no ARP answer on both ports within 30 s"
+        SCENARIO_DEAD="the gateway did not come up"
+    else
+        local status=0
+        gw_stop || status=$?
+        record FAIL "gateway up" "exited with status $status before it answered ARP"
+        SCENARIO_DEAD="the gateway exited"
+    fi
+}
+
+scenario_end() {
+    local status=0
+    if ((FAILED > SCENARIO_FAILED_BEFORE)); then
+        scenario_diagnostics >"$(topo_log_path diagnostics)" 2>&1
+    fi
+    if topo_running gw; then
+        gw_stop || status=$?
+        if ((status == 0)); then
+            record PASS "stops cleanly on SIGTERM" "exit status 0"
+        else
+            record FAIL "stops cleanly on SIGTERM" "exit status $status"
+        fi
+    else
+        gw_stop || true
+    fi
+    peer_stop
+    lan_stop
+    if ((FAILED > SCENARIO_FAILED_BEFORE)); then
+        TOPO_KEEP_LOGS=$TOPO_REPO/target/e2e-logs/$TOPO_ID
+        scenario_print_logs
+    fi
+}
+
+# scenario_diagnostics: the state that explains most failures, taken while
+# everything still runs.
+scenario_diagnostics() {
+    echo "--- wg show (peer)"
+    ip netns exec "$NS_PEER" wg show "$PEER_WG"
+    echo "--- neighbours of the peer"
+    ip -n "$NS_PEER" neigh show
+    echo "--- neighbours of the LAN host"
+    ip -n "$NS_LAN" neigh show
+    echo "--- gateway links"
+    ip -n "$NS_GW" -s -d link show
+}
+
+# scenario_print_logs: the tails of the failed scenario's logs, the gateway's
+# first.
+scenario_print_logs() {
+    local name lines f
+    for name in wgdp:80 wireguard-go-gateway:40 diagnostics:80 wireguard-go:25; do
+        lines=${name#*:}
+        f=$TOPO_LOGS/$TOPO_TAG.${name%:*}.log
+        [[ -f $f ]] || continue
+        echo "----- ${f##*/} (last $lines lines)"
+        tail -n "$lines" "$f"
+    done
+    echo "-----"
+}
+
+scenario_wgdp_first() {
+    scenario_begin "$1 wgdp-first" "$1" 4
+    check "fresh peer" no_handshake_yet || true
+    check "LAN->peer IPv4 ping starts handshake" ping_first "$NS_LAN" "$PEER_IN4" || true
+    check "handshake made (by the gateway)" handshake_done || true
+    check "ping IPv4 LAN->peer" ping_check "$NS_LAN" "$PEER_IN4" || true
+    check "ping IPv6 LAN->peer" ping_check "$NS_LAN" "$PEER_IN6" || true
+    check "ping IPv4 peer->LAN" ping_check "$NS_PEER" "$LAN_IN4" || true
+    check "ping IPv6 peer->LAN" ping_check "$NS_PEER" "$LAN_IN6" || true
+    if ((LAN_MTU > TUNNEL_MTU)); then
+        check "IPv4 DF over MTU: ICMP too-big" too_big_check "$GW_IN4" "$PEER_IN4" $((LAN_MTU - 28)) || true
+        check "IPv6 over MTU: ICMP too-big" too_big_check "$GW_IN6" "$PEER_IN6" $((LAN_MTU - 48)) || true
+    fi
+    iperf_step "iperf3 TCP IPv4 peer->LAN" "$LAN_IN4"
+    iperf_step "iperf3 TCP IPv4 LAN->peer" "$LAN_IN4" -R
+    iperf_step "iperf3 TCP IPv6 peer->LAN" "$LAN_IN6"
+    iperf_step "iperf3 TCP IPv6 LAN->peer" "$LAN_IN6" -R
+    scenario_end
+}
+
+scenario_peer_first() {
+    scenario_begin "$1 peer-first" "$1" 4
+    check "fresh peer" no_handshake_yet || true
+    check "peer->LAN IPv4 ping starts handshake" ping_first "$NS_PEER" "$LAN_IN4" || true
+    check "handshake made (by the peer)" handshake_done || true
+    check "ping IPv6 peer->LAN" ping_check "$NS_PEER" "$LAN_IN6" || true
+    check "ping IPv4 LAN->peer" ping_check "$NS_LAN" "$PEER_IN4" || true
+    scenario_end
+}
+
+scenario_ipv6_outer() {
+    scenario_begin "$1 ipv6-outer" "$1" 6
+    check "peer->LAN IPv6 ping starts handshake" ping_first "$NS_PEER" "$LAN_IN6" || true
+    check "handshake made over IPv6" handshake_done || true
+    check "ping IPv4 peer->LAN" ping_check "$NS_PEER" "$LAN_IN4" || true
+    check "ping IPv4 LAN->peer" ping_check "$NS_LAN" "$PEER_IN4" || true
+    check "ping IPv6 LAN->peer" ping_check "$NS_LAN" "$PEER_IN6" || true
+    iperf_step "iperf3 TCP IPv4 peer->LAN" "$LAN_IN4"
+    iperf_step "iperf3 TCP IPv6 LAN->peer" "$LAN_IN6" -R
+    scenario_end
+}
+
+print_summary() {
+    local row scenario name result detail
+    echo
+    echo "wgdp end-to-end results (run $TOPO_ID, gateway $TOPO_GATEWAY, $((SECONDS - START)) s)"
+    printf '%-20s  %-38s  %-6s  %s\n' SCENARIO CHECK RESULT DETAIL
+    for row in "${RESULTS[@]}"; do
+        IFS=$'\t' read -r scenario name result detail <<<"$row"
+        printf '%-20s  %-38s  %-6s  %s\n' "$scenario" "$name" "$result" "$detail"
+    done
+    if [[ -n ${TOPO_KEEP_LOGS:-} ]]; then
+        echo "logs: $TOPO_KEEP_LOGS"
+    fi
+    echo "e2e: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+}
+
+# --- Main ----------------------------------------------------------------
+
+topo_require_root
+topo_require_tools
+gw_binary
+if [[ $TOPO_GATEWAY == wgdp ]] && (($(nproc) < 2)); then
+    topo_die "wgdp's configuration here needs two CPUs (lcore 0 for control, 1 for the worker)"
+fi
+topo_init
+topo_trap
+START=$SECONDS
+topo_create
+
+for driver in "${DRIVERS[@]}"; do
+    scenario_wgdp_first "$driver"
+    scenario_peer_first "$driver"
+done
+scenario_ipv6_outer "${DRIVERS[0]}"
+
+# Torn down before the summary, so that the summary ends the output.
+topo_destroy
+print_summary
+((FAILED == 0))
