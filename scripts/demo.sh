@@ -106,6 +106,8 @@ rate=$(awk '$NF == "receiver" { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec")
 [[ -n $rate ]] || demo_fail "iperf3 reported no receiver rate"
 
 gw_stop || demo_fail "the gateway did not stop cleanly on SIGTERM"
+# Torn down before the figure, so that the figure ends the output.
+topo_destroy
 
 if [[ $TOPO_GATEWAY == wgdp ]]; then
     label="wgdp ($DRIVER)"
