@@ -7,52 +7,21 @@ use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::counters::WorkerCounters;
 use dataplane::crypto::Backend;
 use dataplane::lpm::PrefixTable;
+use dataplane::memio::MemIo;
 use dataplane::session::Sessions;
 use dataplane::tables::{LocalAddr, PortTables, Shared, Side, Tables};
 use dataplane::wire::{
     ethernet, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
     MacAddr, UdpPacket,
 };
-use dataplane::worker::{Io, Worker};
+use dataplane::worker::Worker;
 use rand_core::OsRng;
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 const MS: u64 = 1_000_000;
-
-#[derive(Default)]
-struct MemIo {
-    rx: [VecDeque<HeapBuf>; 2],
-    tx: [Vec<HeapBuf>; 2],
-    punted: Vec<HeapBuf>,
-    control: VecDeque<HeapBuf>,
-    now: u64,
-}
-
-impl Io for MemIo {
-    type Buf = HeapBuf;
-    fn rx(&mut self, side: Side, out: &mut Vec<HeapBuf>, max: usize) {
-        let q = &mut self.rx[side.index()];
-        let n = q.len().min(max);
-        out.extend(q.drain(..n));
-    }
-    fn tx(&mut self, side: Side, pkts: &mut Vec<HeapBuf>) {
-        self.tx[side.index()].append(pkts);
-    }
-    fn punt(&mut self, pkts: &mut Vec<HeapBuf>) {
-        self.punted.append(pkts);
-    }
-    fn control_frames(&mut self, out: &mut Vec<HeapBuf>, max: usize) {
-        let n = self.control.len().min(max);
-        out.extend(self.control.drain(..n));
-    }
-    fn now(&self) -> u64 {
-        self.now
-    }
-}
 
 struct Gw {
     worker: Worker<MemIo>,

@@ -5,7 +5,7 @@
 //! times are all in this unit, so control can compare them without conversions.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -15,11 +15,6 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 pub fn now_ns() -> u64 {
     let epoch = *EPOCH.get_or_init(Instant::now);
     Instant::now().duration_since(epoch).as_nanos() as u64 + 1
-}
-
-/// The instant that corresponds to a `now_ns` value.
-pub fn instant_of(ns: u64) -> Instant {
-    *EPOCH.get_or_init(Instant::now) + Duration::from_nanos(ns.saturating_sub(1))
 }
 
 pub const fn secs(s: u64) -> u64 {

@@ -13,6 +13,7 @@ pub mod counters;
 pub mod crypto;
 pub mod lpm;
 pub mod mbuf;
+pub mod memio;
 pub mod meta;
 pub mod replay;
 pub mod session;

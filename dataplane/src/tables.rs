@@ -75,6 +75,23 @@ impl PortTables {
         self.addrs.iter().any(|a| a.addr == addr)
     }
 
+    /// Does `ip` sit on one of this port's connected networks?
+    pub fn on_link(&self, ip: IpAddr) -> bool {
+        self.addrs.iter().any(|a| match (a.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                let m = u32::MAX.checked_shl(32 - a.prefix_len as u32).unwrap_or(0);
+                u32::from(n) & m == u32::from(i) & m
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                let m = u128::MAX
+                    .checked_shl(128 - a.prefix_len as u32)
+                    .unwrap_or(0);
+                u128::from(n) & m == u128::from(i) & m
+            }
+            _ => false,
+        })
+    }
+
     /// Our first address of `addr`'s family (the source of what we send to it).
     #[inline]
     pub fn source_for(&self, addr: IpAddr) -> Option<IpAddr> {
@@ -200,6 +217,8 @@ mod tests {
         assert_eq!(p.next_hop(ip("2001:2:0:2::7")), Some(ip("2001:2:0:2::7")));
         assert_eq!(p.next_hop(ip("2001:db8::1")), None);
         assert!(p.is_local(ip("198.18.2.1")));
+        assert!(p.on_link(ip("198.18.2.200")));
+        assert!(!p.on_link(ip("198.18.200.9")));
         assert_eq!(p.source_for(ip("2001:db8::1")), Some(ip("2001:2:0:2::1")));
     }
 

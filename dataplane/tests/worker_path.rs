@@ -5,6 +5,7 @@ use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::counters::{DecryptDrop, Punt, RouteDrop, WorkerCounters};
 use dataplane::crypto::{Backend, TransportKey};
 use dataplane::lpm::PrefixTable;
+use dataplane::memio::MemIo;
 use dataplane::meta;
 use dataplane::session::{Keypair, Peer, Sessions};
 use dataplane::tables::{LocalAddr, Neighbors, PortTables, Shared, Side, Tables};
@@ -12,8 +13,7 @@ use dataplane::wire::wireguard::Transport;
 use dataplane::wire::{
     ethernet, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, UdpPacket,
 };
-use dataplane::worker::{Io, Worker};
-use std::collections::VecDeque;
+use dataplane::worker::Worker;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -28,37 +28,6 @@ const REMOTE_INDEX: u32 = 0x2002_0000;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-#[derive(Default)]
-struct MemIo {
-    rx: [VecDeque<HeapBuf>; 2],
-    tx: [Vec<HeapBuf>; 2],
-    punted: Vec<HeapBuf>,
-    control: VecDeque<HeapBuf>,
-    now: u64,
-}
-
-impl Io for MemIo {
-    type Buf = HeapBuf;
-    fn rx(&mut self, side: Side, out: &mut Vec<HeapBuf>, max: usize) {
-        let q = &mut self.rx[side.index()];
-        let n = q.len().min(max);
-        out.extend(q.drain(..n));
-    }
-    fn tx(&mut self, side: Side, pkts: &mut Vec<HeapBuf>) {
-        self.tx[side.index()].append(pkts);
-    }
-    fn punt(&mut self, pkts: &mut Vec<HeapBuf>) {
-        self.punted.append(pkts);
-    }
-    fn control_frames(&mut self, out: &mut Vec<HeapBuf>, max: usize) {
-        let n = self.control.len().min(max);
-        out.extend(self.control.drain(..n));
-    }
-    fn now(&self) -> u64 {
-        self.now
-    }
 }
 
 struct Gw {

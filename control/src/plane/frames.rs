@@ -76,20 +76,20 @@ pub fn write_udp<B: PacketBuf>(
     let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
     eth.set_dst_addr(MacAddr(dst_mac));
     eth.set_src_addr(MacAddr(src_mac));
+    eth.set_ethertype(if dst.is_ipv4() {
+        EtherType::Ipv4
+    } else {
+        EtherType::Ipv6
+    });
     let l3 = &mut data[ethernet::HEADER_LEN..];
     match (src.ip(), dst.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            EthernetFrame::new_unchecked(&mut data[..]).set_ethertype(EtherType::Ipv4);
-            let l3 = &mut data[ethernet::HEADER_LEN..];
             write_ipv4(l3, s, d, IpProtocol::Udp, udp_len);
             let mut u = UdpPacket::new_unchecked(&mut l3[ipv4::HEADER_LEN..]);
             fill_udp(&mut u, src.port(), dst.port(), payload);
             u.fill_checksum_v4(s, d);
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let _ = l3;
-            EthernetFrame::new_unchecked(&mut data[..]).set_ethertype(EtherType::Ipv6);
-            let l3 = &mut data[ethernet::HEADER_LEN..];
             write_ipv6(l3, &s, &d, IpProtocol::Udp, udp_len, 64);
             let mut u = UdpPacket::new_unchecked(&mut l3[ipv6::HEADER_LEN..]);
             fill_udp(&mut u, src.port(), dst.port(), payload);

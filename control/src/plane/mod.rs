@@ -109,7 +109,6 @@ pub struct ControlStats {
 /// Per-peer state on the control thread.
 struct PeerState<B> {
     shared: Arc<Peer>,
-    public_key: [u8; 32],
     hs: PeerHandshake,
     persistent_keepalive: Option<u64>,
     staged: VecDeque<B>,
@@ -121,7 +120,6 @@ struct PeerState<B> {
     last_initiation: u64,
     retry_at: u64,
     pending_index: Option<u32>,
-    last_handshake: Option<SystemTime>,
 }
 
 impl<B> PeerState<B> {
@@ -137,17 +135,6 @@ impl<B> PeerState<B> {
             .as_ref()
             .is_some_and(|k| k.age(now) < limits::REJECT_AFTER_TIME)
     }
-}
-
-/// What `wg show`-like views need about a peer.
-#[derive(Debug, Clone)]
-pub struct PeerView {
-    pub public_key: [u8; 32],
-    pub endpoint: Option<SocketAddr>,
-    pub last_handshake: Option<SystemTime>,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    pub has_session: bool,
 }
 
 pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
@@ -194,7 +181,6 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             by_key.insert(spec.public_key, i);
             states.push(PeerState {
                 shared: peer.clone(),
-                public_key: spec.public_key,
                 hs,
                 persistent_keepalive: spec
                     .persistent_keepalive
@@ -207,7 +193,6 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 last_initiation: 0,
                 retry_at: 0,
                 pending_index: None,
-                last_handshake: None,
             });
         }
         Ok(ControlPlane {
@@ -232,20 +217,6 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     pub fn neighbor_stats(&self) -> &neighbor::NeighborStats {
         &self.resolver.stats
-    }
-
-    pub fn peer_views(&self) -> Vec<PeerView> {
-        self.peers
-            .iter()
-            .map(|p| PeerView {
-                public_key: p.public_key,
-                endpoint: p.shared.endpoint(),
-                last_handshake: p.last_handshake,
-                rx_bytes: p.shared.stats.rx_bytes.load(Ordering::Relaxed),
-                tx_bytes: p.shared.stats.tx_bytes.load(Ordering::Relaxed),
-                has_session: p.current.is_some(),
-            })
-            .collect()
     }
 
     fn tables(&self) -> Arc<Tables> {
@@ -434,7 +405,6 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         // new keypair as "next" until the initiator's first packet confirms it.
         let old_next = ps.next.replace(kp.clone());
         ps.shared.set_endpoint(dg.src);
-        ps.last_handshake = Some(now.wall);
         if let Some(old) = old_next {
             self.shared.sessions.remove(old.local_index);
         }
@@ -467,7 +437,6 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let ps = &mut self.peers[i];
         ps.pending_index = None;
         ps.attempt_since = None;
-        ps.last_handshake = Some(now.wall);
         ps.shared.set_endpoint(dg.src);
         let kp = Arc::new(Keypair::new(
             ps.shared.clone(),

@@ -62,26 +62,6 @@ impl<B> Default for Resolver<B> {
     }
 }
 
-/// Does `ip` sit on one of `side`'s connected networks?
-fn on_link(t: &Tables, side: Side, ip: IpAddr) -> bool {
-    t.port(side).addrs.iter().any(|a| {
-        a.addr.is_ipv4() == ip.is_ipv4()
-            && match (a.addr, ip) {
-                (IpAddr::V4(n), IpAddr::V4(i)) => {
-                    let m = u32::MAX.checked_shl(32 - a.prefix_len as u32).unwrap_or(0);
-                    u32::from(n) & m == u32::from(i) & m
-                }
-                (IpAddr::V6(n), IpAddr::V6(i)) => {
-                    let m = u128::MAX
-                        .checked_shl(128 - a.prefix_len as u32)
-                        .unwrap_or(0);
-                    u128::from(n) & m == u128::from(i) & m
-                }
-                _ => false,
-            }
-    })
-}
-
 impl<B: PacketBuf> Resolver<B> {
     pub fn get(&self, side: Side, ip: IpAddr) -> Option<[u8; 6]> {
         self.known.get(side, ip)
@@ -132,7 +112,7 @@ impl<B: PacketBuf> Resolver<B> {
         let sender = IpAddr::V4(repr.sender_protocol_addr);
         let for_us = port.is_local(IpAddr::V4(repr.target_protocol_addr));
         // RFC 826: update a known sender; add it only if the packet is for us.
-        if on_link(t, side, sender) && (for_us || self.known.get(side, sender).is_some()) {
+        if t.port(side).on_link(sender) && (for_us || self.known.get(side, sender).is_some()) {
             self.learn(side, sender, repr.sender_hardware_addr.0, out);
         }
         if !for_us || repr.operation != ArpOperation::Request {
@@ -181,7 +161,7 @@ impl<B: PacketBuf> Resolver<B> {
                         self.stats.ignored += 1;
                         return;
                     };
-                    if on_link(t, side, IpAddr::V6(src)) || src.is_unicast_link_local() {
+                    if port.on_link(IpAddr::V6(src)) || src.is_unicast_link_local() {
                         self.learn(side, IpAddr::V6(src), mac, out);
                     }
                     (src, mac, true)
