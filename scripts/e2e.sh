@@ -241,6 +241,19 @@ scenario_begin() {
     fi
 }
 
+# check_mbufs_back LOG: after a stop, wgdp's log says that every packet buffer
+# came back to its pool and the EAL was cleaned up.
+check_mbufs_back() {
+    local line reclaimed
+    line=$(grep -o 'every mbuf is back in the pool.*' "$1" || true)
+    reclaimed=$(grep -o 'reclaimed=[0-9]*' "$1" || true)
+    if [[ -n $line ]] && ! grep -q 'mbufs still out\|skipping rte_eal_cleanup' "$1"; then
+        record PASS "every mbuf back in its pool" "${line#*the pool }${reclaimed:+ ($reclaimed from the af_xdp rings)}"
+    else
+        record FAIL "every mbuf back in its pool" "$(grep -m1 'mbufs still out\|skipping rte_eal_cleanup' "$1" || echo 'no report in the log')"
+    fi
+}
+
 scenario_end() {
     local status=0
     if ((FAILED > SCENARIO_FAILED_BEFORE)); then
@@ -252,6 +265,9 @@ scenario_end() {
             record PASS "stops cleanly on SIGTERM" "exit status 0"
         else
             record FAIL "stops cleanly on SIGTERM" "exit status $status"
+        fi
+        if [[ $TOPO_GATEWAY == wgdp ]]; then
+            check_mbufs_back "$(topo_log_path wgdp)"
         fi
     else
         gw_stop || true

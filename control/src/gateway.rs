@@ -197,7 +197,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         info!(port = key, device = %p.device, mac = ?port.mac_addr(), "port started");
         ports.push(Arc::new(port));
     }
-    let ports: [Arc<Port>; 2] = [ports[0].clone(), ports[1].clone()];
+    let ports: [Arc<Port>; 2] = ports.try_into().map_err(|_| "two ports".to_string())?;
 
     let specs = peer_specs(&cfg);
     let peers = build_peers(&specs);
@@ -330,8 +330,44 @@ pub fn run(cfg: Config) -> Result<(), String> {
     drop(plane);
     drop(handles);
     drop(shared);
-    drop(ports);
-    drop(pool);
+    let forgetful = [&cfg.ports.outside, &cfg.ports.inside]
+        .iter()
+        .any(|p| p.device.name().starts_with("net_af_xdp"));
+    close(ports, pool, forgetful);
     drop(eal);
     Ok(())
+}
+
+/// Closes the ports, then checks that every packet buffer is back in the pool before
+/// freeing it. Everything else that held mbufs (workers, rings, the control plane) is
+/// gone by now. `forgetful` says that a port's driver is known to lose the mbufs in
+/// its rings at close (AF_XDP, see `Mempool::reclaim_orphans`); those are taken back.
+/// Any other mbuf still out is a leak: it is reported and the pool is left alone.
+fn close(ports: [Arc<Port>; 2], pool: Mempool, forgetful: bool) {
+    let mut closed = true;
+    for port in ports {
+        let name = port.name().to_owned();
+        // Workers held clones; they have all returned, so this is the last one.
+        if Arc::try_unwrap(port).is_err() {
+            warn!(port = %name, "port still shared at stop; not closed");
+            closed = false;
+        }
+    }
+    let out = pool.in_use_count();
+    if out > 0 && forgetful && closed {
+        // SAFETY: every port using the pool is closed, and the workers, rings and the
+        // control plane that could hold mbufs are dropped: nothing refers to them.
+        let reclaimed = unsafe { pool.reclaim_orphans() };
+        info!(
+            reclaimed,
+            "took back the mbufs the af_xdp driver left in its rings"
+        );
+    }
+    let out = pool.in_use_count();
+    if out == 0 {
+        info!(mbufs = pool.capacity(), "every mbuf is back in the pool");
+    } else {
+        warn!(in_use = out, "mbufs still out after stop");
+    }
+    drop(pool);
 }

@@ -119,6 +119,59 @@ impl Mempool {
         unsafe { (*self.as_ptr()).size }
     }
 
+    /// Returns to the pool every mbuf that nobody can reach any more, and how
+    /// many there were.
+    ///
+    /// Some drivers keep mbufs in rings they share with the kernel and forget
+    /// them when the port closes: DPDK 22.11's AF_XDP driver (zero-copy UMEM
+    /// over the pool) never frees what sits in its fill, RX and completion
+    /// rings in `eth_dev_close`, about 2k mbufs per queue. Such mbufs are
+    /// still counted as in use, so the pool could never be freed.
+    ///
+    /// The caller promises that no mbuf of this pool is referenced anywhere:
+    /// every port whose queues used it is closed, no [`Mbuf`] or
+    /// [`Ring`](crate::Ring) holds one, and no lcore is allocating from it.
+    /// Then the pool's free objects (its ring plus every lcore cache) are the
+    /// reachable ones, and every other object is an orphan.
+    ///
+    /// # Safety
+    /// See above: any mbuf still referenced would be handed out twice.
+    pub unsafe fn reclaim_orphans(&self) -> u32 {
+        let mp = self.as_ptr();
+        // Empty the lcore caches into the shared ring, so one drain sees every
+        // free object.
+        for lcore in 0..sys::RTE_MAX_LCORE {
+            let cache = sys::rte_mempool_default_cache(mp, lcore);
+            if !cache.is_null() {
+                sys::rte_mempool_cache_flush(cache, mp);
+            }
+        }
+        let mut free: Vec<*mut libc::c_void> = Vec::with_capacity(self.capacity() as usize);
+        let mut obj = std::ptr::null_mut();
+        while sys::rte_mempool_generic_get(mp, &mut obj, 1, std::ptr::null_mut()) == 0 {
+            free.push(obj);
+        }
+        let mut all: Vec<*mut libc::c_void> = Vec::with_capacity(self.capacity() as usize);
+        sys::rte_mempool_obj_iter(mp, Some(collect_obj), (&mut all as *mut Vec<_>).cast());
+        free.sort_unstable();
+        let mut orphans = 0u32;
+        for &obj in &all {
+            if free.binary_search(&obj).is_err() {
+                // An orphan was allocated with rte_pktmbuf_alloc and never
+                // returned: give it the state of a freed mbuf.
+                let m = obj.cast::<sys::rte_mbuf>();
+                sys::rte_mbuf_refcnt_set(m, 1);
+                sys::rte_pktmbuf_reset(m);
+                sys::rte_mempool_generic_put(mp, &obj, 1, std::ptr::null_mut());
+                orphans += 1;
+            }
+        }
+        for obj in free {
+            sys::rte_mempool_generic_put(mp, &obj, 1, std::ptr::null_mut());
+        }
+        orphans
+    }
+
     /// The name given at creation.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -130,6 +183,19 @@ impl Mempool {
     pub fn as_ptr(&self) -> *mut sys::rte_mempool {
         self.inner.raw.as_ptr()
     }
+}
+
+/// `rte_mempool_obj_iter` callback: appends each object to the `Vec` behind
+/// `opaque`.
+unsafe extern "C" fn collect_obj(
+    _mp: *mut sys::rte_mempool,
+    opaque: *mut libc::c_void,
+    obj: *mut libc::c_void,
+    _idx: u32,
+) {
+    // SAFETY: `reclaim_orphans` passes a live `&mut Vec` for the duration of
+    // the iteration.
+    unsafe { (*opaque.cast::<Vec<*mut libc::c_void>>()).push(obj) };
 }
 
 impl fmt::Debug for Mempool {
