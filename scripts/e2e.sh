@@ -14,8 +14,9 @@
 #     ways and iperf3 over both inner families.
 # Every scenario also checks that the gateway answers ARP on both ports
 # before traffic starts, and that it exits 0 on SIGTERM. With a LAN MTU above
-# the tunnel MTU (WGDP_LAN_MTU), "wgdp-first" also checks that packets too big
-# for the tunnel are answered with ICMP too-big.
+# the tunnel MTU (WGDP_LAN_MTU, 1500 by default), "wgdp-first" also checks that
+# packets too big for the tunnel are answered with ICMP too-big (DF set) or
+# fragmented (IPv4, DF clear).
 #
 # Prints a line per check as it runs, a summary table at the end, and exits
 # non-zero if any check failed. On failure, the tails of the logs of the
@@ -30,7 +31,8 @@
 # Environment:
 #   WGDP_BIN       the wgdp binary (default: target/release/wgdp of this checkout)
 #   WGDP_LOG       wgdp's log filter (default info)
-#   WGDP_LAN_MTU   MTU of the LAN link (default 1420, the tunnel MTU)
+#   WGDP_LAN_MTU   MTU of the LAN link (default 1500; at 1420, the tunnel MTU,
+#                  the too-big and fragmentation checks are skipped)
 #   WGDP_NO_HUGE   if set, DPDK runs with --no-huge even when hugepages are free
 # Needs root, and the tools that scripts/setup.sh installs.
 
@@ -145,6 +147,16 @@ ping_check() {
     local out status=0
     out=$(ip netns exec "$1" ping -n -q -c 3 -i 0.2 -w 5 "$2" 2>&1) || status=$?
     ping_summary "$out"
+    return "$status"
+}
+
+# ping_fragmented NS DST SIZE: a ping of SIZE bytes without DF, over the
+# tunnel MTU, gets its replies (wgdp fragments it, the peer reassembles it).
+ping_fragmented() {
+    local out status=0
+    ip -n "$1" route flush cache
+    out=$(ip netns exec "$1" ping -n -q -c 3 -i 0.2 -w 5 -M dont -s "$3" "$2" 2>&1) || status=$?
+    echo "$(ping_summary "$out"), $3 bytes of data"
     return "$status"
 }
 
@@ -319,6 +331,7 @@ scenario_wgdp_first() {
     if ((LAN_MTU > TUNNEL_MTU)); then
         check "IPv4 DF over MTU: ICMP too-big" too_big_check "$GW_IN4" "$PEER_IN4" $((LAN_MTU - 28)) || true
         check "IPv6 over MTU: ICMP too-big" too_big_check "$GW_IN6" "$PEER_IN6" $((LAN_MTU - 48)) || true
+        check "IPv4 over MTU without DF: fragmented" ping_fragmented "$NS_LAN" "$PEER_IN4" $((LAN_MTU - 28)) || true
     fi
     iperf_step "iperf3 TCP IPv4 peer->LAN" "$LAN_IN4"
     iperf_step "iperf3 TCP IPv4 LAN->peer" "$LAN_IN4" -R

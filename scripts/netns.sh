@@ -51,9 +51,10 @@ readonly GW_PORT=51820 PEER_PORT=51821 IPERF_PORT=5201
 # The largest inner packet the tunnel carries (wgdp's wireguard.mtu and the
 # peer's interface MTU).
 readonly TUNNEL_MTU=1420
-# MTU of the LAN link. It stays at the tunnel MTU as long as the LAN host must
-# not send anything larger; raise it to test wgdp's ICMP too-big answers.
-LAN_MTU=${WGDP_LAN_MTU:-1420}
+# MTU of the LAN link: Ethernet's 1500, above the tunnel MTU, so the LAN host
+# learns the path MTU from wgdp's ICMP too-big answers (or has its packets
+# fragmented when DF is clear), as on a real network.
+LAN_MTU=${WGDP_LAN_MTU:-1500}
 
 # Where wireguard-go keeps its UAPI sockets, whatever the network namespace.
 readonly WG_RUN_DIR=/var/run/wireguard

@@ -1,6 +1,7 @@
 //! Two wgdp gateways back to back on plain memory, on a simulated clock: ARP between
 //! their outside ports, the handshake started by a staged packet, data both ways, and
-//! the timers that keep the session (keepalive confirmation, retries).
+//! the timers that keep the session (keepalive confirmation, retries), and the ICMP
+//! errors a router owes its senders.
 
 use control::plane::{build_peers, ControlPlane, Now, PeerSpec};
 use dataplane::buf::{HeapBuf, PacketBuf};
@@ -11,8 +12,8 @@ use dataplane::memio::MemIo;
 use dataplane::session::Sessions;
 use dataplane::tables::{LocalAddr, PortTables, Shared, Side, Tables};
 use dataplane::wire::{
-    ethernet, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
-    MacAddr, UdpPacket,
+    ethernet, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, Icmpv4Packet, IpProtocol,
+    Ipv4Packet, MacAddr, UdpPacket,
 };
 use dataplane::worker::Worker;
 use rand_core::OsRng;
@@ -154,14 +155,20 @@ fn step(a: &mut Gw, b: &mut Gw, t: u64) {
 }
 
 fn lan_packet(g: &Gw, dst: &str, n: u8) -> HeapBuf {
-    let mut p = vec![0u8; 20 + 8 + 32];
+    lan_packet_sized(g, dst, n, 60, 64)
+}
+
+/// A UDP packet of `len` bytes with DF set and `ttl`, from `g`'s LAN host.
+fn lan_packet_sized(g: &Gw, dst: &str, n: u8, len: usize, ttl: u8) -> HeapBuf {
+    let mut p = vec![0u8; len];
     let total = p.len();
     {
         let mut h = Ipv4Packet::new_unchecked(&mut p[..]);
         h.set_version(4);
         h.set_header_len(20);
         h.set_total_len(total as u16);
-        h.set_ttl(64);
+        h.set_dont_frag(true);
+        h.set_ttl(ttl);
         h.set_protocol(IpProtocol::Udp);
         h.set_src_addr(match g.lan_ip {
             IpAddr::V4(a) => a,
@@ -173,7 +180,7 @@ fn lan_packet(g: &Gw, dst: &str, n: u8) -> HeapBuf {
     let mut u = UdpPacket::new_unchecked(&mut p[20..]);
     u.set_src_port(1000);
     u.set_dst_port(2000);
-    u.set_len(40);
+    u.set_len((len - 20) as u16);
     u.payload_mut().fill(n);
     let mut b = vec![0u8; ethernet::HEADER_LEN];
     let mut e = EthernetFrame::new_unchecked(&mut b[..]);
@@ -301,4 +308,157 @@ fn unanswered_initiations_are_retried_then_abandoned() {
     assert_eq!(a.plane.stats.handshake_timeouts, 1);
     assert_eq!(a.plane.stats.staged_drops, 1);
     assert_eq!(a.plane.queued(), 0);
+}
+
+/// The ICMP message in an IPv4 packet delivered to a LAN host: (source, type, code,
+/// next-hop MTU field, quoted bytes).
+fn icmp_of(p: &[u8]) -> (IpAddr, u8, u8, u16, Vec<u8>) {
+    let ip = Ipv4Packet::new_checked(p).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(ip.protocol(), IpProtocol::Icmp);
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum());
+    (
+        IpAddr::V4(ip.src_addr()),
+        u8::from(icmp.msg_type()),
+        icmp.msg_code(),
+        icmp.next_hop_mtu(),
+        icmp.data().to_vec(),
+    )
+}
+
+fn established() -> (Gw, Gw, u64) {
+    let (mut a, mut b) = pair();
+    let mut t = 1_000 * MS;
+    a.worker.io.rx[Side::Inside.index()].push_back(lan_packet(&a, "198.18.2.2", 0));
+    for _ in 0..20 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert_eq!(b.delivered.len(), 1);
+    b.delivered.clear();
+    (a, b, t)
+}
+
+#[test]
+fn too_big_for_the_tunnel_gets_fragmentation_needed() {
+    let (mut a, mut b, mut t) = established();
+    let big = lan_packet_sized(&a, "198.18.2.2", 5, 1500, 64);
+    let original = big.data()[ethernet::HEADER_LEN..].to_vec();
+    a.worker.io.rx[Side::Inside.index()].push_back(big);
+    for _ in 0..3 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert!(b.delivered.is_empty(), "nothing over the MTU went through");
+    assert_eq!(a.delivered.len(), 1);
+    let (src, ty, code, mtu, quoted) = icmp_of(&a.delivered[0]);
+    assert_eq!((src, ty, code, mtu), (ip("198.18.1.1"), 3, 4, 1420));
+    // RFC 1812: as much of the original as fits in 576 bytes.
+    assert_eq!(a.delivered[0].len(), 576);
+    assert_eq!(quoted[..], original[..548]);
+    assert_eq!(a.plane.stats.icmp_sent, 1);
+    // A packet at the MTU passes.
+    a.worker.io.rx[Side::Inside.index()].push_back(lan_packet_sized(&a, "198.18.2.2", 6, 1420, 64));
+    for _ in 0..3 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert_eq!(b.delivered.len(), 1);
+    assert_eq!(b.delivered[0].len(), 1420);
+}
+
+#[test]
+fn ttl_expiring_behind_the_tunnel_is_reported_through_it() {
+    let (mut a, mut b, mut t) = established();
+    // TTL 2 leaves B with TTL 1 and expires at A: A's time exceeded goes back through
+    // the tunnel to B's LAN host.
+    b.worker.io.rx[Side::Inside.index()].push_back(lan_packet_sized(&b, "198.18.1.2", 7, 100, 2));
+    for _ in 0..5 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert!(a.delivered.is_empty());
+    assert_eq!(b.delivered.len(), 1);
+    let (src, ty, code, _, quoted) = icmp_of(&b.delivered[0]);
+    assert_eq!((src, ty, code), (ip("198.18.1.1"), 11, 0));
+    // The quote is the packet as A received it: TTL 1, from B's LAN host.
+    let q = Ipv4Packet::new_checked(&quoted[..]).unwrap();
+    assert_eq!((q.ttl(), IpAddr::V4(q.src_addr())), (1, ip("198.18.2.2")));
+
+    // TTL 1 from A's own LAN is answered on the LAN.
+    a.worker.io.rx[Side::Inside.index()].push_back(lan_packet_sized(&a, "198.18.2.2", 8, 100, 1));
+    for _ in 0..3 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert_eq!(a.delivered.len(), 1);
+    assert_eq!(icmp_of(&a.delivered[0]).1, 11);
+    assert_eq!(a.plane.stats.icmp_sent, 2);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited_and_never_about_errors() {
+    let (mut a, mut b, mut t) = established();
+    for n in 0..80 {
+        a.worker.io.rx[Side::Inside.index()].push_back(lan_packet_sized(
+            &a,
+            "198.18.2.2",
+            n,
+            100,
+            1,
+        ));
+    }
+    step(&mut a, &mut b, t);
+    t += MS;
+    // A burst of 50, then one per millisecond.
+    assert_eq!(a.plane.stats.icmp_sent, 50);
+    assert_eq!(a.plane.stats.icmp_rate_limited, 30);
+    // An ICMP error with TTL 1 gets nothing back.
+    let mut e = lan_packet_sized(&a, "198.18.2.2", 0, 100, 1);
+    {
+        let d = e.data_mut();
+        let mut h = Ipv4Packet::new_unchecked(&mut d[ethernet::HEADER_LEN..]);
+        h.set_protocol(IpProtocol::Icmp);
+        h.fill_checksum();
+        d[ethernet::HEADER_LEN + 20] = 11;
+    }
+    a.worker.io.rx[Side::Inside.index()].push_back(e);
+    step(&mut a, &mut b, t + 100 * MS);
+    assert_eq!(a.plane.stats.icmp_suppressed, 1);
+    assert_eq!(a.plane.stats.icmp_sent, 50);
+}
+
+#[test]
+fn too_big_without_df_is_fragmented() {
+    let (mut a, mut b, mut t) = established();
+    let mut big = lan_packet_sized(&a, "198.18.2.2", 3, 1900, 64);
+    {
+        let d = big.data_mut();
+        let mut h = Ipv4Packet::new_unchecked(&mut d[ethernet::HEADER_LEN..]);
+        h.set_dont_frag(false);
+        h.fill_checksum();
+    }
+    let payload = big.data()[ethernet::HEADER_LEN + 20..].to_vec();
+    a.worker.io.rx[Side::Inside.index()].push_back(big);
+    for _ in 0..3 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert!(
+        a.delivered.is_empty(),
+        "no ICMP error for a packet that may be split"
+    );
+    assert_eq!(a.plane.stats.fragmented, 1);
+    let sizes: Vec<usize> = b.delivered.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![1420, 500]);
+    let mut joined = Vec::new();
+    for f in &b.delivered {
+        let p = Ipv4Packet::new_checked(&f[..]).unwrap();
+        assert!(p.verify_checksum());
+        // One hop at A, one at B.
+        assert_eq!(p.ttl(), 62);
+        joined.extend_from_slice(p.payload());
+    }
+    assert_eq!(joined, payload);
 }

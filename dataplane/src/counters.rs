@@ -121,10 +121,6 @@ reasons! {
         SourceNotAllowed = "source_not_allowed",
         /// No peer and no inside route for the destination.
         NoRoute = "no_route",
-        /// TTL or hop limit ran out.
-        TtlExceeded = "ttl_exceeded",
-        /// Larger than the tunnel MTU.
-        TooBig = "too_big",
         /// From a peer, back to the same peer.
         Loop = "loop",
         /// Martian: multicast, broadcast or unspecified where a unicast is required.
@@ -173,6 +169,8 @@ reasons! {
         NoNeighbor = "no_neighbor",
         /// Needs an ICMP error (too big, time exceeded) that control builds.
         IcmpError = "icmp_error",
+        /// IPv4 for a peer over the tunnel MTU with DF clear: control fragments it.
+        Fragment = "fragment",
     }
 }
 

@@ -108,6 +108,24 @@ fn fill_udp(u: &mut UdpPacket<&mut [u8]>, sport: u16, dport: u16, payload: &[u8]
     u.payload_mut().copy_from_slice(payload);
 }
 
+/// Puts an Ethernet header from `src_mac` to `dst_mac` in front of the IP packet in
+/// `buf`, with the EtherType of its version; false without headroom or IP packet.
+pub fn push_ethernet<B: PacketBuf>(buf: &mut B, dst_mac: [u8; 6], src_mac: [u8; 6]) -> bool {
+    let ethertype = match buf.data().first().map(|b| b >> 4) {
+        Some(4) => EtherType::Ipv4,
+        Some(6) => EtherType::Ipv6,
+        _ => return false,
+    };
+    let Some(hdr) = buf.prepend(ethernet::HEADER_LEN) else {
+        return false;
+    };
+    let mut eth = EthernetFrame::new_unchecked(hdr);
+    eth.set_dst_addr(MacAddr(dst_mac));
+    eth.set_src_addr(MacAddr(src_mac));
+    eth.set_ethertype(ethertype);
+    true
+}
+
 pub fn write_ipv4(b: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, l4: usize) {
     let mut ip = Ipv4Packet::new_unchecked(b);
     ip.set_version(4);

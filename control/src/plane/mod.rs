@@ -11,7 +11,9 @@
 //! session yet (bounded) and sends them once the handshake completes, sends keepalives,
 //! answers ARP/ND and resolves next hops.
 
+pub mod fragment;
 pub mod frames;
+pub mod icmp;
 pub mod neighbor;
 
 use crate::noise::{HandshakeError, Identity, PeerHandshake, Tai64N};
@@ -98,8 +100,18 @@ pub struct ControlStats {
     pub keepalives_sent: u64,
     /// Packets for our own addresses with nowhere to go (no control port).
     pub local_drops: u64,
-    /// Packets that needed an ICMP error wgdp does not send yet.
-    pub icmp_drops: u64,
+    /// ICMP errors sent (time exceeded, too big).
+    pub icmp_sent: u64,
+    /// Packets that needed an ICMP error but may not get one (errors about errors,
+    /// later fragments, sources that are no single host).
+    pub icmp_suppressed: u64,
+    /// ICMP errors not sent because of the rate limit.
+    pub icmp_rate_limited: u64,
+    /// IPv4 packets over the tunnel MTU (DF clear) split into fragments.
+    pub fragmented: u64,
+    /// IPv4 packets over the tunnel MTU that could not be fragmented (IP options, no
+    /// buffer).
+    pub fragment_drops: u64,
     /// Frames that could not be built (pool empty, malformed input).
     pub other_drops: u64,
     /// Keypairs retired after their lifetime.
@@ -151,6 +163,7 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     pub counters: Arc<WorkerCounters>,
     pub stats: ControlStats,
     rng: R,
+    icmp_limit: icmp::RateLimit,
     /// Frames to send, each with `meta::send_on(side)`.
     pub out: Vec<B>,
 }
@@ -207,6 +220,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             counters: Arc::new(WorkerCounters::default()),
             stats: ControlStats::default(),
             rng,
+            icmp_limit: icmp::RateLimit::default(),
             out: Vec::new(),
         })
     }
@@ -247,7 +261,10 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             Some(Punt::NoSession) => self.stage(meta::peer(m) as usize, pkt, now, alloc),
             Some(Punt::NoNeighbor) => self.resolve_frame(side, pkt, &t, now, alloc),
             Some(Punt::Local) => self.stats.local_drops += 1,
-            Some(Punt::IcmpError) => self.stats.icmp_drops += 1,
+            Some(Punt::IcmpError) => {
+                self.icmp_error(side, meta::peer(m) as usize, pkt, &t, now, alloc)
+            }
+            Some(Punt::Fragment) => self.fragment(pkt, &t, now, alloc),
             None => self.stats.other_drops += 1,
         }
         self.publish_neighbors();
@@ -278,6 +295,81 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 .resolver
                 .resolve(side, hop, frame, t, now.mono, alloc, &mut self.out),
             None => self.stats.other_drops += 1,
+        }
+    }
+
+    /// Answer a packet the route stage could not forward with the ICMP error it needs,
+    /// sent back where it came from: to a host on the inside, or through the tunnel to
+    /// the peer `peer` that sent it. The source is the gateway's inside address of the
+    /// family (its address inside the tunnel's networks), else its outside one.
+    fn icmp_error(
+        &mut self,
+        from: Side,
+        peer: usize,
+        pkt: B,
+        t: &Tables,
+        now: Now,
+        alloc: Alloc<'_, B>,
+    ) {
+        let (kind, to) = match icmp::needed(pkt.data(), t.mtu) {
+            Ok(e) => e,
+            Err(_) => {
+                self.stats.icmp_suppressed += 1;
+                return;
+            }
+        };
+        if !self.icmp_limit.allow(now.mono) {
+            self.stats.icmp_rate_limited += 1;
+            return;
+        }
+        let src = t
+            .port(Side::Inside)
+            .source_for(to)
+            .or_else(|| t.port(Side::Outside).source_for(to));
+        let (Some(src), Some(mut b)) = (src, alloc()) else {
+            self.stats.other_drops += 1;
+            return;
+        };
+        // Through the tunnel the error must fit the tunnel.
+        let limit = match from {
+            Side::Inside => usize::MAX,
+            Side::Outside => usize::from(t.mtu),
+        };
+        if !icmp::write(&mut b, kind, src, pkt.data(), limit) {
+            self.stats.other_drops += 1;
+            return;
+        }
+        drop(pkt);
+        self.stats.icmp_sent += 1;
+        match from {
+            Side::Inside => {
+                let mac = t.port(Side::Inside).mac;
+                if !frames::push_ethernet(&mut b, [0; 6], mac) {
+                    self.stats.other_drops += 1;
+                    return;
+                }
+                self.resolve_frame(Side::Inside, b, t, now, alloc);
+            }
+            Side::Outside => self.stage(peer, b, now, alloc),
+        }
+    }
+
+    /// Split an IPv4 packet for a peer that is over the tunnel MTU and may be
+    /// fragmented; the fragments go the way of any packet for that peer.
+    fn fragment(&mut self, pkt: B, t: &Tables, now: Now, alloc: Alloc<'_, B>) {
+        let peer = Ipv4Packet::new_checked(pkt.data())
+            .ok()
+            .and_then(|p| t.allowed.lookup(IpAddr::V4(p.dst_addr())))
+            .map(|p| p.id as usize);
+        let frags = peer.map(|_| fragment::split(pkt.data(), t.mtu, alloc));
+        match (peer, frags) {
+            (Some(peer), Some(Ok(frags))) => {
+                self.stats.fragmented += 1;
+                for f in frags {
+                    self.stage(peer, f, now, alloc);
+                }
+            }
+            _ => self.stats.fragment_drops += 1,
         }
     }
 

@@ -8,8 +8,9 @@
 //!   the inside port's routes (connected networks, `routes`, `gateway`) choose the next
 //!   hop, whose link-layer address comes from the neighbor table.
 //! - TTL / hop limit is decremented once per forward. Packets that need an ICMP error
-//!   (time exceeded, too big for the tunnel) and packets whose next hop is not resolved
-//!   yet go to the control thread; packets for our own addresses too.
+//!   (time exceeded, too big for the tunnel), IPv4 packets too big for the tunnel that
+//!   may be fragmented, and packets whose next hop is not resolved yet go to the
+//!   control thread, unchanged but for the last; packets for our own addresses too.
 //!
 //! Input packets start at the IP header; those from the tunnel carry their peer's id in
 //! `meta`. Packets for a peer leave with the peer's id in `meta`.
@@ -95,11 +96,11 @@ fn decide(
             return Err(RouteDrop::Loop);
         }
         if len > t.mtu as usize {
-            return if h.may_fragment {
-                Err(RouteDrop::TooBig)
+            return Ok(Next::Punt(if h.may_fragment {
+                Punt::Fragment
             } else {
-                Ok(Next::Punt(Punt::IcmpError))
-            };
+                Punt::IcmpError
+            }));
         }
         return Ok(Next::Peer(peer.id));
     }
