@@ -9,7 +9,7 @@
 //! pool is freed last.
 
 use crate::config::{Config, DeviceSpec, IdleMode, PortConfig as PortCfg};
-use crate::plane::{build_peers, ControlPlane, Now, PeerSpec};
+use crate::plane::{ControlPlane, Now, PeerSpec};
 use dataplane::counters::WorkerCounters;
 use dataplane::crypto::Backend;
 use dataplane::lpm::PrefixTable;
@@ -23,8 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
-/// Receiver-index slots (keypairs that can exist at once: three per peer at most).
-const INDEX_BITS: u32 = 16;
+/// Peers a gateway can hold, configured or added at run time.
+pub const MAX_PEERS: usize = 16_384;
+/// Receiver-index slots: 2^18, so that the three keypairs a peer may have at once fit
+/// for every peer with room to spare (random indexes find a free slot quickly).
+const INDEX_BITS: u32 = 18;
 const RING_SIZE: u32 = 4096;
 /// Data room of a packet buffer: DPDK's default (2048) plus its headroom.
 const MBUF_ROOM: u16 = 2048 + 128;
@@ -77,12 +80,9 @@ fn local_addrs(p: &PortCfg) -> Vec<LocalAddr> {
         .collect()
 }
 
-/// Forwarding tables for `cfg`, with the ports' MAC addresses and the peers by id.
-pub fn build_tables(
-    cfg: &Config,
-    macs: [[u8; 6]; 2],
-    peers: &[Arc<dataplane::session::Peer>],
-) -> Tables {
+/// Forwarding tables of the ports for `cfg`, with the ports' MAC addresses; the control
+/// plane adds the peers' allowed IPs.
+pub fn port_tables(cfg: &Config, macs: [[u8; 6]; 2]) -> Tables {
     let port = |p: &PortCfg, mac| {
         let mut t = PortTables::new(mac, local_addrs(p));
         for g in &p.gateway {
@@ -99,18 +99,12 @@ pub fn build_tables(
         }
         t
     };
-    let mut allowed = PrefixTable::new();
-    for (spec, peer) in cfg.peers.iter().zip(peers) {
-        for p in &spec.allowed_ips {
-            allowed.insert(p.addr, p.len, peer.clone());
-        }
-    }
     Tables {
         ports: [
             port(&cfg.ports.outside, macs[0]),
             port(&cfg.ports.inside, macs[1]),
         ],
-        allowed,
+        allowed: PrefixTable::new(),
         listen_port: cfg.wireguard.listen_port,
         mtu: cfg.wireguard.mtu,
     }
@@ -200,16 +194,14 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let ports: [Arc<Port>; 2] = ports.try_into().map_err(|_| "two ports".to_string())?;
 
     let specs = peer_specs(&cfg);
-    let peers = build_peers(&specs);
-    let tables = build_tables(&cfg, [ports[0].mac_addr(), ports[1].mac_addr()], &peers);
+    let macs = [ports[0].mac_addr(), ports[1].mac_addr()];
     let shared = Arc::new(Shared::new(
-        tables,
-        Sessions::new(INDEX_BITS, peers.len().max(1)),
+        port_tables(&cfg, macs),
+        Sessions::new(INDEX_BITS, MAX_PEERS),
     ));
     let mut plane = ControlPlane::<Mbuf, _>::new(
         cfg.wireguard.private_key.as_bytes(),
         &specs,
-        &peers,
         shared.clone(),
         rand_core::OsRng,
     )?;

@@ -3,9 +3,9 @@
 //! the timers that keep the session (keepalive confirmation, retries), and the ICMP
 //! errors a router owes its senders.
 
-use control::plane::{build_peers, ControlPlane, Now, PeerSpec};
+use control::plane::{ControlPlane, Now, PeerSpec};
 use dataplane::buf::{HeapBuf, PacketBuf};
-use dataplane::counters::WorkerCounters;
+use dataplane::counters::{RouteDrop, WorkerCounters};
 use dataplane::crypto::Backend;
 use dataplane::lpm::PrefixTable;
 use dataplane::memio::MemIo;
@@ -58,9 +58,6 @@ fn gateway(
         allowed_ips: vec![(ip(peer_net), 24)],
         persistent_keepalive: None,
     };
-    let peers = build_peers(std::slice::from_ref(&spec));
-    let mut allowed = PrefixTable::new();
-    allowed.insert(ip(peer_net), 24, peers[0].clone());
     let tables = Tables {
         ports: [
             PortTables::new(
@@ -78,12 +75,12 @@ fn gateway(
                 }],
             ),
         ],
-        allowed,
+        allowed: PrefixTable::new(),
         listen_port: 51820,
         mtu: 1420,
     };
     let shared = Arc::new(Shared::new(tables, Sessions::new(10, 4)));
-    let plane = ControlPlane::new(&key.to_bytes(), &[spec], &peers, shared.clone(), OsRng).unwrap();
+    let plane = ControlPlane::new(&key.to_bytes(), &[spec], shared.clone(), OsRng).unwrap();
     let worker = Worker::new(
         MemIo::default(),
         shared,
@@ -461,4 +458,60 @@ fn too_big_without_df_is_fragmented() {
         joined.extend_from_slice(p.payload());
     }
     assert_eq!(joined, payload);
+}
+
+#[test]
+fn peers_change_at_run_time_without_touching_others() {
+    let (mut a, mut b, mut t) = established();
+    let initiations = a.plane.stats.initiations_sent;
+    let send = |a: &mut Gw, b: &mut Gw, t: &mut u64, n: u8| {
+        let p = lan_packet(a, "198.18.2.2", n);
+        a.worker.io.rx[Side::Inside.index()].push_back(p);
+        for _ in 0..5 {
+            step(a, b, *t);
+            *t += MS;
+        }
+    };
+    // Another peer comes and goes; B's session is not disturbed.
+    let other = PeerSpec {
+        public_key: *PublicKey::from(&StaticSecret::random_from_rng(OsRng)).as_bytes(),
+        preshared_key: None,
+        endpoint: None,
+        allowed_ips: vec![(ip("198.18.50.0"), 24)],
+        persistent_keepalive: None,
+    };
+    let id = a.plane.add_peer(other.clone()).unwrap();
+    assert_eq!(id, 1);
+    assert!(
+        a.plane.add_peer(other.clone()).is_err(),
+        "no duplicate keys"
+    );
+    send(&mut a, &mut b, &mut t, 1);
+    assert!(a.plane.remove_peer(&other.public_key));
+    assert!(!a.plane.remove_peer(&other.public_key));
+    send(&mut a, &mut b, &mut t, 2);
+    // B's allowed IPs grow; its session stays.
+    let mut spec_b = a.plane.peer_specs().next().unwrap().clone();
+    spec_b.allowed_ips.push((ip("198.18.60.0"), 24));
+    assert!(a.plane.update_peer(spec_b.clone()));
+    send(&mut a, &mut b, &mut t, 3);
+    let got: Vec<u8> = b.delivered.iter().map(|p| p[28]).collect();
+    assert_eq!(got, vec![1, 2, 3]);
+    assert_eq!(
+        a.plane.stats.initiations_sent, initiations,
+        "no new handshake"
+    );
+
+    // B goes: its packets have no route and its keypairs are gone.
+    assert!(a.plane.remove_peer(&spec_b.public_key));
+    let drops = a.worker.counters().route.get(RouteDrop::NoRoute);
+    send(&mut a, &mut b, &mut t, 4);
+    assert_eq!(a.worker.counters().route.get(RouteDrop::NoRoute), drops + 1);
+    assert_eq!(b.delivered.len(), 3);
+    // And comes back: a new handshake, and traffic again.
+    a.plane.add_peer(spec_b).unwrap();
+    send(&mut a, &mut b, &mut t, 5);
+    assert_eq!(a.plane.stats.initiations_sent, initiations + 1);
+    assert_eq!(b.delivered.last().unwrap()[28], 5);
+    assert_eq!(a.plane.peer_views().next().unwrap().handshakes, 1);
 }

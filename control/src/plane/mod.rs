@@ -20,6 +20,7 @@ use crate::noise::{HandshakeError, Identity, PeerHandshake, Tai64N};
 use dataplane::buf::PacketBuf;
 use dataplane::counters::{Punt, WorkerCounters};
 use dataplane::crypto::Backend;
+use dataplane::lpm::PrefixTable;
 use dataplane::meta;
 use dataplane::session::{limits, Keypair, Peer, Sessions};
 use dataplane::stages::encrypt;
@@ -65,7 +66,7 @@ impl Now {
 }
 
 /// A peer as control needs it configured.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PeerSpec {
     pub public_key: [u8; 32],
     pub preshared_key: Option<[u8; 32]>,
@@ -120,8 +121,12 @@ pub struct ControlStats {
 
 /// Per-peer state on the control thread.
 struct PeerState<B> {
+    spec: PeerSpec,
     shared: Arc<Peer>,
     hs: PeerHandshake,
+    /// Wall-clock time of the latest completed handshake.
+    last_handshake: Option<SystemTime>,
+    handshakes: u64,
     persistent_keepalive: Option<u64>,
     staged: VecDeque<B>,
     previous: Option<Arc<Keypair>>,
@@ -149,11 +154,29 @@ impl<B> PeerState<B> {
     }
 }
 
+/// The state of live peer `$i` (an id from `by_key`, `pending` or the peer loop, which
+/// never name a removed peer). A macro rather than a method so that the borrow is of the
+/// `peers` field only.
+macro_rules! peer_mut {
+    ($s:ident, $i:expr) => {
+        $s.peers[$i].as_mut().expect("a live peer id")
+    };
+}
+macro_rules! peer {
+    ($s:ident, $i:expr) => {
+        $s.peers[$i].as_ref().expect("a live peer id")
+    };
+}
+
 pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     identity: Identity,
     shared: Arc<Shared>,
-    peers: Vec<PeerState<B>>,
+    /// By peer id; `None` is a free id.
+    peers: Vec<Option<PeerState<B>>>,
     by_key: HashMap<[u8; 32], usize>,
+    /// Where the search for a free id starts, so that a removed peer's id is reused as
+    /// late as possible.
+    next_id: usize,
     /// Local indexes of initiations in flight, by their slot in `Sessions`.
     pending: HashMap<usize, (u32, usize)>,
     resolver: Resolver<B>,
@@ -172,47 +195,20 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
 pub type Alloc<'a, B> = &'a mut dyn FnMut() -> Option<B>;
 
 impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
-    /// `peers[i]` becomes peer id `i`, which must match the `Peer`s in `shared`'s
-    /// allowed-IPs table (see [`build_peers`]).
+    /// A control plane for `specs` (peer `i` gets id `i`). `shared` holds the tables of
+    /// the ports; control adds the peers' allowed IPs to them and publishes them.
     pub fn new(
         private_key: &[u8; 32],
         specs: &[PeerSpec],
-        peers: &[Arc<Peer>],
         shared: Arc<Shared>,
         rng: R,
     ) -> Result<Self, String> {
-        let identity = Identity::new(StaticSecret::from(*private_key));
-        let mut states = Vec::new();
-        let mut by_key = HashMap::new();
-        for (i, (spec, peer)) in specs.iter().zip(peers).enumerate() {
-            let hs = PeerHandshake::new(
-                &identity,
-                PublicKey::from(spec.public_key),
-                spec.preshared_key.as_ref(),
-            )
-            .map_err(|e| format!("peers[{i}].public_key: {e}"))?;
-            by_key.insert(spec.public_key, i);
-            states.push(PeerState {
-                shared: peer.clone(),
-                hs,
-                persistent_keepalive: spec
-                    .persistent_keepalive
-                    .map(|s| dataplane::clock::secs(s as u64)),
-                staged: VecDeque::new(),
-                previous: None,
-                current: None,
-                next: None,
-                attempt_since: None,
-                last_initiation: 0,
-                retry_at: 0,
-                pending_index: None,
-            });
-        }
-        Ok(ControlPlane {
-            identity,
+        let mut plane = ControlPlane {
+            identity: Identity::new(StaticSecret::from(*private_key)),
             shared,
-            peers: states,
-            by_key,
+            peers: Vec::new(),
+            by_key: HashMap::new(),
+            next_id: 0,
             pending: HashMap::new(),
             resolver: Resolver::default(),
             backend: Backend::Software,
@@ -222,7 +218,184 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             rng,
             icmp_limit: icmp::RateLimit::default(),
             out: Vec::new(),
+        };
+        for (i, spec) in specs.iter().enumerate() {
+            plane
+                .insert_peer(spec.clone())
+                .map_err(|e| format!("peers[{i}]: {e}"))?;
+        }
+        plane.publish_tables();
+        Ok(plane)
+    }
+
+    /// Adds a peer; its id is returned. The tables are published.
+    pub fn add_peer(&mut self, spec: PeerSpec) -> Result<u32, String> {
+        let id = self.insert_peer(spec)?;
+        self.publish_tables();
+        Ok(id)
+    }
+
+    fn insert_peer(&mut self, spec: PeerSpec) -> Result<u32, String> {
+        if self.by_key.contains_key(&spec.public_key) {
+            return Err("public_key: this peer exists already".into());
+        }
+        let hs = PeerHandshake::new(
+            &self.identity,
+            PublicKey::from(spec.public_key),
+            spec.preshared_key.as_ref(),
+        )
+        .map_err(|e| format!("public_key: {e}"))?;
+        let max = self.sessions().max_peers();
+        let id = (0..max)
+            .map(|k| (self.next_id + k) % max)
+            .find(|&i| self.peers.get(i).is_none_or(|p| p.is_none()))
+            .ok_or_else(|| format!("no room: wgdp holds at most {max} peers"))?;
+        self.next_id = (id + 1) % max;
+        if self.peers.len() <= id {
+            self.peers.resize_with(id + 1, || None);
+        }
+        self.by_key.insert(spec.public_key, id);
+        self.peers[id] = Some(PeerState {
+            shared: Arc::new(Peer::new(id as u32, spec.endpoint)),
+            hs,
+            last_handshake: None,
+            handshakes: 0,
+            persistent_keepalive: spec
+                .persistent_keepalive
+                .map(|s| dataplane::clock::secs(s as u64)),
+            spec,
+            staged: VecDeque::new(),
+            previous: None,
+            current: None,
+            next: None,
+            attempt_since: None,
+            last_initiation: 0,
+            retry_at: 0,
+            pending_index: None,
+        });
+        Ok(id as u32)
+    }
+
+    /// Removes the peer with `public_key`: its keypairs, queued packets and routes go.
+    /// False if there is no such peer.
+    pub fn remove_peer(&mut self, public_key: &[u8; 32]) -> bool {
+        let Some(id) = self.by_key.remove(public_key) else {
+            return false;
+        };
+        let Some(ps) = self.peers[id].take() else {
+            return false;
+        };
+        for k in ps.keypairs() {
+            self.shared.sessions.remove(k.local_index);
+        }
+        self.shared.sessions.clear_sending(id as u32);
+        if let Some(idx) = ps.pending_index {
+            let slot = self.slot(idx);
+            self.pending.remove(&slot);
+        }
+        self.stats.staged_drops += ps.staged.len() as u64;
+        self.publish_tables();
+        true
+    }
+
+    /// Changes a peer in place (preshared key, endpoint, allowed IPs, keepalive),
+    /// keeping its sessions. A new preshared key applies from the next handshake.
+    /// False if there is no such peer.
+    pub fn update_peer(&mut self, spec: PeerSpec) -> bool {
+        let Some(&id) = self.by_key.get(&spec.public_key) else {
+            return false;
+        };
+        let Some(ps) = self.peers[id].as_mut() else {
+            return false;
+        };
+        if ps.spec == spec {
+            return true;
+        }
+        if ps.spec.preshared_key != spec.preshared_key {
+            ps.hs.set_preshared_key(spec.preshared_key.as_ref());
+        }
+        if spec.endpoint != ps.spec.endpoint {
+            if let Some(e) = spec.endpoint {
+                ps.shared.set_endpoint(e);
+            }
+        }
+        ps.persistent_keepalive = spec
+            .persistent_keepalive
+            .map(|s| dataplane::clock::secs(s as u64));
+        let routes_changed = ps.spec.allowed_ips != spec.allowed_ips;
+        ps.spec = spec;
+        if routes_changed {
+            self.publish_tables();
+        }
+        true
+    }
+
+    /// Replaces the gateway's private key. Every session and handshake in progress is
+    /// dropped, since they were made with the old key.
+    pub fn set_private_key(&mut self, private_key: &[u8; 32]) {
+        self.identity = Identity::new(StaticSecret::from(*private_key));
+        let identity = &self.identity;
+        let mut broken = Vec::new();
+        for ps in self.peers.iter_mut().flatten() {
+            if ps.hs.set_identity(identity).is_err() {
+                broken.push(ps.spec.public_key);
+            }
+        }
+        self.reset_sessions();
+        // A peer whose key is now our own cannot be talked to; it goes.
+        for key in broken {
+            self.remove_peer(&key);
+        }
+    }
+
+    fn reset_sessions(&mut self) {
+        for ps in self.peers.iter_mut().flatten() {
+            for k in ps.keypairs() {
+                self.shared.sessions.remove(k.local_index);
+            }
+            self.shared.sessions.clear_sending(ps.shared.id);
+            ps.previous = None;
+            ps.current = None;
+            ps.next = None;
+            ps.attempt_since = None;
+            ps.pending_index = None;
+        }
+        self.pending.clear();
+    }
+
+    /// The configured peers.
+    pub fn peer_specs(&self) -> impl Iterator<Item = &PeerSpec> {
+        self.peers.iter().flatten().map(|p| &p.spec)
+    }
+
+    /// What an operator sees of each peer.
+    pub fn peer_views(&self) -> impl Iterator<Item = PeerView<'_>> {
+        self.peers.iter().flatten().map(|p| PeerView {
+            spec: &p.spec,
+            peer: &p.shared,
+            last_handshake: p.last_handshake,
+            handshakes: p.handshakes,
         })
+    }
+
+    /// Replaces the port tables (addresses, routes, listen port, MTU) and keeps the
+    /// peers' routes.
+    pub fn set_port_tables(&mut self, base: Tables) {
+        self.shared.tables.store(Arc::new(base));
+        self.publish_tables();
+    }
+
+    /// Rebuilds cryptokey routing from the peers and publishes the tables.
+    fn publish_tables(&mut self) {
+        let mut t = (*self.tables()).clone();
+        let mut allowed = PrefixTable::new();
+        for ps in self.peers.iter().flatten() {
+            for &(addr, len) in &ps.spec.allowed_ips {
+                allowed.insert(addr, len, ps.shared.clone());
+            }
+        }
+        t.allowed = allowed;
+        self.shared.tables.store(Arc::new(t));
     }
 
     pub fn public_key(&self) -> [u8; 32] {
@@ -258,7 +431,20 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             Some(Punt::Nd) => self
                 .resolver
                 .handle_nd(side, &pkt, &t, alloc, &mut self.out),
-            Some(Punt::NoSession) => self.stage(meta::peer(m) as usize, pkt, now, alloc),
+            Some(Punt::NoSession) => {
+                // The peer may have been removed, its id even given to a new peer, since
+                // the worker routed the packet: route it again.
+                let id = meta::peer(m);
+                if dst_addr(pkt.data())
+                    .and_then(|d| t.allowed.lookup(d))
+                    .map(|p| p.id)
+                    == Some(id)
+                {
+                    self.stage(id as usize, pkt, now, alloc)
+                } else {
+                    self.stats.other_drops += 1;
+                }
+            }
             Some(Punt::NoNeighbor) => self.resolve_frame(side, pkt, &t, now, alloc),
             Some(Punt::Local) => self.stats.local_drops += 1,
             Some(Punt::IcmpError) => {
@@ -279,17 +465,9 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// A frame complete but for its destination MAC: find the next hop of its IP
     /// destination on `side` and send it there.
     fn resolve_frame(&mut self, side: Side, frame: B, t: &Tables, now: Now, alloc: Alloc<'_, B>) {
-        let dst = EthernetFrame::new_checked(frame.data()).ok().and_then(|e| {
-            match e.payload().first().map(|b| b >> 4) {
-                Some(4) => Ipv4Packet::new_checked(e.payload())
-                    .ok()
-                    .map(|p| IpAddr::V4(p.dst_addr())),
-                Some(6) => Ipv6Packet::new_checked(e.payload())
-                    .ok()
-                    .map(|p| IpAddr::V6(p.dst_addr())),
-                _ => None,
-            }
-        });
+        let dst = EthernetFrame::new_checked(frame.data())
+            .ok()
+            .and_then(|e| dst_addr(e.payload()));
         match dst.and_then(|d| t.port(side).next_hop(d)) {
             Some(hop) => self
                 .resolver
@@ -393,7 +571,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 let peer = receiver.ok().and_then(|r| self.pending_peer(r));
                 match peer {
                     Some(i) => {
-                        if let Err(e) = self.peers[i].hs.consume_cookie_reply(msg, now.dur()) {
+                        if let Err(e) = peer_mut!(self, i).hs.consume_cookie_reply(msg, now.dur()) {
                             self.error(e);
                         }
                     }
@@ -471,19 +649,19 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let Some(&i) = self.by_key.get(info.initiator_static().as_bytes()) else {
             return self.error(HandshakeError::UnknownPeer);
         };
-        if let Err(e) = self.peers[i].hs.accept_initiation(info, now.dur()) {
+        if let Err(e) = peer_mut!(self, i).hs.accept_initiation(info, now.dur()) {
             return self.error(e);
         }
         let local = self.new_index();
         let (reply, session) =
-            match self.peers[i]
+            match peer_mut!(self, i)
                 .hs
                 .create_response(local, now.dur(), &mut self.rng)
             {
                 Ok(r) => r,
                 Err(e) => return self.error(e),
             };
-        let ps = &mut self.peers[i];
+        let ps = peer_mut!(self, i);
         let kp = Arc::new(Keypair::new(
             ps.shared.clone(),
             session.local_index,
@@ -506,6 +684,9 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
         self.stats.responses_sent += 1;
         self.stats.handshakes_completed += 1;
+        let ps = peer_mut!(self, i);
+        ps.handshakes += 1;
+        ps.last_handshake = Some(now.wall);
         self.send_udp(dg.src, Some(dg.src_mac), &reply, now, alloc);
     }
 
@@ -517,7 +698,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let Some(i) = self.pending_peer(receiver) else {
             return self.error(HandshakeError::WrongIndex);
         };
-        let session = match self.peers[i]
+        let session = match peer_mut!(self, i)
             .hs
             .consume_response(&self.identity, msg, now.dur())
         {
@@ -526,7 +707,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         };
         let slot = self.slot(receiver);
         self.pending.remove(&slot);
-        let ps = &mut self.peers[i];
+        let ps = peer_mut!(self, i);
         ps.pending_index = None;
         ps.attempt_since = None;
         ps.shared.set_endpoint(dg.src);
@@ -556,9 +737,12 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
         self.shared.sessions.set_sending(kp);
         self.stats.handshakes_completed += 1;
+        let ps = peer_mut!(self, i);
+        ps.handshakes += 1;
+        ps.last_handshake = Some(now.wall);
         // Send what waited; with nothing waiting, a keepalive confirms the keypair to
         // the responder (whitepaper 6.4 / wireguard-go `SendKeepalive` after a response).
-        if self.peers[i].staged.is_empty() {
+        if peer_mut!(self, i).staged.is_empty() {
             self.send_keepalive(i, now, alloc);
         } else {
             self.flush_staged(i, now, alloc);
@@ -567,20 +751,20 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     /// Start (or retry) a handshake with peer `i`.
     fn initiate(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) {
-        let Some(endpoint) = self.peers[i].shared.endpoint() else {
-            self.peers[i]
+        let Some(endpoint) = peer_mut!(self, i).shared.endpoint() else {
+            peer_mut!(self, i)
                 .shared
                 .want_handshake
                 .store(false, Ordering::Relaxed);
             return;
         };
-        if let Some(old) = self.peers[i].pending_index.take() {
+        if let Some(old) = peer_mut!(self, i).pending_index.take() {
             let slot = self.slot(old);
             self.pending.remove(&slot);
         }
         let local = self.new_index();
         let wall = Tai64N::from_system_time(now.wall);
-        let msg = match self.peers[i].hs.create_initiation(
+        let msg = match peer_mut!(self, i).hs.create_initiation(
             &self.identity,
             local,
             wall,
@@ -593,7 +777,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let slot = self.slot(local);
         self.pending.insert(slot, (local, i));
         let jitter = (self.rng.next_u32() % RETRY_JITTER_MS) as u64 * 1_000_000;
-        let ps = &mut self.peers[i];
+        let ps = peer_mut!(self, i);
         ps.pending_index = Some(local);
         ps.last_initiation = now.mono;
         ps.attempt_since.get_or_insert(now.mono);
@@ -606,7 +790,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// Queue a packet for a peer without a usable session, and make sure a handshake
     /// is under way.
     fn stage(&mut self, i: usize, pkt: B, now: Now, alloc: Alloc<'_, B>) {
-        let Some(ps) = self.peers.get_mut(i) else {
+        let Some(ps) = self.peers.get_mut(i).and_then(Option::as_mut) else {
             self.stats.other_drops += 1;
             return;
         };
@@ -653,8 +837,8 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     }
 
     fn flush_staged(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) {
-        let id = self.peers[i].shared.id as u64;
-        let pkts: Vec<B> = self.peers[i]
+        let id = peer_mut!(self, i).shared.id as u64;
+        let pkts: Vec<B> = peer_mut!(self, i)
             .staged
             .drain(..)
             .map(|mut p| {
@@ -670,7 +854,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             self.stats.other_drops += 1;
             return;
         };
-        b.set_meta(self.peers[i].shared.id as u64);
+        b.set_meta(peer_mut!(self, i).shared.id as u64);
         self.stats.keepalives_sent += 1;
         self.encrypt_and_send(vec![b], now, alloc);
     }
@@ -679,8 +863,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     pub fn tick(&mut self, now: Now, alloc: Alloc<'_, B>) {
         let t = now.mono;
         for i in 0..self.peers.len() {
+            if self.peers[i].is_none() {
+                continue;
+            }
             self.expire_keypairs(i, t);
-            let ps = &mut self.peers[i];
+            let ps = peer_mut!(self, i);
             // The responder's keypair became current when the initiator used it.
             if ps.next.as_ref().is_some_and(|k| k.is_confirmed()) {
                 let old = ps.previous.take();
@@ -690,7 +877,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                     self.shared.sessions.remove(old.local_index);
                 }
             }
-            let ps = &self.peers[i];
+            let ps = peer!(self, i);
             let st = &ps.shared.stats;
             let last_rx = st.last_rx.load(Ordering::Relaxed);
             let last_rx_data = st.last_rx_data.load(Ordering::Relaxed);
@@ -702,7 +889,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                     if t - since >= limits::REKEY_ATTEMPT_TIME {
                         // Whitepaper 6.4: give up after Rekey-Attempt-Time and drop what
                         // waited.
-                        let ps = &mut self.peers[i];
+                        let ps = peer_mut!(self, i);
                         ps.attempt_since = None;
                         self.stats.staged_drops += ps.staged.len() as u64;
                         ps.staged.clear();
@@ -755,7 +942,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// zeroed after 540 s); the memory is wiped when the last worker lets go.
     fn expire_keypairs(&mut self, i: usize, now: u64) {
         let limit = 3 * limits::REJECT_AFTER_TIME;
-        let ps = &mut self.peers[i];
+        let ps = peer_mut!(self, i);
         let mut gone = Vec::new();
         for slot in [&mut ps.previous, &mut ps.current, &mut ps.next] {
             if slot.as_ref().is_some_and(|k| k.age(now) >= limit) {
@@ -773,12 +960,17 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     /// Packets waiting for a handshake or a next hop.
     pub fn queued(&self) -> usize {
-        self.peers.iter().map(|p| p.staged.len()).sum::<usize>() + self.resolver.pending_frames()
+        self.peers
+            .iter()
+            .flatten()
+            .map(|p| p.staged.len())
+            .sum::<usize>()
+            + self.resolver.pending_frames()
     }
 
     /// Drop every queued packet and keypair (shutdown).
     pub fn clear(&mut self) {
-        for p in &mut self.peers {
+        for p in self.peers.iter_mut().flatten() {
             p.staged.clear();
             for k in p.keypairs() {
                 self.shared.sessions.remove(k.local_index);
@@ -793,11 +985,23 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     }
 }
 
-/// The data-path peers for `specs` (id = position) and the tables that route to them.
-pub fn build_peers(specs: &[PeerSpec]) -> Vec<Arc<Peer>> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Arc::new(Peer::new(i as u32, s.endpoint)))
-        .collect()
+/// The destination of an IP packet.
+fn dst_addr(ip: &[u8]) -> Option<IpAddr> {
+    match ip.first()? >> 4 {
+        4 => Ipv4Packet::new_checked(ip)
+            .ok()
+            .map(|p| IpAddr::V4(p.dst_addr())),
+        6 => Ipv6Packet::new_checked(ip)
+            .ok()
+            .map(|p| IpAddr::V6(p.dst_addr())),
+        _ => None,
+    }
+}
+
+/// One peer as the operator sees it (UAPI, metrics).
+pub struct PeerView<'a> {
+    pub spec: &'a PeerSpec,
+    pub peer: &'a Arc<Peer>,
+    pub last_handshake: Option<SystemTime>,
+    pub handshakes: u64,
 }
