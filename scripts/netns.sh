@@ -403,7 +403,7 @@ gw_start() {
         cfg=$(gw_config "$1" "$2")
         topo_log "starting wgdp ($1, IPv$2 outside): $cfg"
         topo_spawn gw "$NS_GW" "$(topo_log_path wgdp)" sh -c "$GW_PRELUDE" \
-            wgdp env WGDP_LOG="${WGDP_LOG:-info}" "$WGDP_BIN" --config "$cfg"
+            wgdp env WGDP_LOG="${WGDP_LOG:-info}" "$WGDP_BIN" --config "$cfg" --pid-file "$TOPO_DIR/wgdp.pid"
         ;;
     wireguard-go) ref_start "$2" ;;
     *) topo_die "unknown gateway '$TOPO_GATEWAY' (wgdp or wireguard-go)" ;;

@@ -10,6 +10,7 @@
 
 use crate::config::{Config, DeviceSpec, IdleMode, PortConfig as PortCfg};
 use crate::plane::{ControlPlane, Now, PeerSpec};
+use crate::reload;
 use dataplane::counters::WorkerCounters;
 use dataplane::crypto::Backend;
 use dataplane::lpm::PrefixTable;
@@ -18,10 +19,11 @@ use dataplane::session::Sessions;
 use dataplane::tables::{LocalAddr, NextHop, PortTables, Shared, Tables};
 use dataplane::worker::{Idle, Worker};
 use dpdk_sys::{Eal, Mbuf, Mempool, Port, PortConfig, Ring};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Peers a gateway can hold, configured or added at run time.
 pub const MAX_PEERS: usize = 16_384;
@@ -130,13 +132,29 @@ struct WorkerHandle {
     counters: Arc<WorkerCounters>,
 }
 
-/// Run the gateway until SIGINT or SIGTERM.
-pub fn run(cfg: Config) -> Result<(), String> {
+/// Where the running gateway is, for `wgdp reload`.
+pub struct Runtime<'a> {
+    /// The configuration file, read again on SIGHUP.
+    pub config_path: &'a Path,
+    /// Written with the process id at start, removed at stop.
+    pub pid_file: Option<&'a Path>,
+}
+
+/// Run the gateway until SIGINT or SIGTERM; SIGHUP reloads the configuration.
+pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| format!("signal handler: {e}"))?;
     }
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .map_err(|e| format!("signal handler: {e}"))?;
+    let _pid_file = match rt.pid_file {
+        Some(p) => Some(PidFile::create(p)?),
+        None => None,
+    };
+    let mut running = cfg.clone();
 
     if cfg.crypto.backend == crate::config::CryptoBackend::Cryptodev {
         return Err("crypto.backend: cryptodev is not built yet; use software".into());
@@ -277,6 +295,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
             ring_drops += plane.out.len() as u64;
             plane.out.clear();
         }
+        if reload.swap(false, Ordering::Relaxed) {
+            reload_config(&mut running, rt.config_path, &mut plane, macs);
+        }
         if work == 0 {
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -328,6 +349,79 @@ pub fn run(cfg: Config) -> Result<(), String> {
     close(ports, pool, forgetful);
     drop(eal);
     Ok(())
+}
+
+/// Reads the configuration file again and applies what changed (see `reload`). A file
+/// with an error is refused with the message it would get at start, and nothing changes.
+fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
+    running: &mut Config,
+    path: &Path,
+    plane: &mut ControlPlane<Mbuf, R>,
+    macs: [[u8; 6]; 2],
+) {
+    let new = match crate::config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("reload refused, the running configuration stays: {e}");
+            return;
+        }
+    };
+    let plan = reload::plan(running, plane.peer_specs(), &new);
+    for key in &plan.restart_needed {
+        warn!(
+            key,
+            "changed in the file, but only a restart applies it; the running value stays"
+        );
+    }
+    if let Some(k) = plan.private_key {
+        plane.set_private_key(&k);
+    }
+    if plan.tables {
+        plane.set_port_tables(port_tables(&new, macs));
+    }
+    for k in &plan.remove {
+        plane.remove_peer(k);
+    }
+    for s in &plan.update {
+        plane.update_peer(s.clone());
+    }
+    let mut failed = 0;
+    for s in &plan.add {
+        if let Err(e) = plane.add_peer(s.clone()) {
+            error!(peer = %crate::keys::encode(&s.public_key), "reload: peer not added: {e}");
+            failed += 1;
+        }
+    }
+    *running = reload::applied(running, &new);
+    info!(
+        added = plan.add.len() - failed,
+        removed = plan.remove.len(),
+        updated = plan.update.len(),
+        tables = plan.tables,
+        private_key = plan.private_key.is_some(),
+        "configuration reloaded"
+    );
+}
+
+/// A file holding the process id while the gateway runs.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(path: &Path) -> Result<PidFile, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("pid file {}: {e}", path.display()))?;
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("pid file {}: {e}", path.display()))?;
+        Ok(PidFile(path.to_owned()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Closes the ports, then checks that every packet buffer is back in the pool before

@@ -7,3 +7,4 @@ pub mod gateway;
 pub mod keys;
 pub mod noise;
 pub mod plane;
+pub mod reload;

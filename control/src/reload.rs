@@ -1,0 +1,197 @@
+//! Live reconfiguration: what changes when the configuration file is read again.
+//!
+//! Contract: [`plan`] compares a newly loaded (and so already valid) configuration with
+//! the one running and with the peers the control plane holds now (which `wg set` may
+//! have changed since the file was last read), and says what to do. The peers are
+//! synchronised to the file, like `wg syncconf`: peers missing from the file go, new ones
+//! are added, changed ones are updated in place; unchanged peers are not touched, so
+//! their sessions live on. Port addresses and routes, the listen port, the MTU and the
+//! private key apply at once too. What DPDK set up at start (EAL, lcores, devices,
+//! queues, the pool, the crypto backend) and the listeners (metrics, UAPI, control port)
+//! keep their running values; the plan names those keys so that the operator is told
+//! that they need a restart.
+
+use crate::config::Config;
+use crate::gateway::peer_specs;
+use crate::plane::PeerSpec;
+use std::collections::HashMap;
+
+/// What a reload does.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub add: Vec<PeerSpec>,
+    /// Public keys of the peers to remove.
+    pub remove: Vec<[u8; 32]>,
+    pub update: Vec<PeerSpec>,
+    /// The port tables (addresses, gateway, routes, listen port, MTU) changed.
+    pub tables: bool,
+    pub private_key: Option<[u8; 32]>,
+    /// Keys whose new value only applies after a restart; they keep the running one.
+    pub restart_needed: Vec<&'static str>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty()
+            && self.remove.is_empty()
+            && self.update.is_empty()
+            && !self.tables
+            && self.private_key.is_none()
+    }
+}
+
+/// The plan to go from `running` (with `peers` as the control plane has them) to `new`.
+pub fn plan<'a>(running: &Config, peers: impl Iterator<Item = &'a PeerSpec>, new: &Config) -> Plan {
+    let mut p = Plan::default();
+    let wanted: HashMap<[u8; 32], PeerSpec> = peer_specs(new)
+        .into_iter()
+        .map(|s| (s.public_key, s))
+        .collect();
+    let mut have: HashMap<[u8; 32], &PeerSpec> = HashMap::new();
+    for s in peers {
+        have.insert(s.public_key, s);
+        match wanted.get(&s.public_key) {
+            None => p.remove.push(s.public_key),
+            Some(w) if w != s => p.update.push(w.clone()),
+            Some(_) => {}
+        }
+    }
+    // In the file's order, so new peers get ids in a predictable order.
+    for s in peer_specs(new) {
+        if !have.contains_key(&s.public_key) {
+            p.add.push(s);
+        }
+    }
+
+    let (o, n) = (&running.ports, &new.ports);
+    p.tables = o.outside.addresses != n.outside.addresses
+        || o.outside.gateway != n.outside.gateway
+        || o.outside.routes != n.outside.routes
+        || o.inside.addresses != n.inside.addresses
+        || o.inside.gateway != n.inside.gateway
+        || o.inside.routes != n.inside.routes
+        || running.wireguard.listen_port != new.wireguard.listen_port
+        || running.wireguard.mtu != new.wireguard.mtu;
+    if running.wireguard.private_key.as_bytes() != new.wireguard.private_key.as_bytes() {
+        p.private_key = Some(*new.wireguard.private_key.as_bytes());
+    }
+
+    let fixed: [(&'static str, bool); 9] = [
+        ("dpdk", running.dpdk != new.dpdk),
+        ("ports.outside.device", o.outside.device != n.outside.device),
+        ("ports.outside.queues", o.outside.queues != n.outside.queues),
+        ("ports.inside.device", o.inside.device != n.inside.device),
+        ("ports.inside.queues", o.inside.queues != n.inside.queues),
+        ("crypto", running.crypto != new.crypto),
+        ("control_port", running.control_port != new.control_port),
+        ("metrics", running.metrics != new.metrics),
+        ("uapi", running.uapi != new.uapi),
+    ];
+    p.restart_needed = fixed
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(k, _)| *k)
+        .collect();
+    p
+}
+
+/// `running` with the keys that a reload applied taken from `new`; the others keep
+/// their running values (see [`Plan::restart_needed`]).
+pub fn applied(running: &Config, new: &Config) -> Config {
+    let mut c = running.clone();
+    for (dst, src) in [
+        (&mut c.ports.outside, &new.ports.outside),
+        (&mut c.ports.inside, &new.ports.inside),
+    ] {
+        dst.addresses = src.addresses.clone();
+        dst.gateway = src.gateway.clone();
+        dst.routes = src.routes.clone();
+    }
+    c.wireguard = new.wireguard.clone();
+    c.peers = new.peers.clone();
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use std::path::Path;
+
+    const K1: &str = "GIbOrd1XzNMoZxFFoINEBkYDFSizO3dhP+h36uo7JVU=";
+    const P1: &str = "y5UiRTv21z13y1slCElewt5wrpmWPIXcYT/8soAPEFk=";
+    const P2: &str = "k4aj9eWEUh1vI56xfQeyO8Y99/6iGvZcCNM3kCpzImM=";
+    const P3: &str = "cFxGnHlpCgjjaybK0NGYzSsVu7GcXVMe/Xb4SDN5gXU=";
+
+    fn config(extra_ports: &str, peers: &str, rest: &str) -> Config {
+        let text = format!(
+            "dpdk:\n  lcores: {{ control: 0, workers: [1] }}\n\
+             ports:\n  outside:\n    device: net_ring0\n    addresses: [\"198.19.0.2/24\"]\n\
+             {extra_ports}  inside:\n    device: net_ring1\n    addresses: [\"198.18.2.1/24\"]\n\
+             wireguard:\n  private_key: \"{K1}\"\n{rest}peers:\n{peers}"
+        );
+        parse(&text, Path::new(".")).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    fn peer(key: &str, net: &str) -> String {
+        format!("  - public_key: \"{key}\"\n    allowed_ips: [\"{net}\"]\n")
+    }
+
+    fn specs(c: &Config) -> Vec<PeerSpec> {
+        peer_specs(c)
+    }
+
+    #[test]
+    fn peers_are_synchronised_to_the_file() {
+        let old = config(
+            "",
+            &(peer(P1, "198.18.1.0/24") + &peer(P2, "198.18.3.0/24")),
+            "",
+        );
+        let new = config(
+            "",
+            &(peer(P1, "198.18.1.0/24") + &peer(P2, "198.18.4.0/24") + &peer(P3, "198.18.5.0/24")),
+            "",
+        );
+        let running = specs(&old);
+        let p = plan(&old, running.iter(), &new);
+        assert_eq!(p.add.len(), 1);
+        assert_eq!(p.add[0], specs(&new)[2]);
+        assert_eq!(p.update, vec![specs(&new)[1].clone()]);
+        assert!(p.remove.is_empty());
+        assert!(!p.tables && p.private_key.is_none() && p.restart_needed.is_empty());
+
+        // Peers added at run time (wg set) that the file does not have are removed.
+        let p = plan(&new, specs(&new).iter(), &old);
+        assert_eq!(p.remove, vec![specs(&new)[2].public_key]);
+        // The same file again changes nothing.
+        assert!(plan(&old, running.iter(), &old).is_empty());
+    }
+
+    #[test]
+    fn tables_key_and_restart_keys() {
+        let old = config("", "", "");
+        let new = config(
+            "    routes: [{ prefix: \"198.18.200.0/24\", via: \"198.19.0.254\" }]\n",
+            "",
+            "  mtu: 1400\n",
+        );
+        let p = plan(&old, [].iter(), &new);
+        assert!(p.tables);
+        assert!(p.restart_needed.is_empty());
+        let mut moved = config("", "", "");
+        moved.dpdk.burst = 32;
+        moved.metrics = Some(crate::config::MetricsConfig {
+            listen: "127.0.0.1:9586".parse().unwrap(),
+        });
+        let p = plan(&old, [].iter(), &moved);
+        assert_eq!(p.restart_needed, vec!["dpdk", "metrics"]);
+        assert!(p.is_empty(), "nothing that applies live changed");
+        let kept = applied(&old, &moved);
+        assert_eq!(kept.dpdk, old.dpdk);
+        assert_eq!(kept.metrics, None);
+        let taken = applied(&old, &new);
+        assert_eq!(taken.wireguard.mtu, 1400);
+        assert_eq!(taken.ports.outside.routes.len(), 1);
+    }
+}
