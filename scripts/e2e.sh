@@ -160,6 +160,22 @@ ping_fragmented() {
     return "$status"
 }
 
+# tcp_to_gateway ADDR: a TCP connection from the LAN host to a listener that
+# the gateway's kernel runs on ADDR (reached through wgdp's control port).
+tcp_to_gateway() {
+    local out status=0 server
+    ip netns exec "$NS_GW" timeout 15 iperf3 -s -1 -B "$1" -p "$CTL_PORT" >"$TOPO_DIR/ctl-iperf.out" 2>&1 &
+    server=$!
+    sleep 0.5
+    out=$(ip netns exec "$NS_LAN" timeout 10 iperf3 -c "$1" -p "$CTL_PORT" -t 1 -f m --connect-timeout 3000 2>&1) || status=$?
+    wait "$server" || true
+    if ((status != 0)); then
+        echo "iperf3 to $1 failed ($status): $(tail -n 1 <<<"$out")"
+        return 1
+    fi
+    echo "connected; $(awk '$NF == "receiver" { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") r = $(i - 1) } END { print r }' <<<"$out") Mbit/s"
+}
+
 no_handshake_yet() {
     local t
     t=$(peer_latest_handshake) || return 1
@@ -347,6 +363,12 @@ scenario_peer_first() {
     check "handshake made (by the peer)" handshake_done || true
     check "ping IPv6 peer->LAN" ping_check "$NS_PEER" "$LAN_IN6" || true
     check "ping IPv4 LAN->peer" ping_check "$NS_LAN" "$PEER_IN4" || true
+    # The gateway's own addresses, answered by its kernel through the control port.
+    check "ping gateway outside IPv4" ping_check "$NS_PEER" "$GW_OUT4" || true
+    check "ping gateway inside IPv4" ping_check "$NS_LAN" "$GW_IN4" || true
+    check "ping gateway inside IPv6" ping_check "$NS_LAN" "$GW_IN6" || true
+    check "ping gateway through the tunnel" ping_check "$NS_PEER" "$GW_IN4" || true
+    check "TCP to the gateway's kernel" tcp_to_gateway "$GW_IN4" || true
     scenario_end
 }
 

@@ -46,7 +46,7 @@ readonly PEER_OUT6=2001:2:0:1::1 GW_OUT6=2001:2:0:1::2 OUT_PLEN6=64
 readonly GW_IN4=198.18.2.1 LAN_IN4=198.18.2.2 IN_NET4=198.18.2.0/24
 readonly GW_IN6=2001:2:0:2::1 LAN_IN6=2001:2:0:2::2 IN_NET6=2001:2:0:2::/64
 readonly PEER_IN4=198.18.99.2 PEER_IN6=2001:2:0:99::2
-readonly GW_PORT=51820 PEER_PORT=51821 IPERF_PORT=5201
+readonly GW_PORT=51820 PEER_PORT=51821 IPERF_PORT=5201 CTL_PORT=5202
 
 # The largest inner packet the tunnel carries (wgdp's wireguard.mtu and the
 # peer's interface MTU).
@@ -170,6 +170,8 @@ topo_init() {
     PEER_WG=wgp$TOPO_ID
     REF_WG=wgg$TOPO_ID
     EAL_PREFIX=wgdp-e2e-$TOPO_ID
+    # wgdp's control port, a TAP in the gateway's namespace.
+    GW_TAP=wgt$TOPO_ID
     TOPO_DIR=${TMPDIR:-/tmp}/wgdp-e2e-$TOPO_ID
     TOPO_LOGS=$TOPO_DIR/logs
     TOPO_TAG=setup
@@ -383,6 +385,8 @@ peers:
   - public_key: "$PEER_PUB"
     endpoint: "$endpoint"
     allowed_ips: ["$PEER_IN4/32", "$PEER_IN6/128"]
+control_port:
+  tap: "$GW_TAP"
 EOF
     echo "$cfg"
 }

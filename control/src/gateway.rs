@@ -9,6 +9,7 @@
 //! pool is freed last.
 
 use crate::config::{Config, DeviceSpec, IdleMode, PortConfig as PortCfg};
+use crate::plane::host::HostPort;
 use crate::plane::{ControlPlane, Now, PeerSpec};
 use crate::reload;
 use dataplane::counters::WorkerCounters;
@@ -160,7 +161,6 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         return Err("crypto.backend: cryptodev is not built yet; use software".into());
     }
     for (key, set) in [
-        ("control_port", cfg.control_port.is_some()),
         ("metrics", cfg.metrics.is_some()),
         ("uapi", cfg.uapi.is_some()),
     ] {
@@ -224,6 +224,20 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         rand_core::OsRng,
     )?;
     info!(public_key = %crate::keys::encode(&plane.public_key()), peers = specs.len(), "wireguard ready");
+    let mut tap = match &cfg.control_port {
+        Some(cp) => {
+            let addrs: Vec<std::net::IpAddr> = [&cfg.ports.outside, &cfg.ports.inside]
+                .iter()
+                .flat_map(|p| p.addresses.iter().map(|a| a.addr))
+                .collect();
+            let tap = crate::tap::Tap::open(&cp.tap, &addrs, cfg.wireguard.mtu)?;
+            plane.host = Some(HostPort::new(tap.mac(), macs[1]));
+            info!(tap = tap.name(), "control port ready");
+            Some(tap)
+        }
+        None => None,
+    };
+    let mut tap_buf = vec![0u8; 65536];
 
     let worker_stop = Arc::new(AtomicBool::new(false));
     let idle = match cfg.dpdk.idle {
@@ -284,6 +298,23 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
                 plane.handle(pkt, now, &mut alloc);
             }
         }
+        if let Some(tap) = tap.as_mut() {
+            // A bounded number per round, so a busy kernel cannot starve the rings.
+            for _ in 0..64 {
+                let Some(n) = tap.read(&mut tap_buf) else {
+                    break;
+                };
+                work += 1;
+                plane.from_host(&tap_buf[..n], now, &mut alloc);
+            }
+            if let Some(h) = plane.host.as_mut() {
+                for f in h.to_host.drain(..) {
+                    if !tap.write(&f) {
+                        h.stats.queue_drops += 1;
+                    }
+                }
+            }
+        }
         if now.mono - last_tick >= TICK {
             last_tick = now.mono;
             plane.tick(now, &mut alloc);
@@ -340,6 +371,10 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         info!(worker = i, "{}", reasons.join(" "));
     }
     info!(stats = ?plane.stats, neighbors = ?plane.neighbor_stats(), ring_drops, "control counters");
+    if let Some(h) = &plane.host {
+        info!(stats = ?h.stats, "control port counters");
+    }
+    drop(tap);
     drop(plane);
     drop(handles);
     drop(shared);

@@ -8,3 +8,4 @@ pub mod keys;
 pub mod noise;
 pub mod plane;
 pub mod reload;
+pub mod tap;

@@ -161,8 +161,11 @@ reasons! {
         Arp = "arp",
         /// Neighbor discovery (solicitation, advertisement, router messages).
         Nd = "nd",
-        /// Addressed to one of our own addresses, not WireGuard.
+        /// Addressed to one of our own addresses, not WireGuard (an Ethernet frame).
         Local = "local",
+        /// Through the tunnel to one of our own addresses (an IP packet, its peer in
+        /// meta).
+        TunnelLocal = "tunnel_local",
         /// For a peer with no usable keypair: control queues it and starts a handshake.
         NoSession = "no_session",
         /// Next hop's link-layer address unknown: control resolves it and sends.

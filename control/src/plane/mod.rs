@@ -13,6 +13,7 @@
 
 pub mod fragment;
 pub mod frames;
+pub mod host;
 pub mod icmp;
 pub mod neighbor;
 
@@ -187,6 +188,8 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     pub stats: ControlStats,
     rng: R,
     icmp_limit: icmp::RateLimit,
+    /// The kernel's side of the gateway's own addresses, when a control port exists.
+    pub host: Option<host::HostPort>,
     /// Frames to send, each with `meta::send_on(side)`.
     pub out: Vec<B>,
 }
@@ -217,6 +220,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             stats: ControlStats::default(),
             rng,
             icmp_limit: icmp::RateLimit::default(),
+            host: None,
             out: Vec::new(),
         };
         for (i, spec) in specs.iter().enumerate() {
@@ -446,7 +450,14 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 }
             }
             Some(Punt::NoNeighbor) => self.resolve_frame(side, pkt, &t, now, alloc),
-            Some(Punt::Local) => self.stats.local_drops += 1,
+            Some(Punt::Local) => match self.host.as_mut() {
+                Some(h) => h.deliver_frame(pkt.data()),
+                None => self.stats.local_drops += 1,
+            },
+            Some(Punt::TunnelLocal) => match self.host.as_mut() {
+                Some(h) => h.deliver(pkt.data()),
+                None => self.stats.local_drops += 1,
+            },
             Some(Punt::IcmpError) => {
                 self.icmp_error(side, meta::peer(m) as usize, pkt, &t, now, alloc)
             }
@@ -530,6 +541,53 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             }
             Side::Outside => self.stage(peer, b, now, alloc),
         }
+    }
+
+    /// A frame the kernel sent on the control port: answered here (ARP, ND) or routed
+    /// like a packet from the inside, except that its TTL is left alone (it starts
+    /// here): through the tunnel if a peer's allowed IPs hold its destination, else out
+    /// of the port whose routes match it best.
+    pub fn from_host(&mut self, frame: &[u8], now: Now, alloc: Alloc<'_, B>) {
+        let Some(h) = self.host.as_mut() else {
+            return;
+        };
+        let host::FromHost::Route(ip) = h.from_host(frame) else {
+            return;
+        };
+        let t = self.tables();
+        let Some(dst) = dst_addr(&ip) else {
+            return;
+        };
+        let Some(mut b) = alloc() else {
+            self.stats.other_drops += 1;
+            return;
+        };
+        if b.append(ip.len()).map(|d| d.copy_from_slice(&ip)).is_none() {
+            self.stats.other_drops += 1;
+            return;
+        }
+        if let Some(peer) = t.allowed.lookup(dst) {
+            // The TAP's MTU is the tunnel's, so the kernel sends nothing larger.
+            self.stage(peer.id as usize, b, now, alloc);
+            self.publish_neighbors();
+            return;
+        }
+        let best = |side| t.port(side).fib.lookup_with_len(dst).map(|(len, _)| len);
+        let side = match (best(Side::Outside), best(Side::Inside)) {
+            (Some(o), Some(i)) if i >= o => Side::Inside,
+            (Some(_), _) => Side::Outside,
+            (None, Some(_)) => Side::Inside,
+            (None, None) => {
+                self.stats.other_drops += 1;
+                return;
+            }
+        };
+        if !frames::push_ethernet(&mut b, [0; 6], t.port(side).mac) {
+            self.stats.other_drops += 1;
+            return;
+        }
+        self.resolve_frame(side, b, &t, now, alloc);
+        self.publish_neighbors();
     }
 
     /// Split an IPv4 packet for a peer that is over the tunnel MTU and may be

@@ -315,7 +315,9 @@ fn set_dst_mac<B: PacketBuf>(frame: &mut B, mac: [u8; 6]) {
 }
 
 /// (source, message, target, link-layer address option) of an NS or NA.
-fn parse_nd(frame: &[u8]) -> Option<(Ipv6Addr, Icmpv6Message, Ipv6Addr, Option<[u8; 6]>)> {
+pub(super) fn parse_nd(
+    frame: &[u8],
+) -> Option<(Ipv6Addr, Icmpv6Message, Ipv6Addr, Option<[u8; 6]>)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EtherType::Ipv6 {
         return None;

@@ -86,7 +86,8 @@ fn decide(
         return Err(RouteDrop::BadAddress);
     }
     if t.port(Side::Inside).is_local(h.dst) || t.port(Side::Outside).is_local(h.dst) {
-        return Ok(Next::Punt(Punt::Local));
+        // From the inside, classify has already punted these as frames.
+        return Ok(Next::Punt(Punt::TunnelLocal));
     }
     if h.ttl <= 1 {
         return Ok(Next::Punt(Punt::IcmpError));
