@@ -209,13 +209,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    parse(&text, base_dir).map_err(|mut err| {
+    let cfg = parse(&text, base_dir).map_err(|mut err| {
         // Errors about the document as a whole are about this file.
         if err.path.is_empty() {
             err.path = path.display().to_string();
         }
         err
-    })
+    })?;
+    // The file itself holds a secret when a key is written inline.
+    let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
+    let inline_secret = !value["wireguard"]["private_key"].is_null()
+        || value["peers"]
+            .as_sequence()
+            .is_some_and(|ps| ps.iter().any(|p| !p["preshared_key"].is_null()));
+    if inline_secret {
+        validate::warn_if_exposed("wireguard.private_key", path);
+    }
+    Ok(cfg)
 }
 
 /// Checks configuration text; relative key file paths are taken from `base_dir`.

@@ -444,6 +444,7 @@ fn key_file(path: &str, file: &str, base_dir: &Path) -> Result<Key, ConfigError>
     let text = fs::read_to_string(&full)
         .map(Zeroizing::new)
         .map_err(|err| ConfigError::io(path, &full, &err))?;
+    warn_if_exposed(path, &full);
     let text = text.trim();
     if text.is_empty() {
         return fail(path, format!("{}: the file is empty", full.display()));
@@ -451,6 +452,22 @@ fn key_file(path: &str, file: &str, base_dir: &Path) -> Result<Key, ConfigError>
     decode_key(text)
         .map(Key::from_bytes)
         .or_else(|reason| fail(path, format!("{}: {reason}", full.display())))
+}
+
+/// Warns when a file holding a secret can be read or written by others than its owner
+/// (as `wg` does for its configuration files).
+pub(super) fn warn_if_exposed(path: &str, file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(file) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "{path}: {} holds a secret key and is accessible to others (mode {mode:o}); \
+                 chmod 600 it",
+                file.display()
+            );
+        }
+    }
 }
 
 fn public_key_of(private_key: &Key) -> [u8; KEY_LEN] {
