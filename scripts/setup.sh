@@ -20,7 +20,10 @@ PACKAGES=(
     # net_null, the ipsec_mb crypto drivers); dpdk adds its tools.
     build-essential pkg-config clang libclang-dev libdpdk-dev dpdk
     # Running the end-to-end tests and the demo.
-    wireguard-go wireguard-tools iperf3 iputils-ping iproute2 ethtool procps util-linux
+    wireguard-go wireguard-tools iperf3 iputils-ping iproute2 ethtool procps util-linux curl
+    # Observing: dpdk-telemetry.py (dpdk-dev) and promtool (prometheus), which the
+    # tests use to check wgdp's telemetry and metrics.
+    dpdk-dev prometheus
 )
 RUST_MIN=1.80
 HUGEPAGES=${WGDP_HUGEPAGES:-512}
@@ -52,7 +55,23 @@ install_packages() {
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q "${missing[@]}"
+    # Only promtool is wanted from the prometheus package: keep its server from
+    # starting (policy-rc.d answers 101, "action forbidden", to package scripts)
+    # and from starting at boot.
+    local policy=/usr/sbin/policy-rc.d made_policy=
+    if [[ " ${missing[*]} " == *" prometheus "* && ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
+    apt-get install -y -q "${missing[@]}" || {
+        [[ -n $made_policy ]] && rm -f "$policy"
+        return 1
+    }
+    if [[ -n $made_policy ]]; then
+        rm -f "$policy"
+        systemctl disable prometheus >/dev/null 2>&1 || true
+    fi
 }
 
 if command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then

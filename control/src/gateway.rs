@@ -11,7 +11,9 @@
 use crate::config::{Config, DeviceSpec, IdleMode, PortConfig as PortCfg};
 use crate::plane::host::HostPort;
 use crate::plane::{ControlPlane, Now, PeerSpec};
+use crate::metrics;
 use crate::reload;
+use crate::uapi;
 use dataplane::counters::WorkerCounters;
 use dataplane::crypto::Backend;
 use dataplane::lpm::PrefixTable;
@@ -35,6 +37,8 @@ const RING_SIZE: u32 = 4096;
 /// Data room of a packet buffer: DPDK's default (2048) plus its headroom.
 const MBUF_ROOM: u16 = 2048 + 128;
 const TICK: u64 = 10_000_000;
+/// How often the figures for metrics and telemetry are renewed.
+const SNAPSHOT_EVERY: u64 = 500_000_000;
 
 /// The EAL arguments for `cfg`.
 pub fn eal_args(cfg: &Config) -> Vec<String> {
@@ -160,14 +164,6 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     if cfg.crypto.backend == crate::config::CryptoBackend::Cryptodev {
         return Err("crypto.backend: cryptodev is not built yet; use software".into());
     }
-    for (key, set) in [
-        ("metrics", cfg.metrics.is_some()),
-        ("uapi", cfg.uapi.is_some()),
-    ] {
-        if set {
-            warn!("{key}: not built yet, ignored");
-        }
-    }
     let args = eal_args(&cfg);
     info!(args = %args.join(" "), "starting DPDK");
     let eal = Eal::init(&args).map_err(|e| format!("DPDK EAL: {e}"))?;
@@ -238,6 +234,27 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         None => None,
     };
     let mut tap_buf = vec![0u8; 65536];
+    // Figures for Prometheus and DPDK telemetry, published by this thread.
+    let publisher = metrics::Publisher::new();
+    let _telemetry = metrics::register_telemetry(&publisher.reader())?;
+    let _metrics_server = match &cfg.metrics {
+        Some(m) => {
+            let h = metrics::serve(m.listen, publisher.reader())?;
+            info!(listen = %h.local_addr(), "metrics at /metrics");
+            Some(h)
+        }
+        None => None,
+    };
+    let mut last_snapshot = 0u64;
+    let mut uapi = match &cfg.uapi {
+        Some(u) => {
+            let server = uapi::Server::bind(Path::new(uapi::SOCKET_DIR), &u.name)
+                .map_err(|e| format!("uapi.name: {e}"))?;
+            info!(socket = %server.path().display(), "wg tool socket ready");
+            Some(server)
+        }
+        None => None,
+    };
 
     let worker_stop = Arc::new(AtomicBool::new(false));
     let idle = match cfg.dpdk.idle {
@@ -318,6 +335,26 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         if now.mono - last_tick >= TICK {
             last_tick = now.mono;
             plane.tick(now, &mut alloc);
+            if now.mono - last_snapshot >= SNAPSHOT_EVERY {
+                last_snapshot = now.mono;
+                let s = snapshot(&plane, &handles, &pool, &ports, ring_drops);
+                publisher.publish(s);
+            }
+            if let Some(server) = uapi.as_mut() {
+                server.poll(&mut |req| match req {
+                    uapi::Request::Get => uapi::Response::Device(uapi::device::describe(&plane)),
+                    uapi::Request::Set(set) => {
+                        match uapi::device::apply(&mut plane, &set, MAX_PEERS) {
+                            Ok(()) => {
+                                running.wireguard.listen_port =
+                                    plane.current_tables().listen_port;
+                                uapi::Response::Applied
+                            }
+                            Err(e) => uapi::Response::Failed(e),
+                        }
+                    }
+                });
+            }
         }
         if !plane.out.is_empty() {
             let h = &handles[next_worker % handles.len()];
@@ -375,6 +412,9 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         info!(stats = ?h.stats, "control port counters");
     }
     drop(tap);
+    drop(uapi);
+    drop(_metrics_server);
+    drop(_telemetry);
     drop(plane);
     drop(handles);
     drop(shared);
@@ -384,6 +424,68 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     close(ports, pool, forgetful);
     drop(eal);
     Ok(())
+}
+
+/// The figures of the whole gateway at this moment.
+fn snapshot<R: rand_core::RngCore + rand_core::CryptoRng>(
+    plane: &ControlPlane<Mbuf, R>,
+    workers: &[WorkerHandle],
+    pool: &Mempool,
+    ports: &[Arc<Port>; 2],
+    ring_drops: u64,
+) -> metrics::Snapshot {
+    let mut s = metrics::Snapshot::new(dpdk_sys::version());
+    s.peers = plane
+        .peer_views()
+        .map(|v| {
+            let mut p = metrics::PeerSnapshot::new(v.peer.id, &v.spec.public_key, &v.peer.stats);
+            p.latest_handshake = v
+                .last_handshake
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            p.handshakes = v.handshakes;
+            p
+        })
+        .collect();
+    s.workers = workers
+        .iter()
+        .map(|h| metrics::WorkerSnapshot::new(h.lcore.to_string(), &h.counters))
+        .collect();
+    s.workers
+        .push(metrics::WorkerSnapshot::new("control", &plane.counters));
+    s.set_control(&plane.stats);
+    s.control.insert("ring_drops".into(), ring_drops);
+    let n = plane.neighbor_stats();
+    for (k, v) in [
+        ("arp_replies_sent", n.arp_replies_sent),
+        ("arp_requests_sent", n.arp_requests_sent),
+        ("na_sent", n.na_sent),
+        ("ns_sent", n.ns_sent),
+        ("neighbors_learned", n.learned),
+        ("unresolved_drops", n.unresolved_drops),
+    ] {
+        s.control.insert(k.into(), v);
+    }
+    if let Some(h) = &plane.host {
+        for (k, v) in [
+            ("host_delivered", h.stats.to_host),
+            ("host_sent", h.stats.from_host),
+            ("host_answered", h.stats.answered),
+            ("host_queue_drops", h.stats.queue_drops),
+        ] {
+            s.control.insert(k.into(), v);
+        }
+    }
+    s.mempools.push(metrics::MempoolSnapshot::new(pool));
+    s.ports = ["outside", "inside"]
+        .iter()
+        .zip(ports)
+        .map(|(name, p)| metrics::PortSnapshot {
+            name: (*name).into(),
+            stats: p.stats(),
+        })
+        .collect();
+    s
 }
 
 /// Reads the configuration file again and applies what changed (see `reload`). A file

@@ -7,6 +7,8 @@
 //! - [`Eal`], [`Mempool`], [`Mbuf`], [`Port`], [`Ring`]: owners that free what
 //!   they own on drop. Each module states who frees what and which threads
 //!   may call what.
+//! - [`telemetry`]: commands on DPDK's telemetry socket answered by Rust
+//!   closures.
 //!
 //! This crate is the only place in wgdp with `unsafe` code that touches DPDK.
 //!
@@ -28,6 +30,7 @@ mod mempool;
 mod port;
 mod ring;
 pub mod sys;
+pub mod telemetry;
 
 pub use eal::{version, Eal, LCORE_PANICKED};
 pub use error::Error;

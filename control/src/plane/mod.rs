@@ -171,6 +171,8 @@ macro_rules! peer {
 
 pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     identity: Identity,
+    /// The private key `identity` was made from, for `wg showconf`; wiped on drop.
+    private_key: crate::config::Key,
     shared: Arc<Shared>,
     /// By peer id; `None` is a free id.
     peers: Vec<Option<PeerState<B>>>,
@@ -208,6 +210,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     ) -> Result<Self, String> {
         let mut plane = ControlPlane {
             identity: Identity::new(StaticSecret::from(*private_key)),
+            private_key: crate::config::Key::from_bytes(*private_key),
             shared,
             peers: Vec::new(),
             by_key: HashMap::new(),
@@ -338,6 +341,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// dropped, since they were made with the old key.
     pub fn set_private_key(&mut self, private_key: &[u8; 32]) {
         self.identity = Identity::new(StaticSecret::from(*private_key));
+        self.private_key = crate::config::Key::from_bytes(*private_key);
         let identity = &self.identity;
         let mut broken = Vec::new();
         for ps in self.peers.iter_mut().flatten() {
@@ -382,6 +386,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         })
     }
 
+    /// The tables the workers use now.
+    pub fn current_tables(&self) -> Arc<Tables> {
+        self.tables()
+    }
+
     /// Replaces the port tables (addresses, routes, listen port, MTU) and keeps the
     /// peers' routes.
     pub fn set_port_tables(&mut self, base: Tables) {
@@ -400,6 +409,10 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
         t.allowed = allowed;
         self.shared.tables.store(Arc::new(t));
+    }
+
+    pub fn private_key(&self) -> &crate::config::Key {
+        &self.private_key
     }
 
     pub fn public_key(&self) -> [u8; 32] {

@@ -1,0 +1,165 @@
+//! The gateway behind the UAPI socket: what `wg show` sees of the control plane, and
+//! how a `wg set` changes it.
+//!
+//! Contract: [`describe`] never fails (a failed get shows as "Protocol error" in `wg`).
+//! [`apply`] checks the whole request against the peer limit before changing anything,
+//! then applies it in wireguard-go's order: private key, listen port, `replace_peers`,
+//! then each peer block in turn. Peers changed this way keep their sessions; a reload
+//! of the configuration file brings the peers back to what the file says.
+
+use super::protocol::{AllowedIpChange, SecretUpdate, SetRequest, UapiDevice, UapiError, UapiPeer};
+use crate::plane::{ControlPlane, PeerSpec};
+use dataplane::buf::PacketBuf;
+use rand_core::{CryptoRng, RngCore};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+/// The device as `wg show` / `wg showconf` print it.
+pub fn describe<B: PacketBuf, R: RngCore + CryptoRng>(plane: &ControlPlane<B, R>) -> UapiDevice {
+    let peers = plane
+        .peer_views()
+        .map(|v| UapiPeer {
+            public_key: v.spec.public_key,
+            preshared_key: v.spec.preshared_key.map(crate::config::Key::from_bytes),
+            endpoint: v.peer.endpoint(),
+            last_handshake: v.last_handshake,
+            rx_bytes: v.peer.stats.rx_bytes.load(Ordering::Relaxed),
+            tx_bytes: v.peer.stats.tx_bytes.load(Ordering::Relaxed),
+            persistent_keepalive: v.spec.persistent_keepalive,
+            allowed_ips: v.spec.allowed_ips.clone(),
+        })
+        .collect();
+    UapiDevice {
+        private_key: Some(plane.private_key().clone()),
+        listen_port: plane.current_tables().listen_port,
+        peers,
+    }
+}
+
+/// Applies a `wg set`. `max_peers` is the capacity of the gateway.
+pub fn apply<B: PacketBuf, R: RngCore + CryptoRng>(
+    plane: &mut ControlPlane<B, R>,
+    req: &SetRequest,
+    max_peers: usize,
+) -> Result<(), UapiError> {
+    // Refuse what cannot be done before anything changes.
+    if matches!(req.private_key, Some(SecretUpdate::Clear)) {
+        return Err(UapiError::invalid(
+            "private_key: wgdp cannot run without a private key",
+        ));
+    }
+    let mut keys: HashSet<[u8; 32]> = if req.replace_peers {
+        HashSet::new()
+    } else {
+        plane.peer_specs().map(|s| s.public_key).collect()
+    };
+    for c in &req.peers {
+        if c.remove {
+            keys.remove(&c.public_key);
+        } else if !c.update_only {
+            keys.insert(c.public_key);
+        }
+    }
+    if keys.len() > max_peers {
+        return Err(UapiError::new(
+            libc::ENOSPC,
+            format!("wgdp holds at most {max_peers} peers"),
+        ));
+    }
+
+    if let Some(SecretUpdate::Set(k)) = &req.private_key {
+        if k.as_bytes() != plane.private_key().as_bytes() {
+            plane.set_private_key(k.as_bytes());
+        }
+    }
+    if let Some(port) = req.listen_port {
+        let mut t = (*plane.current_tables()).clone();
+        if t.listen_port != port {
+            t.listen_port = port;
+            plane.set_port_tables(t);
+        }
+    }
+    if req.replace_peers {
+        let all: Vec<[u8; 32]> = plane.peer_specs().map(|s| s.public_key).collect();
+        for k in all {
+            plane.remove_peer(&k);
+        }
+    }
+    let own = plane.public_key();
+    for c in &req.peers {
+        // wireguard-go ignores a block about the device's own key.
+        if c.public_key == own {
+            continue;
+        }
+        if c.remove {
+            plane.remove_peer(&c.public_key);
+            continue;
+        }
+        let existing = plane
+            .peer_specs()
+            .find(|s| s.public_key == c.public_key)
+            .cloned();
+        if existing.is_none() && c.update_only {
+            continue;
+        }
+        let mut spec = existing.clone().unwrap_or(PeerSpec {
+            public_key: c.public_key,
+            preshared_key: None,
+            endpoint: None,
+            allowed_ips: Vec::new(),
+            persistent_keepalive: None,
+        });
+        match &c.preshared_key {
+            Some(SecretUpdate::Set(k)) => spec.preshared_key = Some(*k.as_bytes()),
+            Some(SecretUpdate::Clear) => spec.preshared_key = None,
+            None => {}
+        }
+        if let Some(e) = c.endpoint {
+            spec.endpoint = Some(e);
+        }
+        if let Some(k) = c.persistent_keepalive {
+            spec.persistent_keepalive = (k != 0).then_some(k);
+        }
+        if c.replace_allowed_ips {
+            spec.allowed_ips.clear();
+        }
+        for change in &c.allowed_ips {
+            match *change {
+                AllowedIpChange::Add(addr, len) => {
+                    // A network belongs to one peer: it moves here from any other.
+                    take_from_others(plane, &c.public_key, (addr, len));
+                    if !spec.allowed_ips.contains(&(addr, len)) {
+                        spec.allowed_ips.push((addr, len));
+                    }
+                }
+                AllowedIpChange::Remove(addr, len) => {
+                    spec.allowed_ips.retain(|&p| p != (addr, len));
+                }
+            }
+        }
+        let result = if existing.is_some() {
+            plane.update_peer(spec);
+            Ok(())
+        } else {
+            plane.add_peer(spec).map(|_| ())
+        };
+        result.map_err(|e| UapiError::new(libc::ENOSPC, e))?;
+    }
+    Ok(())
+}
+
+fn take_from_others<B: PacketBuf, R: RngCore + CryptoRng>(
+    plane: &mut ControlPlane<B, R>,
+    owner: &[u8; 32],
+    net: (std::net::IpAddr, u8),
+) {
+    let losers: Vec<PeerSpec> = plane
+        .peer_specs()
+        .filter(|s| &s.public_key != owner && s.allowed_ips.contains(&net))
+        .cloned()
+        .collect();
+    for mut s in losers {
+        s.allowed_ips.retain(|&p| p != net);
+        plane.update_peer(s);
+    }
+}

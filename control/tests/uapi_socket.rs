@@ -1,0 +1,728 @@
+//! The UAPI server on a real Unix socket: files and permissions, requests over the
+//! socket, and clients that misbehave (garbage, huge requests, clients that never finish
+//! or never read). The device behind it is a small in-memory model that applies a set
+//! request the way wireguard-go does.
+//!
+//! As root with wireguard-tools installed, `wg` itself is run against the server; `wg`
+//! only looks in /var/run/wireguard, so that test uses an interface name of its own
+//! (`wgdpt<pid>`) there and removes the socket when done, even when it fails.
+
+use control::uapi::{
+    AllowedIpChange, Limits, Request, Response, SecretUpdate, Server, ServerError, ServerStats,
+    SetRequest, UapiDevice, UapiError, UapiPeer, SOCKET_DIR,
+};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+/// The port the model pretends another program holds.
+const TAKEN_PORT: u16 = 1;
+
+const PEER_HEX: &str = "b3f0db210918491e39f8ad10651be1bf03733432157667aa15f47273909b643c";
+
+/// A device as wireguard-go keeps it, with made-up statistics.
+#[derive(Default, Clone)]
+struct Model {
+    private_key: Option<[u8; 32]>,
+    listen_port: u16,
+    peers: Vec<ModelPeer>,
+}
+
+#[derive(Clone)]
+struct ModelPeer {
+    public_key: [u8; 32],
+    preshared_key: Option<[u8; 32]>,
+    endpoint: Option<SocketAddr>,
+    keepalive: u16,
+    allowed_ips: Vec<(IpAddr, u8)>,
+}
+
+impl Model {
+    fn handle(&mut self, request: Request) -> Response {
+        match request {
+            Request::Get => Response::Device(self.describe()),
+            Request::Set(set) => match self.apply(set) {
+                Ok(()) => Response::Applied,
+                Err(error) => Response::Failed(error),
+            },
+        }
+    }
+
+    /// All or nothing: the changes go to a copy that replaces the model at the end.
+    fn apply(&mut self, set: SetRequest) -> Result<(), UapiError> {
+        if set.listen_port == Some(TAKEN_PORT) {
+            return Err(UapiError::new(
+                libc::EADDRINUSE,
+                format!("listen_port {TAKEN_PORT} is taken"),
+            ));
+        }
+        let mut next = self.clone();
+        if let Some(update) = &set.private_key {
+            next.private_key = update.key().map(|k| *k.as_bytes());
+        }
+        if let Some(port) = set.listen_port {
+            next.listen_port = port;
+        }
+        if set.replace_peers {
+            next.peers.clear();
+        }
+        let own = next
+            .private_key
+            .map(|k| PublicKey::from(&StaticSecret::from(k)).to_bytes());
+        for change in set.peers {
+            if Some(change.public_key) == own {
+                continue;
+            }
+            let found = next
+                .peers
+                .iter()
+                .position(|p| p.public_key == change.public_key);
+            if change.remove {
+                if let Some(i) = found {
+                    next.peers.remove(i);
+                }
+                continue;
+            }
+            let i = match found {
+                Some(i) => i,
+                None if change.update_only => continue,
+                None => {
+                    next.peers.push(ModelPeer {
+                        public_key: change.public_key,
+                        preshared_key: None,
+                        endpoint: None,
+                        keepalive: 0,
+                        allowed_ips: Vec::new(),
+                    });
+                    next.peers.len() - 1
+                }
+            };
+            let peer = &mut next.peers[i];
+            if let Some(update) = &change.preshared_key {
+                peer.preshared_key = update.key().map(|k| *k.as_bytes());
+            }
+            if let Some(endpoint) = change.endpoint {
+                peer.endpoint = Some(endpoint);
+            }
+            if let Some(keepalive) = change.persistent_keepalive {
+                peer.keepalive = keepalive;
+            }
+            if change.replace_allowed_ips {
+                peer.allowed_ips.clear();
+            }
+            for op in change.allowed_ips {
+                match op {
+                    AllowedIpChange::Add(addr, len) => {
+                        // A prefix belongs to one peer: it moves.
+                        for other in next.peers.iter_mut() {
+                            other.allowed_ips.retain(|&p| p != (addr, len));
+                        }
+                        next.peers[i].allowed_ips.push((addr, len));
+                    }
+                    AllowedIpChange::Remove(addr, len) => {
+                        next.peers[i].allowed_ips.retain(|&p| p != (addr, len));
+                    }
+                }
+            }
+        }
+        *self = next;
+        Ok(())
+    }
+
+    fn describe(&self) -> UapiDevice {
+        UapiDevice {
+            private_key: self.private_key.map(control::config::Key::from_bytes),
+            listen_port: self.listen_port,
+            peers: self
+                .peers
+                .iter()
+                .map(|p| UapiPeer {
+                    public_key: p.public_key,
+                    preshared_key: p.preshared_key.map(control::config::Key::from_bytes),
+                    endpoint: p.endpoint,
+                    last_handshake: Some(UNIX_EPOCH + Duration::new(1_700_000_000, 5)),
+                    rx_bytes: 1000,
+                    tx_bytes: 2000,
+                    persistent_keepalive: Some(p.keepalive).filter(|&k| k != 0),
+                    allowed_ips: p.allowed_ips.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A directory of its own under the system's temp directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "wgdp-uapi-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ));
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server polled by a thread of its own, as the control loop would, until stopped.
+/// Dropping it stops the thread, which drops the server and so removes its socket.
+struct Running {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<(Server, Model)>>,
+    path: PathBuf,
+}
+
+impl Running {
+    fn start(server: Server, mut model: Model) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let path = server.path().to_path_buf();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut server = server;
+            while !flag.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                server.poll(&mut |request| model.handle(request));
+                // A poll that waited on a client would show here.
+                assert!(
+                    started.elapsed() < Duration::from_millis(500),
+                    "poll blocked"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (server, model)
+        });
+        Running {
+            stop,
+            thread: Some(thread),
+            path,
+        }
+    }
+
+    fn stop(mut self) -> (Server, Model) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread.take().unwrap();
+        thread.join().expect("the server thread panicked")
+    }
+
+    fn connect(&self) -> UnixStream {
+        let stream = UnixStream::connect(&self.path).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(dir: &Path, limits: Limits) -> Running {
+    let server = Server::with_limits(dir, "wgtest0", limits).unwrap();
+    Running::start(server, Model::default())
+}
+
+/// Reads until `n` answers (each ends with a blank line) have arrived.
+fn read_answers(stream: &mut UnixStream, n: usize) -> Vec<String> {
+    let mut text = Vec::new();
+    let mut buf = [0; 4096];
+    while count_answers(&text) < n {
+        let got = stream.read(&mut buf).expect("no answer in time");
+        assert!(got > 0, "closed after {:?}", String::from_utf8_lossy(&text));
+        text.extend_from_slice(&buf[..got]);
+    }
+    let text = String::from_utf8(text).unwrap();
+    let answers: Vec<String> = text.split_inclusive("\n\n").map(str::to_string).collect();
+    assert_eq!(answers.len(), n, "{text:?}");
+    answers
+}
+
+fn count_answers(bytes: &[u8]) -> usize {
+    bytes.windows(2).filter(|w| w == b"\n\n").count()
+}
+
+fn exchange(stream: &mut UnixStream, request: &str) -> String {
+    stream.write_all(request.as_bytes()).unwrap();
+    read_answers(stream, 1).pop().unwrap()
+}
+
+/// Whether the server has closed `stream` (reads EOF or a reset).
+fn closed(stream: &mut UnixStream) -> bool {
+    let mut buf = [0; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(err) => err.kind() == ErrorKind::ConnectionReset,
+    }
+}
+
+#[test]
+fn socket_file_is_private_and_removed_on_drop() {
+    let tmp = TempDir::new();
+    let dir = tmp.0.join("run/wireguard");
+    let server = Server::bind(&dir, "wgtest0").unwrap();
+    let path = dir.join("wgtest0.sock");
+    assert_eq!(server.path(), path);
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode & 0o755, dir_mode, "directory mode {dir_mode:o}");
+    assert!(!server.socket_removed());
+    drop(server);
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_live_socket_is_refused_a_stale_one_replaced() {
+    let tmp = TempDir::new();
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let path = tmp.0.join("wgtest0.sock");
+
+    let other = UnixListener::bind(&path).unwrap();
+    match Server::bind(&tmp.0, "wgtest0") {
+        Err(err @ ServerError::InUse { .. }) => {
+            assert!(
+                err.to_string().contains("in use by another process"),
+                "{err}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // A listener that is gone leaves its file behind: stale.
+    drop(other);
+    assert!(path.exists());
+    let server = Server::bind(&tmp.0, "wgtest0").unwrap();
+    assert!(UnixStream::connect(&path).is_ok());
+
+    // Someone else's socket in our place is theirs to remove.
+    std::fs::remove_file(&path).unwrap();
+    assert!(server.socket_removed());
+    let theirs = UnixListener::bind(&path).unwrap();
+    drop(server);
+    assert!(path.exists());
+    drop(theirs);
+    std::fs::remove_file(&path).unwrap();
+
+    std::fs::write(&path, b"not a socket").unwrap();
+    assert!(matches!(
+        Server::bind(&tmp.0, "wgtest0"),
+        Err(ServerError::NotASocket { .. })
+    ));
+    assert!(
+        path.exists(),
+        "a file that is not a socket is never removed"
+    );
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let tmp = TempDir::new();
+    for name in ["", "a/b", "..", "sixteen-bytes-xx"] {
+        match Server::bind(&tmp.0, name) {
+            Err(ServerError::BadName { .. }) => {}
+            other => panic!("{name:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn get_and_set_over_the_socket_several_per_connection() {
+    let tmp = TempDir::new();
+    let running = serve(&tmp.0, Limits::default());
+    let mut client = running.connect();
+
+    assert_eq!(exchange(&mut client, "get=1\n\n"), "errno=0\n\n");
+    let set = format!(
+        "set=1\nlisten_port=51820\npublic_key={PEER_HEX}\nendpoint=198.19.0.1:51820\n\
+         persistent_keepalive_interval=25\nreplace_allowed_ips=true\n\
+         allowed_ip=198.18.1.0/24\n\n"
+    );
+    assert_eq!(exchange(&mut client, &set), "errno=0\n\n");
+    let got = exchange(&mut client, "get=1\n\n");
+    assert_eq!(
+        got,
+        format!(
+            "listen_port=51820\npublic_key={PEER_HEX}\nprotocol_version=1\n\
+             endpoint=198.19.0.1:51820\nlast_handshake_time_sec=1700000000\n\
+             last_handshake_time_nsec=5\ntx_bytes=2000\nrx_bytes=1000\n\
+             persistent_keepalive_interval=25\nallowed_ip=198.18.1.0/24\nerrno=0\n\n"
+        )
+    );
+
+    // Pipelined in one write, answered in order.
+    let batch = format!(
+        "set=1\npublic_key={PEER_HEX}\nremove=true\n\nget=1\n\nset=1\nlisten_port=x\n\nget=1\n\n"
+    );
+    client.write_all(batch.as_bytes()).unwrap();
+    let answers = read_answers(&mut client, 4);
+    assert_eq!(answers[0], "errno=0\n\n");
+    assert_eq!(answers[1], "listen_port=51820\nerrno=0\n\n");
+    assert_eq!(answers[2], "errno=-22\n\n");
+    assert_eq!(answers[3], "listen_port=51820\nerrno=0\n\n");
+
+    // A request in pieces, with pauses between them.
+    for piece in ["se", "t=1\nlisten_", "port=51821\n", "\n"] {
+        client.write_all(piece.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(read_answers(&mut client, 1)[0], "errno=0\n\n");
+
+    // A handler failure reaches the client as its errno, and nothing is applied.
+    let failed = format!("set=1\nlisten_port={TAKEN_PORT}\npublic_key={PEER_HEX}\n\n");
+    assert_eq!(exchange(&mut client, &failed), "errno=-98\n\n");
+    assert_eq!(
+        exchange(&mut client, "get=1\n\n"),
+        "listen_port=51821\nerrno=0\n\n"
+    );
+    drop(client);
+
+    let (server, model) = running.stop();
+    let stats = server.stats().clone();
+    // The malformed set never reached the model, so it is not counted as a set.
+    assert_eq!((stats.gets, stats.sets), (5, 4), "{stats:?}");
+    assert_eq!(stats.failed, 2, "{stats:?}");
+    assert_eq!(model.listen_port, 51821);
+    assert!(model.peers.is_empty());
+}
+
+#[test]
+fn an_unknown_operation_is_answered_then_closed() {
+    let tmp = TempDir::new();
+    let running = serve(&tmp.0, Limits::default());
+    let mut client = running.connect();
+    assert_eq!(
+        exchange(&mut client, "GET / HTTP/1.0\r\n\r\n"),
+        "errno=-22\n\n"
+    );
+    assert!(closed(&mut client));
+
+    // The server goes on serving others.
+    let mut other = running.connect();
+    assert_eq!(exchange(&mut other, "get=1\n\n"), "errno=0\n\n");
+    drop(other);
+    let (server, _) = running.stop();
+    assert_eq!(server.stats().desynced, 1);
+}
+
+#[test]
+fn a_huge_request_is_rejected_without_hurting_the_connection() {
+    let tmp = TempDir::new();
+    let limits = Limits {
+        max_request_bytes: 64 * 1024,
+        ..Limits::default()
+    };
+    let running = serve(&tmp.0, limits);
+    let mut client = running.connect();
+    let writer_stream = client.try_clone().unwrap();
+    // Four megabytes of valid lines, written while the answer is read.
+    let writer = std::thread::spawn(move || {
+        let mut stream = writer_stream;
+        stream.write_all(b"set=1\n").unwrap();
+        stream
+            .write_all(format!("public_key={PEER_HEX}\n").as_bytes())
+            .unwrap();
+        let line = b"allowed_ip=10.0.0.0/8\n";
+        let chunk: Vec<u8> = line
+            .iter()
+            .copied()
+            .cycle()
+            .take(line.len() * 4096)
+            .collect();
+        for _ in 0..(4 << 20) / chunk.len() {
+            stream.write_all(&chunk).unwrap();
+        }
+        stream.write_all(b"\n").unwrap();
+    });
+    let answer = read_answers(&mut client, 1).pop().unwrap();
+    writer.join().unwrap();
+    assert_eq!(answer, format!("errno=-{}\n\n", libc::EMSGSIZE));
+    assert_eq!(exchange(&mut client, "get=1\n\n"), "errno=0\n\n");
+    drop(client);
+    let (_, model) = running.stop();
+    assert!(
+        model.peers.is_empty(),
+        "nothing of the rejected request applied"
+    );
+}
+
+#[test]
+fn unfinished_and_idle_connections_time_out() {
+    let tmp = TempDir::new();
+    let limits = Limits {
+        timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let running = serve(&tmp.0, limits);
+
+    let mut unfinished = running.connect();
+    unfinished.write_all(b"set=1\nlisten_port=7").unwrap();
+    let mut idle = running.connect();
+    assert_eq!(exchange(&mut idle, "get=1\n\n"), "errno=0\n\n");
+    let started = Instant::now();
+    assert!(closed(&mut unfinished));
+    assert!(closed(&mut idle));
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let (server, model) = running.stop();
+    assert_eq!(server.stats().timed_out, 2, "{:?}", server.stats());
+    assert_eq!(
+        model.listen_port, 0,
+        "the unfinished request was not applied"
+    );
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn a_client_that_closes_mid_request_has_it_discarded() {
+    let tmp = TempDir::new();
+    let running = serve(&tmp.0, Limits::default());
+    let mut client = running.connect();
+    client.write_all(b"set=1\nlisten_port=7\n").unwrap();
+    drop(client);
+    let mut other = running.connect();
+    // Ordered after the first client's bytes by the time the server gets here.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(exchange(&mut other, "get=1\n\n"), "errno=0\n\n");
+    drop(other);
+    let (server, model) = running.stop();
+    assert_eq!(model.listen_port, 0);
+    assert_eq!(server.stats().truncated, 1);
+}
+
+#[test]
+fn connections_over_the_limit_are_closed_at_once() {
+    let tmp = TempDir::new();
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let running = serve(&tmp.0, limits);
+    let mut first = running.connect();
+    let mut second = running.connect();
+    // Both accepted before the third arrives.
+    assert_eq!(exchange(&mut first, "get=1\n\n"), "errno=0\n\n");
+    assert_eq!(exchange(&mut second, "get=1\n\n"), "errno=0\n\n");
+    let mut third = running.connect();
+    assert!(closed(&mut third));
+    drop(first);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut fourth = running.connect();
+    assert_eq!(exchange(&mut fourth, "get=1\n\n"), "errno=0\n\n");
+    drop((second, fourth));
+    let (server, _) = running.stop();
+    let stats: ServerStats = server.stats().clone();
+    assert_eq!((stats.accepted, stats.refused), (4, 1), "{stats:?}");
+}
+
+#[test]
+fn a_client_that_never_reads_holds_up_no_one() {
+    let tmp = TempDir::new();
+    let limits = Limits {
+        timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let mut model = Model::default();
+    // A long answer, so that unread answers fill the socket buffer quickly.
+    let set = SetRequest {
+        private_key: Some(SecretUpdate::Set(control::config::Key::from_bytes([7; 32]))),
+        ..SetRequest::default()
+    };
+    model.apply(set).unwrap();
+    for i in 0..200u8 {
+        model.peers.push(ModelPeer {
+            public_key: [i; 32],
+            preshared_key: Some([i; 32]),
+            endpoint: Some(SocketAddr::from(([198, 19, 0, i], 51820))),
+            keepalive: 25,
+            allowed_ips: vec![(IpAddr::from([10, i, 0, 0]), 16)],
+        });
+    }
+    let server = Server::with_limits(&tmp.0, "wgtest0", limits).unwrap();
+    let running = Running::start(server, model);
+
+    let mut greedy = running.connect();
+    greedy.write_all(&b"get=1\n\n".repeat(2000)).unwrap();
+    let mut polite = running.connect();
+    let started = Instant::now();
+    let answer = exchange(&mut polite, "get=1\n\n");
+    assert!(answer.ends_with("errno=0\n\n"));
+    // Well before the greedy client's timeout would free the loop, if it were stuck.
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(closed_eventually(&mut greedy));
+    drop(polite);
+    let (server, _) = running.stop();
+    assert!(server.stats().timed_out >= 1, "{:?}", server.stats());
+}
+
+/// Reads and discards until the server closes the stream.
+fn closed_eventually(stream: &mut UnixStream) -> bool {
+    let mut buf = vec![0; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Let the timeout pass before reading, or reading would keep it alive.
+    std::thread::sleep(Duration::from_millis(2500));
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => return true,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    false
+}
+
+/// Runs `wg` with `args`; returns its exit status, stdout and stderr.
+fn wg(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("wg").args(args).output().expect("run wg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn wg_ok(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = wg(args);
+    assert!(ok, "wg {args:?}: {stderr}");
+    stdout
+}
+
+/// Removes a path on drop: the socket in the shared directory, even if the test fails
+/// in a way that skips the server's own cleanup.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn the_wg_tool_against_the_server() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: `wg` only looks in {SOCKET_DIR}, which needs root");
+        return;
+    }
+    if Command::new("wg").arg("--version").output().is_err() {
+        eprintln!("skipped: `wg` (wireguard-tools) is not installed");
+        return;
+    }
+    let name = format!("wgdpt{}", std::process::id());
+    let dir = Path::new(SOCKET_DIR);
+    let _cleanup = RemoveOnDrop(dir.join(format!("{name}.sock")));
+    let server = Server::bind(dir, &name).unwrap();
+    let running = Running::start(server, Model::default());
+    let tmp = TempDir::new();
+    std::fs::create_dir_all(&tmp.0).unwrap();
+
+    let private = StaticSecret::from([0x48; 32]);
+    let public = PublicKey::from(&private);
+    let private_b64 = control::keys::encode(&private.to_bytes());
+    let private_file = tmp.0.join("private");
+    std::fs::write(&private_file, format!("{private_b64}\n")).unwrap();
+    std::fs::set_permissions(&private_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let peer = control::keys::encode(&[0x51; 32]);
+
+    assert!(wg_ok(&["show", "interfaces"])
+        .split_whitespace()
+        .any(|n| n == name));
+    wg_ok(&[
+        "set",
+        &name,
+        "listen-port",
+        "51820",
+        "private-key",
+        private_file.to_str().unwrap(),
+    ]);
+    wg_ok(&[
+        "set",
+        &name,
+        "peer",
+        &peer,
+        "allowed-ips",
+        "198.18.1.0/24",
+        "endpoint",
+        "198.19.0.1:51820",
+        "persistent-keepalive",
+        "25",
+    ]);
+    let dump = wg_ok(&["show", &name, "dump"]);
+    let public_b64 = control::keys::encode(public.as_bytes());
+    assert_eq!(
+        dump,
+        format!(
+            "{private_b64}\t{public_b64}\t51820\toff\n\
+             {peer}\t(none)\t198.19.0.1:51820\t198.18.1.0/24\t1700000000\t1000\t2000\t25\n"
+        )
+    );
+    let show = wg_ok(&["show", &name]);
+    assert!(show.contains(&format!("peer: {peer}")), "{show}");
+    assert!(
+        show.contains("transfer: 1000 B received, 1.95 KiB sent"),
+        "{show}"
+    );
+    let conf = wg_ok(&["showconf", &name]);
+    for line in [
+        format!("PrivateKey = {private_b64}"),
+        "ListenPort = 51820".to_string(),
+        format!("PublicKey = {peer}"),
+        "AllowedIPs = 198.18.1.0/24".to_string(),
+        "Endpoint = 198.19.0.1:51820".to_string(),
+        "PersistentKeepalive = 25".to_string(),
+    ] {
+        assert!(conf.contains(&line), "{line:?} not in {conf}");
+    }
+
+    // The errno convention, end to end: wg prints the handler's error.
+    let (ok, _, stderr) = wg(&["set", &name, "listen-port", &TAKEN_PORT.to_string()]);
+    assert!(!ok);
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+
+    // syncconf reads the device, then sets it to the file.
+    let conf_file = tmp.0.join("wg.conf");
+    let other_peer = control::keys::encode(&[0x62; 32]);
+    std::fs::write(
+        &conf_file,
+        format!(
+            "[Interface]\nPrivateKey = {private_b64}\nListenPort = 51821\n\n\
+             [Peer]\nPublicKey = {other_peer}\nAllowedIPs = 10.1.0.0/16, fd00::/64\n"
+        ),
+    )
+    .unwrap();
+    wg_ok(&["syncconf", &name, conf_file.to_str().unwrap()]);
+    assert_eq!(
+        wg_ok(&["show", &name, "allowed-ips"]),
+        format!("{other_peer}\t10.1.0.0/16 fd00::/64\n")
+    );
+    wg_ok(&["set", &name, "peer", &other_peer, "remove"]);
+    assert_eq!(wg_ok(&["show", &name, "peers"]), "");
+
+    let (server, model) = running.stop();
+    assert_eq!(model.listen_port, 51821);
+    assert_eq!(server.stats().failed, 1, "{:?}", server.stats());
+    drop(server);
+    assert!(!dir.join(format!("{name}.sock")).exists());
+}
