@@ -388,6 +388,9 @@ peers:
 control_port:
   tap: "$GW_TAP"
 EOF
+    if [[ -n ${GW_CRYPTO_DEVICE:-} ]]; then
+        printf 'crypto:\n  backend: cryptodev\n  device: "%s"\n' "$GW_CRYPTO_DEVICE" >>"$cfg"
+    fi
     echo "$cfg"
 }
 

@@ -8,10 +8,10 @@
 //! their loops, control drops everything it holds, rings and ports are closed and the
 //! pool is freed last.
 
-use crate::config::{Config, DeviceSpec, IdleMode, PortConfig as PortCfg};
+use crate::config::{Config, CryptoBackend, DeviceSpec, IdleMode, PortConfig as PortCfg};
+use crate::metrics;
 use crate::plane::host::HostPort;
 use crate::plane::{ControlPlane, Now, PeerSpec};
-use crate::metrics;
 use crate::reload;
 use crate::uapi;
 use dataplane::counters::WorkerCounters;
@@ -21,13 +21,15 @@ use dataplane::mbuf::DpdkIo;
 use dataplane::session::Sessions;
 use dataplane::tables::{LocalAddr, NextHop, PortTables, Shared, Tables};
 use dataplane::worker::{Idle, Worker};
-use dpdk_sys::{Eal, Mbuf, Mempool, Port, PortConfig, Ring};
+use dpdk_sys::{CryptoDev, CryptoDevConfig, Eal, Mbuf, Mempool, Port, PortConfig, Ring};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{error, info, warn};
 
+/// Crypto sessions on a crypto device (the DPDK session pool's size).
+const CRYPTO_SESSIONS: u32 = 65_535;
 /// Peers a gateway can hold, configured or added at run time.
 pub const MAX_PEERS: usize = 16_384;
 /// Receiver-index slots: 2^18, so that the three keypairs a peer may have at once fit
@@ -70,11 +72,55 @@ pub fn eal_args(cfg: &Config) -> Vec<String> {
             }
         }
     }
+    if let Some(dev) = crypto_device(cfg) {
+        if dev.starts_with("crypto_") {
+            args.push("--vdev".into());
+        } else {
+            any_pci = true;
+            args.push("-a".into());
+        }
+        args.push(dev.to_owned());
+    }
     // Never let DPDK probe PCI devices nobody configured (the machine's own NIC).
     if !any_pci && !cfg.dpdk.eal_args.iter().any(|a| a == "--no-pci") {
         args.push("--no-pci".into());
     }
     args
+}
+
+/// The crypto device spec, when the cryptodev backend is configured.
+fn crypto_device(cfg: &Config) -> Option<&str> {
+    (cfg.crypto.backend == CryptoBackend::Cryptodev)
+        .then_some(cfg.crypto.device.as_deref())
+        .flatten()
+}
+
+/// Starts the crypto device with one queue pair per worker.
+fn start_crypto(cfg: &Config, workers: u16) -> Result<Option<Arc<CryptoDev>>, String> {
+    let Some(spec) = crypto_device(cfg) else {
+        return Ok(None);
+    };
+    // A vdev spec may carry arguments after its name; the device is named without.
+    let name = spec.split(',').next().unwrap_or(spec);
+    let id = CryptoDev::by_name(name).map_err(|e| format!("crypto.device: {spec}: {e}"))?;
+    let dev = CryptoDev::start(
+        id,
+        &CryptoDevConfig {
+            queue_pairs: workers,
+            // Two sessions (one per direction) per keypair, and up to three keypairs per
+            // peer; beyond that, packets of the newest keys fall back to software.
+            sessions: CRYPTO_SESSIONS,
+            ..CryptoDevConfig::default()
+        },
+    )
+    .map_err(|e| format!("crypto.device: {spec}: {e}"))?;
+    info!(
+        device = dev.name(),
+        driver = dev.driver(),
+        queue_pairs = workers,
+        "crypto device started"
+    );
+    Ok(Some(dev))
 }
 
 fn local_addrs(p: &PortCfg) -> Vec<LocalAddr> {
@@ -161,9 +207,6 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     };
     let mut running = cfg.clone();
 
-    if cfg.crypto.backend == crate::config::CryptoBackend::Cryptodev {
-        return Err("crypto.backend: cryptodev is not built yet; use software".into());
-    }
     let args = eal_args(&cfg);
     info!(args = %args.join(" "), "starting DPDK");
     let eal = Eal::init(&args).map_err(|e| format!("DPDK EAL: {e}"))?;
@@ -256,6 +299,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         None => None,
     };
 
+    let crypto = start_crypto(&cfg, nworkers)?;
     let worker_stop = Arc::new(AtomicBool::new(false));
     let idle = match cfg.dpdk.idle {
         IdleMode::Adaptive => Idle::Adaptive,
@@ -284,9 +328,25 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             worker_stop.clone(),
             cfg.dpdk.burst as usize,
         );
+        let backend = match &crypto {
+            Some(dev) => Backend::cryptodev(dev, q as u16)
+                .map_err(|e| format!("crypto.device: queue pair {q}: {e}"))?,
+            None => Backend::Software,
+        };
         eal.remote_launch(lcore, move || {
-            let mut w = Worker::new(io, shared, c, Backend::Software, burst);
+            let mut w = Worker::new(io, shared, c, backend, burst);
             w.run(&stop, idle);
+            if let Some(d) = w.backend().device_stats() {
+                info!(
+                    queue = q,
+                    device_jobs = d.device_jobs,
+                    software_jobs = d.software_jobs,
+                    session_errors = d.session_errors,
+                    failed = d.queue.failed,
+                    timed_out = d.queue.timed_out,
+                    "crypto device counters"
+                );
+            }
             0
         })
         .map_err(|e| format!("dpdk.lcores.workers: launching lcore {lcore}: {e}"))?;
@@ -346,8 +406,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
                     uapi::Request::Set(set) => {
                         match uapi::device::apply(&mut plane, &set, MAX_PEERS) {
                             Ok(()) => {
-                                running.wireguard.listen_port =
-                                    plane.current_tables().listen_port;
+                                running.wireguard.listen_port = plane.current_tables().listen_port;
                                 uapi::Response::Applied
                             }
                             Err(e) => uapi::Response::Failed(e),
@@ -418,6 +477,9 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     drop(plane);
     drop(handles);
     drop(shared);
+    // Sessions on the crypto device went with the keypairs; the device goes before the
+    // pools.
+    drop(crypto);
     let forgetful = [&cfg.ports.outside, &cfg.ports.inside]
         .iter()
         .any(|p| p.device.name().starts_with("net_af_xdp"));

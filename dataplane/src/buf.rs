@@ -31,6 +31,11 @@ pub trait PacketBuf: Send {
     fn is_contiguous(&self) -> bool {
         true
     }
+    /// The mbuf this buffer is, for a crypto device to work on; `None` for a buffer in
+    /// plain memory.
+    fn as_mbuf_mut(&mut self) -> Option<&mut dpdk_sys::Mbuf> {
+        None
+    }
 
     #[inline]
     fn len(&self) -> usize {

@@ -3,30 +3,55 @@
 //!
 //! Contract: a stage prepares its whole vector first (each packet's data is exactly the
 //! ciphertext+tag to open, or the padded plaintext to seal), then makes one batch call.
-//! The software backend works in place on the worker with the `ring` crate, the fastest
-//! in-line ChaCha20-Poly1305 measured on our machines (see DESIGN.md); a cryptodev backend
-//! plugs in at the same two calls.
+//! Every job's `ok` is set: an opened packet has its tag trimmed off, a sealed one has
+//! its tag appended (the caller made room); a failed job's data is undefined.
+//!
+//! Backends:
+//! - [`Backend::Software`] works in place on the worker with the `ring` crate, the
+//!   fastest in-line ChaCha20-Poly1305 measured on our machines (see DESIGN.md).
+//! - [`Backend::Cryptodev`] hands the vector to the worker's own queue pair of a DPDK
+//!   crypto device ([`DeviceQueue`]): everything is enqueued, then polled until every
+//!   operation is back or the device has taken too long (those jobs fail; the mbufs are
+//!   never freed under the device, see `dpdk_sys::CryptoQueue`). Jobs the device cannot
+//!   take (a buffer that is not a single mbuf, a key with no session on this device) go
+//!   through the software path in the same call, with the same result.
+//!
+//! Keys: a [`TransportKey`] keeps its 32 bytes so that the first worker that needs it
+//! on a device makes the device session (DPDK's copy of the key). The session is freed
+//! and zeroed, and the bytes are overwritten, when the key is dropped with its keypair.
 //!
 //! Nonce: 32 zero bits followed by the 64-bit little-endian counter; no associated data.
 
 use crate::buf::PacketBuf;
 use crate::session::Keypair;
+use dpdk_sys::{AeadDirection, AeadSession, CryptoDev, CryptoQueue, CryptoQueueStats};
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
+use std::fmt;
 use std::mem::ManuallyDrop;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub const TAG_LEN: usize = 16;
 
-/// One direction's key. The key schedule is wiped when dropped.
+/// One direction's key. The key schedule and the key bytes are wiped when dropped, and
+/// a device session made from it is freed.
 pub struct TransportKey {
     key: ManuallyDrop<LessSafeKey>,
+    /// For making a device session on first use.
+    raw: [u8; 32],
+    /// The session on the crypto device that first asked for one.
+    session: OnceLock<AeadSession>,
+}
+
+#[inline]
+fn nonce_bytes(counter: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&counter.to_le_bytes());
+    n
 }
 
 #[inline]
 fn nonce(counter: u64) -> Nonce {
-    let mut n = [0u8; 12];
-    n[4..].copy_from_slice(&counter.to_le_bytes());
-    Nonce::assume_unique_for_key(n)
+    Nonce::assume_unique_for_key(nonce_bytes(counter))
 }
 
 impl TransportKey {
@@ -34,6 +59,8 @@ impl TransportKey {
         let unbound = UnboundKey::new(&CHACHA20_POLY1305, key).expect("32-byte key");
         TransportKey {
             key: ManuallyDrop::new(LessSafeKey::new(unbound)),
+            raw: *key,
+            session: OnceLock::new(),
         }
     }
 
@@ -58,17 +85,45 @@ impl TransportKey {
             .ok()
             .map(|p| p.len())
     }
+
+    /// This key's session on `dev` for `direction`, made on first use. `Ok(None)` if
+    /// the key already has a session elsewhere (another device, or the other
+    /// direction): a key is meant for one direction on one device.
+    fn device_session(
+        &self,
+        dev: &Arc<CryptoDev>,
+        direction: AeadDirection,
+    ) -> Result<Option<&AeadSession>, dpdk_sys::Error> {
+        let session = match self.session.get() {
+            Some(s) => s,
+            None => {
+                let made = dev.session(direction, &self.raw)?;
+                // Another worker may have been quicker: its session stays, ours is
+                // freed right here.
+                let _ = self.session.set(made);
+                self.session.get().expect("set just above")
+            }
+        };
+        Ok(
+            (session.device_id() == dev.id() && session.direction() == direction)
+                .then_some(session),
+        )
+    }
 }
 
 impl Drop for TransportKey {
     fn drop(&mut self) {
         // SAFETY: the key is dropped exactly once, here, and never used again; the bytes
         // it occupied are then overwritten so the expanded key does not linger in memory.
+        // The raw key bytes are plain data, overwritten the same way.
         unsafe {
             ManuallyDrop::drop(&mut self.key);
             let p = (&mut self.key as *mut ManuallyDrop<LessSafeKey>).cast::<u8>();
             for i in 0..std::mem::size_of::<ManuallyDrop<LessSafeKey>>() {
                 std::ptr::write_volatile(p.add(i), 0);
+            }
+            for b in self.raw.iter_mut() {
+                std::ptr::write_volatile(b, 0);
             }
         }
     }
@@ -85,13 +140,37 @@ pub struct CryptoJob {
 }
 
 /// Which implementation runs the batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub enum Backend {
     #[default]
     Software,
+    /// A queue pair of a crypto device, owned by one worker.
+    Cryptodev(Box<DeviceQueue>),
 }
 
 impl Backend {
+    /// The backend of the worker that uses queue pair `queue_pair` of `dev`; fails if
+    /// the pair does not exist or another backend has it.
+    pub fn cryptodev(dev: &Arc<CryptoDev>, queue_pair: u16) -> Result<Backend, dpdk_sys::Error> {
+        Ok(Backend::Cryptodev(Box::new(DeviceQueue {
+            dev: Arc::clone(dev),
+            queue: dev.queue(queue_pair)?,
+            job_of_pkt: Vec::new(),
+            pushed: Vec::new(),
+            software: Vec::new(),
+            no_session: Vec::new(),
+            stats: DeviceStats::default(),
+        })))
+    }
+
+    /// The counters of a cryptodev backend.
+    pub fn device_stats(&self) -> Option<DeviceStats> {
+        match self {
+            Backend::Software => None,
+            Backend::Cryptodev(d) => Some(d.stats()),
+        }
+    }
+
     /// Open every job's packet in place (data = ciphertext + tag). On success the tag is
     /// trimmed off and `ok` is set.
     pub fn open_batch<B: PacketBuf>(
@@ -103,14 +182,10 @@ impl Backend {
         match self {
             Backend::Software => {
                 for job in jobs.iter_mut() {
-                    let pkt = &mut pkts[job.pkt as usize];
-                    let key = keys[job.key as usize].recv_key();
-                    job.ok = match key.open(job.counter, pkt.data_mut()) {
-                        Some(_) => pkt.trim(TAG_LEN),
-                        None => false,
-                    };
+                    open_one(&mut pkts[job.pkt as usize], keys, job);
                 }
             }
+            Backend::Cryptodev(d) => d.run(AeadDirection::Open, pkts, keys, jobs),
         }
     }
 
@@ -125,19 +200,159 @@ impl Backend {
         match self {
             Backend::Software => {
                 for job in jobs.iter_mut() {
-                    let pkt = &mut pkts[job.pkt as usize];
-                    let key = keys[job.key as usize].send_key();
-                    let tag = key.seal(job.counter, pkt.data_mut());
-                    job.ok = match pkt.append(TAG_LEN) {
-                        Some(t) => {
-                            t.copy_from_slice(&tag);
-                            true
-                        }
-                        None => false,
-                    };
+                    seal_one(&mut pkts[job.pkt as usize], keys, job);
                 }
             }
+            Backend::Cryptodev(d) => d.run(AeadDirection::Seal, pkts, keys, jobs),
         }
+    }
+}
+
+#[inline]
+fn open_one<B: PacketBuf>(pkt: &mut B, keys: &[Arc<Keypair>], job: &mut CryptoJob) {
+    let key = keys[job.key as usize].recv_key();
+    job.ok = match key.open(job.counter, pkt.data_mut()) {
+        Some(_) => pkt.trim(TAG_LEN),
+        None => false,
+    };
+}
+
+#[inline]
+fn seal_one<B: PacketBuf>(pkt: &mut B, keys: &[Arc<Keypair>], job: &mut CryptoJob) {
+    let key = keys[job.key as usize].send_key();
+    let tag = key.seal(job.counter, pkt.data_mut());
+    job.ok = match pkt.append(TAG_LEN) {
+        Some(t) => {
+            t.copy_from_slice(&tag);
+            true
+        }
+        None => false,
+    };
+}
+
+/// Counters of a cryptodev backend, totals since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Jobs handed to the device.
+    pub device_jobs: u64,
+    /// Jobs done in software: not a single mbuf, or the key had no session here.
+    pub software_jobs: u64,
+    /// Device sessions that could not be made (session pool full, device error); the
+    /// key's jobs then run in software.
+    pub session_errors: u64,
+    /// The queue pair's own counters (failed operations, timeouts).
+    pub queue: CryptoQueueStats,
+}
+
+/// Marks a packet without a job in `DeviceQueue::job_of_pkt`.
+const NO_JOB: u16 = u16::MAX;
+
+/// A worker's queue pair of a crypto device and the arrays a batch reuses.
+pub struct DeviceQueue {
+    dev: Arc<CryptoDev>,
+    queue: CryptoQueue,
+    /// The job of each packet of the vector, or `NO_JOB`.
+    job_of_pkt: Vec<u16>,
+    /// The job of each operation handed to the device, by slot.
+    pushed: Vec<u16>,
+    /// Jobs that run in software this call.
+    software: Vec<u16>,
+    /// Keys of this call that have no session on the device (asked once per call).
+    no_session: Vec<bool>,
+    stats: DeviceStats,
+}
+
+impl fmt::Debug for DeviceQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceQueue")
+            .field("device", &self.dev.name())
+            .field("queue_pair", &self.queue.queue_pair())
+            .finish()
+    }
+}
+
+impl DeviceQueue {
+    pub fn stats(&self) -> DeviceStats {
+        DeviceStats {
+            queue: self.queue.stats(),
+            ..self.stats
+        }
+    }
+
+    /// The device's part of the batch contract, see [`Backend::open_batch`] and
+    /// [`Backend::seal_batch`].
+    fn run<B: PacketBuf>(
+        &mut self,
+        direction: AeadDirection,
+        pkts: &mut [B],
+        keys: &[Arc<Keypair>],
+        jobs: &mut [CryptoJob],
+    ) {
+        let DeviceQueue {
+            dev,
+            queue,
+            job_of_pkt,
+            pushed,
+            software,
+            no_session,
+            stats,
+        } = self;
+        job_of_pkt.clear();
+        job_of_pkt.resize(pkts.len(), NO_JOB);
+        for (j, job) in jobs.iter_mut().enumerate() {
+            debug_assert_eq!(job_of_pkt[job.pkt as usize], NO_JOB, "one job per packet");
+            job.ok = false;
+            job_of_pkt[job.pkt as usize] = j as u16;
+        }
+        no_session.clear();
+        no_session.resize(keys.len(), false);
+        pushed.clear();
+        software.clear();
+
+        // Packets in vector order, so that each mbuf is borrowed once by the batch.
+        let mut batch = queue.batch();
+        for (pkt, &j) in pkts.iter_mut().zip(job_of_pkt.iter()) {
+            if j == NO_JOB {
+                continue;
+            }
+            let job = jobs[j as usize];
+            let k = job.key as usize;
+            let session = if no_session[k] {
+                None
+            } else {
+                let key = match direction {
+                    AeadDirection::Seal => keys[k].send_key(),
+                    AeadDirection::Open => keys[k].recv_key(),
+                };
+                let session = key.device_session(dev, direction).unwrap_or_else(|_| {
+                    stats.session_errors += 1;
+                    None
+                });
+                no_session[k] = session.is_none();
+                session
+            };
+            let on_device = match (session, pkt.as_mbuf_mut()) {
+                (Some(s), Some(m)) => batch.push(s, m, &nonce_bytes(job.counter)).is_ok(),
+                _ => false,
+            };
+            if on_device {
+                pushed.push(j);
+            } else {
+                software.push(j);
+            }
+        }
+        batch.run(|slot, ok| jobs[pushed[slot] as usize].ok = ok);
+
+        for &j in software.iter() {
+            let job = &mut jobs[j as usize];
+            let pkt = &mut pkts[job.pkt as usize];
+            match direction {
+                AeadDirection::Seal => seal_one(pkt, keys, job),
+                AeadDirection::Open => open_one(pkt, keys, job),
+            }
+        }
+        stats.device_jobs += pushed.len() as u64;
+        stats.software_jobs += software.len() as u64;
     }
 }
 

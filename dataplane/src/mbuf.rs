@@ -67,6 +67,10 @@ impl PacketBuf for Mbuf {
     fn is_contiguous(&self) -> bool {
         Mbuf::is_contiguous(self)
     }
+    #[inline]
+    fn as_mbuf_mut(&mut self) -> Option<&mut Mbuf> {
+        Some(self)
+    }
 }
 
 /// One worker's queues: queue `queue` of both ports, and its rings to and from control.

@@ -107,6 +107,11 @@ impl<I: Io> Worker<I> {
         }
     }
 
+    /// Where this worker's AEAD runs.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     pub fn counters(&self) -> &Arc<WorkerCounters> {
         &self.counters
     }

@@ -4,7 +4,7 @@
 //! - [`sys`]: the raw bindgen output, including wrappers for DPDK's
 //!   static-inline fast-path functions (`rte_eth_rx_burst`,
 //!   `rte_pktmbuf_alloc`, `rte_ring_enqueue_burst`, ...).
-//! - [`Eal`], [`Mempool`], [`Mbuf`], [`Port`], [`Ring`]: owners that free what
+//! - [`Eal`], [`Mempool`], [`Mbuf`], [`Port`], [`Ring`], [`CryptoDev`]: owners that free what
 //!   they own on drop. Each module states who frees what and which threads
 //!   may call what.
 //! - [`telemetry`]: commands on DPDK's telemetry socket answered by Rust
@@ -21,6 +21,7 @@
 //! at `rte_eal_init`, so `--vdev net_ring0`, `net_null0`, `net_af_packet0` or
 //! `net_af_xdp0` need no `-d` option.
 
+mod cryptodev;
 mod eal;
 mod error;
 mod exclusive;
@@ -32,6 +33,11 @@ mod ring;
 pub mod sys;
 pub mod telemetry;
 
+pub use cryptodev::{
+    AeadBatch, AeadDirection, AeadSession, CryptoDev, CryptoDevConfig, CryptoQueue,
+    CryptoQueueStats, Refused, AEAD_IV_LEN, AEAD_KEY_LEN, AEAD_TAG_LEN, DEFAULT_CRYPTO_TIMEOUT,
+    MAX_AEAD_BATCH,
+};
 pub use eal::{version, Eal, LCORE_PANICKED};
 pub use error::Error;
 pub use mbuf::Mbuf;
