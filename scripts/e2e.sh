@@ -24,10 +24,12 @@
 # target/e2e-logs/RUN_ID.
 #
 # usage: scripts/e2e.sh [--gateway wgdp|wireguard-go] [--drivers "af_xdp af_packet"]
-#                       [--seconds N]
+#                       [--seconds N] [--only "SCENARIO..."]
 #   --gateway wireguard-go  runs the same checks against wireguard-go with kernel
 #                           forwarding as the gateway: a check of the harness.
 #   --seconds N             length of each iperf3 run (default 3).
+#   --only "S..."           runs only these scenarios: wgdp-first, peer-first,
+#                           ipv6-outer, cryptodev, operations.
 # Environment:
 #   WGDP_BIN       the wgdp binary (default: target/release/wgdp of this checkout)
 #   WGDP_LOG       wgdp's log filter (default info)
@@ -47,6 +49,7 @@ DRIVERS=(af_xdp af_packet)
 PASSED=0
 FAILED=0
 SKIPPED=0
+ONLY=()
 RESULTS=()
 SCENARIO=
 SCENARIO_DEAD=
@@ -61,6 +64,7 @@ while (($#)); do
     --gateway) TOPO_GATEWAY=${2:?--gateway needs a value} && shift 2 ;;
     --drivers) read -r -a DRIVERS <<<"${2:?--drivers needs a value}" && shift 2 ;;
     --seconds) IPERF_SECONDS=${2:?--seconds needs a value} && shift 2 ;;
+    --only) read -r -a ONLY <<<"${2:?--only needs a value}" && shift 2 ;;
     -h | --help) usage && exit 0 ;;
     *) usage >&2 && exit 2 ;;
     esac
@@ -411,6 +415,222 @@ crypto_started() {
     grep -m 1 -o 'crypto device started.*' "$(topo_log_path wgdp)"
 }
 
+# --- Operations: the wg tool, metrics, telemetry, reloads ----------------
+
+# scrape: wgdp's Prometheus text.
+scrape() {
+    ip netns exec "$NS_GW" curl -sS --max-time 5 "http://$GW_METRICS/metrics"
+}
+
+# metric TEXT NAME KEY: the value of the series NAME whose labels mention KEY.
+metric() {
+    awk -v n="$2" -v k="$3" 'index($0, n "{") == 1 && index($0, k) { print $NF; exit }' <<<"$1"
+}
+
+wg_show_check() {
+    local out
+    out=$(wg show "$GW_UAPI" 2>&1) || { echo "$out"; return 1; }
+    grep -q "peer: $PEER_PUB" <<<"$out" && grep -q 'latest handshake:' <<<"$out" &&
+        grep -q 'transfer:' <<<"$out" && grep -q 'private key: (hidden)' <<<"$out" || {
+        echo "unexpected: ${out//$'\n'/; }"
+        return 1
+    }
+    echo "$(grep -m1 'transfer:' <<<"$out" | sed 's/^ *//'); $(grep -m1 'latest handshake:' <<<"$out" | sed 's/^ *//')"
+}
+
+wg_showconf_check() {
+    local out
+    out=$(wg showconf "$GW_UAPI" 2>&1) || { echo "$out"; return 1; }
+    grep -qxF "PrivateKey = $(cat "$TOPO_DIR/gateway.key")" <<<"$out" &&
+        grep -qxF "ListenPort = $GW_PORT" <<<"$out" &&
+        grep -qxF "PublicKey = $PEER_PUB" <<<"$out" &&
+        grep -qxF "AllowedIPs = $PEER_IN4/32, $PEER_IN6/128" <<<"$out" || {
+        echo "unexpected: ${out//$'\n'/; }"
+        return 1
+    }
+    echo "$(grep -c . <<<"$out") lines, the private key, the listen port and the peer"
+}
+
+metrics_move() {
+    local before after b a
+    before=$(scrape) || return 1
+    ip netns exec "$NS_PEER" ping -n -q -c 5 -i 0.2 "$LAN_IN4" >/dev/null
+    sleep 1
+    after=$(scrape) || return 1
+    b=$(metric "$before" wgdp_peer_rx_packets_total "$PEER_PUB")
+    a=$(metric "$after" wgdp_peer_rx_packets_total "$PEER_PUB")
+    echo "wgdp_peer_rx_packets_total ${b:-?} -> ${a:-?}"
+    [[ -n $a && -n $b ]] && ((a >= b + 5))
+}
+
+metrics_promtool() {
+    local text out
+    text=$(scrape) || return 1
+    out=$(promtool check metrics <<<"$text" 2>&1) || { echo "${out//$'\n'/; }"; return 1; }
+    echo "promtool: no problems in $(grep -vc '^#' <<<"$text") series"
+}
+
+telemetry_check() {
+    local out
+    out=$(printf '/wgdp/peers\n/wgdp/peer,%s\n' "$PEER_PUB" |
+        ip netns exec "$NS_GW" timeout 10 dpdk-telemetry.py -f "$EAL_PREFIX" 2>&1) || {
+        echo "${out//$'\n'/; }"
+        return 1
+    }
+    grep -q '"/wgdp/peers": \[0\]' <<<"$out" && grep -q 'rx_packets' <<<"$out" || {
+        echo "unexpected: ${out//$'\n'/; }"
+        return 1
+    }
+    echo "/wgdp/peers and /wgdp/peer,KEY: $(grep -o '"rx_packets": [0-9]*' <<<"$out" | head -1)"
+}
+
+# ping_peer2 [expect-fail]: a ping from the second peer's inner address.
+ping_peer2() {
+    local out status=0
+    out=$(ip netns exec "$NS_PEER" ping -n -q -c 3 -i 0.2 -w 4 -I "$PEER2_IN4" "$LAN_IN4" 2>&1) || status=$?
+    if [[ ${1:-} == gone ]]; then
+        echo "$(ping_summary "$out") (none expected)"
+        ((status != 0))
+    else
+        ping_summary "$out"
+        return "$status"
+    fi
+}
+
+wg_set_add() {
+    wg set "$GW_UAPI" peer "$PEER2_PUB" endpoint "$PEER_OUT4:$PEER2_PORT" allowed-ips "$PEER2_IN4/32" || return 1
+    wg show "$GW_UAPI" peers | grep -qx "$PEER2_PUB" || { echo "not listed by wg show"; return 1; }
+    ping_peer2
+}
+
+wg_set_remove() {
+    wg set "$GW_UAPI" peer "$PEER2_PUB" remove || return 1
+    if wg show "$GW_UAPI" peers | grep -qx "$PEER2_PUB"; then
+        echo "still listed by wg show"
+        return 1
+    fi
+    ping_peer2 gone
+}
+
+# reload_with EXTRA_PEERS: rewrites wgdp's configuration with these extra
+# peer entries and has wgdp reload it.
+reload_with() {
+    GW_EXTRA_PEERS=$1 gw_config "$GW_DRIVER" 4 >/dev/null
+    "$WGDP_BIN" reload --config "$GW_CONFIG" --pid-file "$TOPO_DIR/wgdp.pid" >/dev/null || return 1
+    sleep 0.5
+}
+
+peer2_entry() {
+    printf '  - public_key: "%s"\n    endpoint: "%s:%s"\n    allowed_ips: [%s]' \
+        "$PEER2_PUB" "$PEER_OUT4" "$PEER2_PORT" "$1"
+}
+
+reload_add() {
+    reload_with "$(peer2_entry "\"$PEER2_IN4/32\"")" || return 1
+    ping_peer2
+}
+
+reload_change() {
+    reload_with "$(peer2_entry "\"$PEER2_IN4/32\", \"198.18.97.0/24\"")" || return 1
+    local ips
+    ips=$(wg show "$GW_UAPI" allowed-ips | grep "^$PEER2_PUB")
+    [[ $ips == *198.18.97.0/24* ]] || { echo "allowed IPs: $ips"; return 1; }
+    echo "allowed IPs now ${ips#*$'\t'}; $(ping_peer2)"
+}
+
+reload_bad() {
+    local out status=0 cfg_ok
+    cfg_ok=$(<"$GW_CONFIG")
+    GW_EXTRA_PEERS=$(peer2_entry '"198.18.98.2"') gw_config "$GW_DRIVER" 4 >/dev/null
+    out=$("$WGDP_BIN" reload --config "$GW_CONFIG" --pid-file "$TOPO_DIR/wgdp.pid" 2>&1) || status=$?
+    if ((status != 2)) || [[ $out != "config error: peers[1].allowed_ips[0]:"* ]]; then
+        echo "wgdp reload: status $status: $out"
+        return 1
+    fi
+    # The running gateway, told directly, refuses the file too.
+    kill -HUP "$(<"$TOPO_DIR/wgdp.pid")"
+    sleep 0.5
+    if ! grep -q 'reload refused, the running configuration stays: config error: peers\[1\]' "$(topo_log_path wgdp)"; then
+        echo "no refusal in wgdp's log"
+        return 1
+    fi
+    printf '%s\n' "$cfg_ok" >"$GW_CONFIG"
+    echo "refused: $out; $(ping_peer2)"
+}
+
+reload_remove() {
+    reload_with "" || return 1
+    if wg show "$GW_UAPI" peers | grep -qx "$PEER2_PUB"; then
+        echo "still listed by wg show"
+        return 1
+    fi
+    ping_peer2 gone
+}
+
+# The first peer's iperf3 that runs while the reloads happen.
+background_iperf_start() {
+    ip netns exec "$NS_PEER" timeout 60 iperf3 -c "$LAN_IN4" -p "$IPERF_PORT" -t "$1" -i 1 -J \
+        >"$TOPO_DIR/background-iperf.json" 2>&1 &
+    BACKGROUND_IPERF=$!
+    sleep 1
+}
+
+# background_iperf_check STATUS: STATUS is iperf3's exit status.
+background_iperf_check() {
+    (($1 == 0)) || { echo "iperf3 failed ($1): $(tail -n 3 "$TOPO_DIR/background-iperf.json")"; return 1; }
+    python3 - "$TOPO_DIR/background-iperf.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rates = [i["sum"]["bits_per_second"] / 1e6 for i in r["intervals"]]
+sent = r["end"]["sum_sent"]
+print(f"{len(rates)} one-second intervals, slowest {min(rates):.0f} Mbit/s, "
+      f"{r['end']['sum_received']['bits_per_second'] / 1e6:.0f} Mbit/s overall, "
+      f"{sent.get('retransmits', 0)} retransmits")
+sys.exit(0 if rates and min(rates) > 0 else 1)
+EOF
+}
+
+# The first peer's handshake count: a reload must not touch its session.
+peer1_handshakes() {
+    metric "$(scrape)" wgdp_peer_handshakes_total "$PEER_PUB"
+}
+
+scenario_operations() {
+    GW_DRIVER=$1
+    GW_CONFIG=$TOPO_DIR/wgdp-$1-ipv4.yaml
+    scenario_begin "$1 operations" "$1" 4
+    check "peer->LAN ping" ping_first "$NS_PEER" "$LAN_IN4" || true
+    check "wg show" wg_show_check || true
+    check "wg showconf" wg_showconf_check || true
+    check "metrics move with traffic" metrics_move || true
+    check "promtool check metrics" metrics_promtool || true
+    check "dpdk-telemetry.py" telemetry_check || true
+    peer2_start
+    check "wg set adds a peer that passes traffic" wg_set_add || true
+    check "wg set removes it" wg_set_remove || true
+    # A removed peer's session is gone at wgdp but not at the peer, which would
+    # only start a new handshake after 15 s of silence: a fresh peer instead.
+    peer2_stop
+    peer2_start
+    local hs_before hs_after iperf_status=0
+    hs_before=$(peer1_handshakes)
+    background_iperf_start 12
+    check "reload adds a peer" reload_add || true
+    check "reload changes its allowed IPs" reload_change || true
+    check "reload refuses a bad file" reload_bad || true
+    check "reload removes the peer" reload_remove || true
+    wait "$BACKGROUND_IPERF" || iperf_status=$?
+    check "the other peer's iperf3 ran on" background_iperf_check "$iperf_status" || true
+    hs_after=$(peer1_handshakes)
+    if [[ -n $hs_before && $hs_before == "$hs_after" ]]; then
+        record PASS "its session survived the reloads" "handshakes $hs_before -> $hs_after"
+    else
+        record FAIL "its session survived the reloads" "handshakes ${hs_before:-?} -> ${hs_after:-?}"
+    fi
+    peer2_stop
+    scenario_end
+}
+
 scenario_ipv6_outer() {
     scenario_begin "$1 ipv6-outer" "$1" 6
     check "peer->LAN IPv6 ping starts handshake" ping_first "$NS_PEER" "$LAN_IN6" || true
@@ -451,12 +671,21 @@ topo_trap
 START=$SECONDS
 topo_create
 
+# wanted NAME: the scenario is to run (all do without --only).
+wanted() {
+    ((${#ONLY[@]} == 0)) || [[ " ${ONLY[*]} " == *" $1 "* ]]
+}
+
 for driver in "${DRIVERS[@]}"; do
-    scenario_wgdp_first "$driver"
-    scenario_peer_first "$driver"
+    wanted wgdp-first && scenario_wgdp_first "$driver"
+    wanted peer-first && scenario_peer_first "$driver"
 done
-scenario_ipv6_outer "${DRIVERS[0]}"
-scenario_cryptodev "${DRIVERS[0]}"
+wanted ipv6-outer && scenario_ipv6_outer "${DRIVERS[0]}"
+# wgdp's own features, which the reference gateway does not have.
+if [[ $TOPO_GATEWAY == wgdp ]]; then
+    wanted cryptodev && scenario_cryptodev "${DRIVERS[0]}"
+    wanted operations && scenario_operations "${DRIVERS[0]}"
+fi
 
 # Torn down before the summary, so that the summary ends the output.
 topo_destroy

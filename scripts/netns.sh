@@ -46,6 +46,9 @@ readonly PEER_OUT6=2001:2:0:1::1 GW_OUT6=2001:2:0:1::2 OUT_PLEN6=64
 readonly GW_IN4=198.18.2.1 LAN_IN4=198.18.2.2 IN_NET4=198.18.2.0/24
 readonly GW_IN6=2001:2:0:2::1 LAN_IN6=2001:2:0:2::2 IN_NET6=2001:2:0:2::/64
 readonly PEER_IN4=198.18.99.2 PEER_IN6=2001:2:0:99::2
+# A second peer, added and removed at run time by the operations tests; it
+# shares the first peer's namespace and outside address.
+readonly PEER2_IN4=198.18.98.2 PEER2_PORT=51822 PEER2_TABLE=102
 readonly GW_PORT=51820 PEER_PORT=51821 IPERF_PORT=5201 CTL_PORT=5202
 
 # The largest inner packet the tunnel carries (wgdp's wireguard.mtu and the
@@ -168,6 +171,11 @@ topo_init() {
     NS_LAN=wgdp-lan-$TOPO_ID
     # Interface names have at most 15 characters.
     PEER_WG=wgp$TOPO_ID
+    PEER2_WG=wgq$TOPO_ID
+    # wgdp's wg tool socket (/var/run/wireguard/NAME.sock) and metrics listener
+    # (in the gateway's namespace).
+    GW_UAPI=wgu$TOPO_ID
+    GW_METRICS=127.0.0.1:9586
     REF_WG=wgg$TOPO_ID
     EAL_PREFIX=wgdp-e2e-$TOPO_ID
     # wgdp's control port, a TAP in the gateway's namespace.
@@ -236,9 +244,11 @@ topo_create() {
         umask 077
         wg genkey >"$TOPO_DIR/gateway.key"
         wg genkey >"$TOPO_DIR/peer.key"
+        wg genkey >"$TOPO_DIR/peer2.key"
     )
     GW_PUB=$(wg pubkey <"$TOPO_DIR/gateway.key")
     PEER_PUB=$(wg pubkey <"$TOPO_DIR/peer.key")
+    PEER2_PUB=$(wg pubkey <"$TOPO_DIR/peer2.key")
 }
 
 topo_offloads_off() {
@@ -268,7 +278,8 @@ topo_destroy() {
             ip netns delete "$ns"
         fi
     done
-    rm -f "$WG_RUN_DIR/$PEER_WG.sock" "$WG_RUN_DIR/$REF_WG.sock"
+    rm -f "$WG_RUN_DIR/$PEER_WG.sock" "$WG_RUN_DIR/$PEER2_WG.sock" "$WG_RUN_DIR/$REF_WG.sock" \
+        "$WG_RUN_DIR/$GW_UAPI.sock"
     rm -rf "/var/run/dpdk/$EAL_PREFIX"
     if [[ -n ${TOPO_KEEP_LOGS:-} && -d $TOPO_LOGS ]]; then
         mkdir -p "$TOPO_KEEP_LOGS"
@@ -312,6 +323,28 @@ peer_start() {
 
 peer_stop() {
     topo_stop peer 5 || true
+}
+
+# peer2_start: the second peer, a wireguard-go of its own in the peer's
+# namespace. Packets from its inner address take its tunnel (a rule and a
+# table of their own), everything else the first peer's.
+peer2_start() {
+    topo_wait 5 "the previous $PEER2_WG to go away" topo_link_absent "$NS_PEER" "$PEER2_WG"
+    topo_spawn peer2 "$NS_PEER" "$(topo_log_path wireguard-go-2)" \
+        env LOG_LEVEL=verbose WG_PROCESS_FOREGROUND=1 wireguard-go -f "$PEER2_WG"
+    topo_wait 10 "wireguard-go's socket $WG_RUN_DIR/$PEER2_WG.sock" test -S "$WG_RUN_DIR/$PEER2_WG.sock"
+    ip netns exec "$NS_PEER" wg set "$PEER2_WG" private-key "$TOPO_DIR/peer2.key" \
+        listen-port "$PEER2_PORT" \
+        peer "$GW_PUB" endpoint "$GW_OUT4:$GW_PORT" allowed-ips "$IN_NET4"
+    ip -n "$NS_PEER" addr add "$PEER2_IN4/32" dev "$PEER2_WG"
+    ip -n "$NS_PEER" link set "$PEER2_WG" mtu "$TUNNEL_MTU" up
+    ip -n "$NS_PEER" route add "$IN_NET4" dev "$PEER2_WG" table "$PEER2_TABLE"
+    ip -n "$NS_PEER" rule add from "$PEER2_IN4" lookup "$PEER2_TABLE"
+}
+
+peer2_stop() {
+    ip -n "$NS_PEER" rule del from "$PEER2_IN4" lookup "$PEER2_TABLE" 2>/dev/null || true
+    topo_stop peer2 5 || true
 }
 
 topo_link_absent() {
@@ -366,7 +399,7 @@ gw_config() {
     cat >"$cfg" <<EOF
 # wgdp configuration of end-to-end run $TOPO_ID, written by scripts/netns.sh.
 dpdk:
-  eal_args: ["--no-pci", "--file-prefix", "$EAL_PREFIX", $memory, "--no-telemetry"]
+  eal_args: ["--no-pci", "--file-prefix", "$EAL_PREFIX", $memory]
   lcores: { control: 0, workers: [1] }
 ports:
   outside:
@@ -385,8 +418,13 @@ peers:
   - public_key: "$PEER_PUB"
     endpoint: "$endpoint"
     allowed_ips: ["$PEER_IN4/32", "$PEER_IN6/128"]
+${GW_EXTRA_PEERS:-}
 control_port:
   tap: "$GW_TAP"
+uapi:
+  name: "$GW_UAPI"
+metrics:
+  listen: "$GW_METRICS"
 EOF
     if [[ -n ${GW_CRYPTO_DEVICE:-} ]]; then
         printf 'crypto:\n  backend: cryptodev\n  device: "%s"\n' "$GW_CRYPTO_DEVICE" >>"$cfg"

@@ -609,3 +609,21 @@ fn a_dead_peer_is_rejected_after_180_s_and_forgotten_after_540_s() {
     assert!(a.plane.stats.keypairs_expired >= 1);
     drop(b);
 }
+
+#[test]
+fn worker_times_newer_than_the_tick_do_not_look_like_a_dead_peer() {
+    let (mut a, _b, t) = established();
+    let initiations = a.plane.stats.initiations_sent;
+    // A worker stamped its last send a moment after control read the clock for its
+    // tick, and its last receive just before.
+    {
+        let v = a.plane.peer_views().next().unwrap();
+        let st = &v.peer.stats;
+        st.last_rx.store(t - MS, std::sync::atomic::Ordering::Relaxed);
+        st.last_tx_data.store(t + MS, std::sync::atomic::Ordering::Relaxed);
+        st.last_tx.store(t + MS, std::sync::atomic::Ordering::Relaxed);
+    }
+    let mut alloc = || Some(HeapBuf::new(&[]));
+    a.plane.tick(now(t), &mut alloc);
+    assert_eq!(a.plane.stats.initiations_sent, initiations);
+}

@@ -821,7 +821,17 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     }
 
     /// Start (or retry) a handshake with peer `i`.
-    fn initiate(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) {
+    fn initiate(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>, why: &'static str) {
+        let st = &peer!(self, i).shared.stats;
+        tracing::debug!(
+            peer = %crate::keys::encode(&peer!(self, i).spec.public_key),
+            id = i,
+            why,
+            since_rx_ms = now.mono.saturating_sub(st.last_rx.load(Ordering::Relaxed)) / 1_000_000,
+            since_tx_data_ms =
+                now.mono.saturating_sub(st.last_tx_data.load(Ordering::Relaxed)) / 1_000_000,
+            "initiating a handshake"
+        );
         let Some(endpoint) = peer_mut!(self, i).shared.endpoint() else {
             peer_mut!(self, i)
                 .shared
@@ -874,7 +884,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             // A keypair became usable after the worker looked.
             self.flush_staged(i, now, alloc);
         } else if ps.attempt_since.is_none() {
-            self.initiate(i, now, alloc);
+            self.initiate(i, now, alloc, "a packet is waiting");
         }
     }
 
@@ -957,7 +967,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
             if let Some(since) = ps.attempt_since {
                 if t >= ps.retry_at {
-                    if t - since >= limits::REKEY_ATTEMPT_TIME {
+                    if t.saturating_sub(since) >= limits::REKEY_ATTEMPT_TIME {
                         // Whitepaper 6.4: give up after Rekey-Attempt-Time and drop what
                         // waited.
                         let ps = peer_mut!(self, i);
@@ -970,25 +980,28 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                             self.pending.remove(&slot);
                         }
                     } else {
-                        self.initiate(i, now, alloc);
+                        self.initiate(i, now, alloc, "retry");
                     }
                 }
                 continue;
             }
             let want = ps.shared.want_handshake.load(Ordering::Relaxed);
-            // Sent data but heard nothing for Keepalive-Timeout + Rekey-Timeout.
+            // Sent data but heard nothing for Keepalive-Timeout + Rekey-Timeout. The
+            // workers' times may be a little newer than `t`, which was read earlier:
+            // differences saturate at zero.
             let dead = last_tx_data > 0
                 && last_tx_data > last_rx
-                && t - last_tx_data >= limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
+                && t.saturating_sub(last_tx_data) >= limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
             let rate_ok =
-                ps.last_initiation == 0 || t - ps.last_initiation >= limits::REKEY_TIMEOUT;
+                ps.last_initiation == 0 || t.saturating_sub(ps.last_initiation) >= limits::REKEY_TIMEOUT;
             if (want || dead || !ps.staged.is_empty()) && rate_ok {
-                self.initiate(i, now, alloc);
+                let why = if want { "rekey asked for" } else if dead { "no answer to data" } else { "packets waiting" };
+                self.initiate(i, now, alloc, why);
                 continue;
             }
             if !ps.can_send(t) {
                 if ps.persistent_keepalive.is_some() && rate_ok && ps.shared.endpoint().is_some() {
-                    self.initiate(i, now, alloc);
+                    self.initiate(i, now, alloc, "persistent keepalive");
                 }
                 continue;
             }
@@ -996,7 +1009,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             // Keepalive-Timeout.
             let passive = last_rx_data > 0
                 && last_rx_data > last_tx
-                && t - last_rx_data >= limits::KEEPALIVE_TIMEOUT;
+                && t.saturating_sub(last_rx_data) >= limits::KEEPALIVE_TIMEOUT;
             let persistent = ps
                 .persistent_keepalive
                 .is_some_and(|k| t.saturating_sub(last_tx.max(last_rx)) >= k);
