@@ -36,6 +36,7 @@
 #   WGDP_LAN_MTU   MTU of the LAN link (default 1500; at 1420, the tunnel MTU,
 #                  the too-big and fragmentation checks are skipped)
 #   WGDP_NO_HUGE   if set, DPDK runs with --no-huge even when hugepages are free
+#   WGDP_KEEP_LOGS if set, logs are kept in target/e2e-logs/RUN_ID after a pass too
 # Needs root, and the tools that scripts/setup.sh installs.
 
 set -euo pipefail
@@ -220,7 +221,7 @@ too_big_check() {
 # iperf_check DST [IPERF3 ARGS...]: TCP from the peer to DST (-R: from DST to
 # the peer) for IPERF_SECONDS; prints the receiver's rate.
 iperf_check() {
-    local dst=$1 out rate status=0
+    local dst=$1 out rate retr status=0
     shift
     out=$(ip netns exec "$NS_PEER" timeout $((IPERF_SECONDS + 20)) \
         iperf3 -c "$dst" -p "$IPERF_PORT" -t "$IPERF_SECONDS" -f m --connect-timeout 3000 "$@" 2>&1) || status=$?
@@ -233,7 +234,8 @@ iperf_check() {
         echo "no data arrived: $(tail -n 1 <<<"$out")"
         return 1
     fi
-    echo "$rate Mbit/s"
+    retr=$(awk '$NF == "sender" && $(NF - 1) ~ /^[0-9]+$/ { print $(NF - 1) }' <<<"$out")
+    echo "$rate Mbit/s${retr:+, $retr retransmits}"
 }
 
 # iperf_step NAME DST [ARGS...]: an iperf3 check; a failed client can leave
@@ -309,6 +311,8 @@ scenario_end() {
     if ((FAILED > SCENARIO_FAILED_BEFORE)); then
         TOPO_KEEP_LOGS=$TOPO_REPO/target/e2e-logs/$TOPO_ID
         scenario_print_logs
+    elif [[ -n ${WGDP_KEEP_LOGS:-} ]]; then
+        TOPO_KEEP_LOGS=$TOPO_REPO/target/e2e-logs/$TOPO_ID
     fi
 }
 
