@@ -39,6 +39,9 @@ const RING_SIZE: u32 = 4096;
 /// Data room of a packet buffer: DPDK's default (2048) plus its headroom.
 const MBUF_ROOM: u16 = 2048 + 128;
 const TICK: u64 = 10_000_000;
+/// Handshake messages control works through per round of its loop; the rest wait in
+/// the bounded handshake queue, whose depth tells whether the gateway is under load.
+const HANDSHAKE_BUDGET: usize = 32;
 /// How often the figures for metrics and telemetry are renewed.
 const SNAPSHOT_EVERY: u64 = 500_000_000;
 
@@ -375,6 +378,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
                 plane.handle(pkt, now, &mut alloc);
             }
         }
+        work += plane.poll_handshakes(now, &mut alloc, HANDSHAKE_BUDGET);
         if let Some(tap) = tap.as_mut() {
             // A bounded number per round, so a busy kernel cannot starve the rings.
             for _ in 0..64 {
@@ -438,7 +442,6 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             warn!(lcore = h.lcore, rc, "worker ended abnormally");
         }
     }
-    plane.clear();
     for (i, h) in handles.iter().enumerate() {
         let c = &h.counters;
         info!(
@@ -474,6 +477,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     drop(uapi);
     drop(_metrics_server);
     drop(_telemetry);
+    plane.clear();
     drop(plane);
     drop(handles);
     drop(shared);

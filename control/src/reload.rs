@@ -87,11 +87,20 @@ pub fn plan<'a>(running: &Config, peers: impl Iterator<Item = &'a PeerSpec>, new
         ("metrics", running.metrics != new.metrics),
         ("uapi", running.uapi != new.uapi),
     ];
+    // The TAP got its addresses and MTU at start.
+    let tap_stale = new.control_port.is_some()
+        && (o.outside.addresses != n.outside.addresses
+            || o.inside.addresses != n.inside.addresses
+            || running.wireguard.mtu != new.wireguard.mtu);
     p.restart_needed = fixed
         .iter()
         .filter(|(_, changed)| *changed)
         .map(|(k, _)| *k)
         .collect();
+    if tap_stale {
+        p.restart_needed
+            .push("control_port (its TAP keeps the addresses and MTU of the start)");
+    }
     p
 }
 

@@ -117,6 +117,7 @@ fn step(a: &mut Gw, b: &mut Gw, t: u64) {
         for p in std::mem::take(&mut g.worker.io.punted) {
             g.plane.handle(p, now(t), &mut alloc);
         }
+        g.plane.poll_handshakes(now(t), &mut alloc, 64);
         g.plane.tick(now(t), &mut alloc);
         g.worker.io.control.extend(g.plane.out.drain(..));
         g.worker.poll();
@@ -619,11 +620,83 @@ fn worker_times_newer_than_the_tick_do_not_look_like_a_dead_peer() {
     {
         let v = a.plane.peer_views().next().unwrap();
         let st = &v.peer.stats;
-        st.last_rx.store(t - MS, std::sync::atomic::Ordering::Relaxed);
-        st.last_tx_data.store(t + MS, std::sync::atomic::Ordering::Relaxed);
-        st.last_tx.store(t + MS, std::sync::atomic::Ordering::Relaxed);
+        st.last_rx
+            .store(t - MS, std::sync::atomic::Ordering::Relaxed);
+        st.last_tx_data
+            .store(t + MS, std::sync::atomic::Ordering::Relaxed);
+        st.last_tx
+            .store(t + MS, std::sync::atomic::Ordering::Relaxed);
     }
     let mut alloc = || Some(HeapBuf::new(&[]));
     a.plane.tick(now(t), &mut alloc);
     assert_eq!(a.plane.stats.initiations_sent, initiations);
+}
+
+/// Initiations with a valid mac1 for `to`, from a host nobody configured, each from its
+/// own source address on the outside subnet.
+fn bogus_initiations(to: &PublicKey, n: usize) -> Vec<HeapBuf> {
+    use control::noise::{Identity, PeerHandshake, Tai64N};
+    let stranger = Identity::new(StaticSecret::random_from_rng(OsRng));
+    let mut hs = PeerHandshake::new(&stranger, *to, None).unwrap();
+    (0..n)
+        .map(|i| {
+            let msg = hs
+                .create_initiation(
+                    &stranger,
+                    i as u32,
+                    Tai64N::from_system_time(std::time::SystemTime::now()),
+                    Duration::from_secs(1_000 + i as u64),
+                    &mut OsRng,
+                )
+                .unwrap();
+            let mut b = HeapBuf::new(&[]);
+            let src = format!("198.19.0.{}:{}", 10 + i % 200, 1024 + i);
+            assert!(control::plane::frames::write_udp(
+                &mut b,
+                [2, 9, 9, 9, 9, 9],
+                [2, 2, 0, 0, 0, 1],
+                src.parse().unwrap(),
+                "198.19.0.2:51820".parse().unwrap(),
+                &msg,
+            ));
+            b
+        })
+        .collect()
+}
+
+#[test]
+fn under_a_flood_of_initiations_cookies_let_the_real_peer_in() {
+    let (mut a, mut b) = pair();
+    // B's public key is A's peer.
+    let b_pub = PublicKey::from(a.plane.peer_specs().next().unwrap().public_key);
+    let mut t = 1_000 * MS;
+    a.worker.io.rx[Side::Inside.index()].push_back(lan_packet(&a, "198.18.2.2", 1));
+    // 300 bogus initiations per millisecond step for 12 simulated seconds: far more
+    // than the 64 a step works through, so B's handshake queue stays deep.
+    let mut flood = 0;
+    while t < 13_000 * MS && b.delivered.is_empty() {
+        let burst = bogus_initiations(&b_pub, 300);
+        flood += burst.len();
+        b.worker.io.rx[0].extend(burst);
+        step(&mut a, &mut b, t);
+        // Cookie replies to spoofed sources go nowhere.
+        t += MS;
+        if t.is_multiple_of(100 * MS) {
+            // Let simulated time pass faster between bursts.
+            t += 99 * MS;
+        }
+    }
+    let s = &b.plane.stats;
+    assert_eq!(b.delivered.len(), 1, "the real peer's packet arrived");
+    assert!(s.cookie_replies_sent > 0, "{s:?}");
+    assert!(
+        s.handshake_queue_drops > 0,
+        "the queue stayed bounded: {s:?}"
+    );
+    assert!(
+        a.plane.stats.initiations_sent >= 2,
+        "A retried with a cookie"
+    );
+    assert!(b.plane.queued() <= control::plane::load::HANDSHAKE_QUEUE);
+    assert!(flood > 10_000);
 }

@@ -101,6 +101,10 @@ impl Snapshot {
             ("fragment_drops", stats.fragment_drops),
             ("other_drops", stats.other_drops),
             ("keypairs_expired", stats.keypairs_expired),
+            ("handshake_queue_drops", stats.handshake_queue_drops),
+            ("cookie_replies_sent", stats.cookie_replies_sent),
+            ("rate_limited", stats.rate_limited),
+            ("under_load", stats.under_load),
         ] {
             self.control.insert(name.to_owned(), value);
         }

@@ -15,9 +15,10 @@ pub mod fragment;
 pub mod frames;
 pub mod host;
 pub mod icmp;
+pub mod load;
 pub mod neighbor;
 
-use crate::noise::{HandshakeError, Identity, PeerHandshake, Tai64N};
+use crate::noise::{CookieChecker, HandshakeError, Identity, PeerHandshake, Tai64N};
 use dataplane::buf::PacketBuf;
 use dataplane::counters::{Punt, WorkerCounters};
 use dataplane::crypto::Backend;
@@ -102,6 +103,15 @@ pub struct ControlStats {
     pub keepalives_sent: u64,
     /// Packets for our own addresses with nowhere to go (no control port).
     pub local_drops: u64,
+    /// Handshake messages dropped because the handshake queue was full.
+    pub handshake_queue_drops: u64,
+    /// Cookie replies sent to initiations and responses without a valid mac2 under
+    /// load.
+    pub cookie_replies_sent: u64,
+    /// Handshake messages with a valid mac2 over their source's rate under load.
+    pub rate_limited: u64,
+    /// Handshake messages handled while under load.
+    pub under_load: u64,
     /// ICMP errors sent (time exceeded, too big).
     pub icmp_sent: u64,
     /// Packets that needed an ICMP error but may not get one (errors about errors,
@@ -190,6 +200,11 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     pub stats: ControlStats,
     rng: R,
     icmp_limit: icmp::RateLimit,
+    /// Handshake messages waiting, oldest first (bounded: `load::HANDSHAKE_QUEUE`).
+    handshakes: VecDeque<B>,
+    load: load::Load,
+    limiter: load::SourceLimiter,
+    cookies: CookieChecker,
     /// The kernel's side of the gateway's own addresses, when a control port exists.
     pub host: Option<host::HostPort>,
     /// Frames to send, each with `meta::send_on(side)`.
@@ -223,6 +238,10 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             stats: ControlStats::default(),
             rng,
             icmp_limit: icmp::RateLimit::default(),
+            handshakes: VecDeque::new(),
+            load: load::Load::default(),
+            limiter: load::SourceLimiter::default(),
+            cookies: CookieChecker::new(),
             host: None,
             out: Vec::new(),
         };
@@ -441,7 +460,13 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let side = meta::side(m);
         let t = self.tables();
         match meta::punt_reason(m) {
-            Some(Punt::Handshake) => self.handle_handshake(pkt, now, alloc),
+            Some(Punt::Handshake) => {
+                if self.handshakes.len() >= load::HANDSHAKE_QUEUE {
+                    self.stats.handshake_queue_drops += 1;
+                } else {
+                    self.handshakes.push_back(pkt);
+                }
+            }
             Some(Punt::Arp) => self
                 .resolver
                 .handle_arp(side, &pkt, &t, alloc, &mut self.out),
@@ -622,12 +647,64 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
     }
 
-    fn handle_handshake(&mut self, pkt: B, now: Now, alloc: Alloc<'_, B>) {
+    /// Works through at most `budget` waiting handshake messages, oldest first; returns
+    /// how many. Under load (see `load`) they need a valid mac2 or get a cookie reply,
+    /// and each source is rate-limited.
+    pub fn poll_handshakes(&mut self, now: Now, alloc: Alloc<'_, B>, budget: usize) -> usize {
+        let under_load = self.load.update(self.handshakes.len(), now.mono);
+        let mut done = 0;
+        while done < budget {
+            let Some(pkt) = self.handshakes.pop_front() else {
+                break;
+            };
+            if under_load {
+                self.stats.under_load += 1;
+            }
+            self.handle_handshake(pkt, now, alloc, under_load);
+            done += 1;
+        }
+        self.publish_neighbors();
+        done
+    }
+
+    fn handle_handshake(&mut self, pkt: B, now: Now, alloc: Alloc<'_, B>, under_load: bool) {
         let Some(dg) = frames::parse_udp(pkt.data()) else {
             self.error(HandshakeError::Malformed);
             return;
         };
         let msg = &pkt.data()[dg.payload.0..dg.payload.0 + dg.payload.1];
+        if matches!(
+            wireguard::classify(msg),
+            Ok(MessageKind::Initiation | MessageKind::Response)
+        ) {
+            // mac1 first: one keyed hash, before any other work.
+            if let Err(e) = self.identity.verify_mac1(msg) {
+                return self.error(e);
+            }
+            if under_load {
+                let src = load::cookie_source(dg.src);
+                if self.cookies.verify_mac2(msg, &src, now.dur()).is_err() {
+                    match self.cookies.create_reply(
+                        &self.identity,
+                        msg,
+                        &src,
+                        now.dur(),
+                        &mut self.rng,
+                    ) {
+                        Ok(reply) => {
+                            self.stats.cookie_replies_sent += 1;
+                            self.send_udp(dg.src, Some(dg.src_mac), &reply, now, alloc);
+                        }
+                        Err(e) => self.error(e),
+                    }
+                    return;
+                }
+                if !self.limiter.allow(dg.src.ip(), now.mono) {
+                    self.stats.rate_limited += 1;
+                    return;
+                }
+            }
+        }
         match wireguard::classify(msg) {
             Ok(MessageKind::Initiation) => {
                 let msg = msg.to_vec();
@@ -991,11 +1068,18 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             // differences saturate at zero.
             let dead = last_tx_data > 0
                 && last_tx_data > last_rx
-                && t.saturating_sub(last_tx_data) >= limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
-            let rate_ok =
-                ps.last_initiation == 0 || t.saturating_sub(ps.last_initiation) >= limits::REKEY_TIMEOUT;
+                && t.saturating_sub(last_tx_data)
+                    >= limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
+            let rate_ok = ps.last_initiation == 0
+                || t.saturating_sub(ps.last_initiation) >= limits::REKEY_TIMEOUT;
             if (want || dead || !ps.staged.is_empty()) && rate_ok {
-                let why = if want { "rekey asked for" } else if dead { "no answer to data" } else { "packets waiting" };
+                let why = if want {
+                    "rekey asked for"
+                } else if dead {
+                    "no answer to data"
+                } else {
+                    "packets waiting"
+                };
                 self.initiate(i, now, alloc, why);
                 continue;
             }
@@ -1050,6 +1134,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             .map(|p| p.staged.len())
             .sum::<usize>()
             + self.resolver.pending_frames()
+            + self.handshakes.len()
     }
 
     /// Drop every queued packet and keypair (shutdown).
@@ -1065,6 +1150,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             p.next = None;
         }
         self.resolver = Resolver::default();
+        self.handshakes.clear();
         self.out.clear();
     }
 }

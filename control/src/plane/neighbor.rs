@@ -22,6 +22,8 @@ use std::net::{IpAddr, Ipv6Addr};
 /// Frames held per unresolved next hop (the Linux default `unres_qlen` is 101 packets;
 /// a gateway resolving at most a few hops at once needs less).
 pub const PENDING_PER_HOP: usize = 64;
+/// Next hops being resolved at once.
+pub const MAX_PENDING_HOPS: usize = 1024;
 const RETRY: u64 = secs(1);
 const TRIES: u8 = 3;
 
@@ -211,6 +213,12 @@ impl<B: PacketBuf> Resolver<B> {
             return;
         }
         let new = !self.pending.contains_key(&(side, hop));
+        if new && self.pending.len() >= MAX_PENDING_HOPS {
+            // Many unanswered next hops at once (a scan, or spoofed sources): frames
+            // for yet another one are dropped rather than held without bound.
+            self.stats.unresolved_drops += 1;
+            return;
+        }
         let p = self.pending.entry((side, hop)).or_insert_with(|| Pending {
             frames: VecDeque::new(),
             last_request: 0,

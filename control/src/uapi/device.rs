@@ -43,6 +43,11 @@ pub fn apply<B: PacketBuf, R: RngCore + CryptoRng>(
     max_peers: usize,
 ) -> Result<(), UapiError> {
     // Refuse what cannot be done before anything changes.
+    if req.listen_port == Some(0) {
+        return Err(UapiError::invalid(
+            "listen_port: wgdp listens on a fixed port; 0 (pick any) cannot be served",
+        ));
+    }
     if matches!(req.private_key, Some(SecretUpdate::Clear)) {
         return Err(UapiError::invalid(
             "private_key: wgdp cannot run without a private key",
