@@ -19,7 +19,7 @@ deps:
 	bash scripts/setup.sh
 
 build:
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace --bins --examples
 
 demo: deps build
 	bash scripts/demo.sh
@@ -30,7 +30,7 @@ test: deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --release
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace --bins --examples
 	bash scripts/e2e.sh
 
 e2e: build

@@ -29,7 +29,7 @@
 #                           forwarding as the gateway: a check of the harness.
 #   --seconds N             length of each iperf3 run (default 3).
 #   --only "S..."           runs only these scenarios: wgdp-first, peer-first,
-#                           ipv6-outer, cryptodev, operations.
+#                           ipv6-outer, cryptodev, operations, hardening.
 # Environment:
 #   WGDP_BIN       the wgdp binary (default: target/release/wgdp of this checkout)
 #   WGDP_LOG       wgdp's log filter (default info)
@@ -635,6 +635,117 @@ scenario_operations() {
     scenario_end
 }
 
+# --- Hardening: rekeys, roaming, replays, a handshake flood ------------------
+
+PROBE_BIN=${WGDP_PROBE:-$TOPO_REPO/target/release/examples/probe}
+
+# event TEXT NAME: a control event counter from a scrape.
+event() {
+    awk -v e="event=\"$2\"" 'index($0, "wgdp_control_events_total{") == 1 && index($0, e) { print $NF; exit }' <<<"$1"
+}
+
+# drops TEXT STAGE REASON: a worker drop counter from a scrape (worker lcore 1).
+drops() {
+    awk -v s="stage=\"$2\"" -v r="reason=\"$3\"" \
+        'index($0, "wgdp_worker_drops_total{") == 1 && index($0, s) && index($0, r) && index($0, "lcore=\"1\"") { print $NF; exit }' <<<"$1"
+}
+
+# rekeys_under_iperf SECONDS: LAN->peer iperf3 while wgdp, the initiator, rekeys every
+# wireguard.rekey_after_time; every one-second interval must carry data.
+rekeys_under_iperf() {
+    local before after out status=0
+    before=$(event "$(scrape)" initiations_sent)
+    out=$(ip netns exec "$NS_PEER" timeout $(($1 + 20)) iperf3 -c "$LAN_IN4" -p "$IPERF_PORT" -t "$1" -i 1 -R -J 2>&1) || status=$?
+    after=$(event "$(scrape)" initiations_sent)
+    ((status == 0)) || { echo "iperf3 failed ($status)"; return 1; }
+    local summary
+    summary=$(python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+rates = [i["sum"]["bits_per_second"] / 1e6 for i in r["intervals"]]
+print(f"{len(rates)} intervals, slowest {min(rates):.0f} Mbit/s")
+sys.exit(0 if rates and min(rates) > 0 else 1)' <<<"$out") || { echo "a stall: $summary"; return 1; }
+    echo "$((after - before)) handshakes started by wgdp; $summary"
+    ((after - before >= $1 / GW_REKEY - 1))
+}
+
+# roam: mid-stream, the peer moves to a new address and port; wgdp must follow.
+roam() {
+    local new_ip=198.19.0.77 new_port=51899 out status=0 ep
+    ip netns exec "$NS_PEER" sysctl -qw net.ipv4.conf.peer0.promote_secondaries=1
+    ip netns exec "$NS_PEER" timeout 30 iperf3 -c "$LAN_IN4" -p "$IPERF_PORT" -t 8 -i 1 -J \
+        >"$TOPO_DIR/roam-iperf.json" 2>&1 &
+    local iperf=$!
+    sleep 3
+    ip -n "$NS_PEER" addr add "$new_ip/$OUT_PLEN4" dev peer0
+    ip -n "$NS_PEER" addr del "$PEER_OUT4/$OUT_PLEN4" dev peer0
+    ip netns exec "$NS_PEER" wg set "$PEER_WG" listen-port "$new_port"
+    wait "$iperf" || status=$?
+    ep=$(wg show "$GW_UAPI" endpoints | awk '{ print $2 }')
+    # Back where the other scenarios expect the peer.
+    ip -n "$NS_PEER" addr add "$PEER_OUT4/$OUT_PLEN4" dev peer0
+    ip -n "$NS_PEER" addr del "$new_ip/$OUT_PLEN4" dev peer0
+    ((status == 0)) || { echo "iperf3 failed ($status)"; return 1; }
+    out=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+rates = [i["sum"]["bits_per_second"] / 1e6 for i in r["intervals"]]
+print(" ".join(f"{x:.0f}" for x in rates) + " Mbit/s per second")
+sys.exit(0 if rates and min(rates[5:]) > 0 else 1)' "$TOPO_DIR/roam-iperf.json") || status=$?
+    echo "endpoint now $ep; $out"
+    ((status == 0)) && [[ $ep == "$new_ip:$new_port" ]]
+}
+
+# replays: transport messages the peer sent are sent again; wgdp must drop every
+# one of them as a replay.
+replays() {
+    local before after out status=0
+    before=$(drops "$(scrape)" decrypt replay)
+    ip netns exec "$NS_PEER" ping -n -q -c 400 -i 0.005 "$LAN_IN4" >/dev/null 2>&1 &
+    local pinger=$!
+    out=$(ip netns exec "$NS_PEER" "$PROBE_BIN" replay peer0 "$GW_PORT" 300 10 2>&1) || status=$?
+    wait "$pinger" || true
+    sleep 1
+    after=$(drops "$(scrape)" decrypt replay)
+    ((status == 0)) || { echo "$out"; return 1; }
+    local replayed=${out##*replayed }
+    echo "$out; decrypt.replay ${before:-?} -> ${after:-?}"
+    [[ -n $before && -n $after ]] && ((after - before == replayed))
+}
+
+# flood SECONDS: initiations with a valid mac1 from 150 spoofed sources while a fresh
+# peer makes its handshake; wgdp must answer with cookies and let the peer in.
+flood() {
+    local out ping_out status=0 text
+    ip netns exec "$NS_PEER" "$PROBE_BIN" flood "$GW_PUB" "$GW_OUT4:$GW_PORT" 198.19.0 "$1" \
+        >"$TOPO_DIR/flood.out" 2>&1 &
+    local flooder=$!
+    sleep 2
+    ping_out=$(ip netns exec "$NS_PEER" ping -n -c 1 -w $(($1 + 10)) "$LAN_IN4" 2>&1) || status=$?
+    wait "$flooder" || true
+    out=$(<"$TOPO_DIR/flood.out")
+    text=$(scrape)
+    echo "$out; peer: $(ping_summary "$ping_out"); cookie replies $(event "$text" cookie_replies_sent)," \
+        "queue drops $(event "$text" handshake_queue_drops), handled under load $(event "$text" under_load)," \
+        "handshake errors $(awk 'index($0, "wgdp_control_handshake_errors_total{") == 1 { s += $NF } END { print s + 0 }' <<<"$text")"
+    ((status == 0)) && (($(event "$text" cookie_replies_sent) > 0))
+}
+
+scenario_hardening() {
+    GW_REKEY=10
+    scenario_begin "$1 hardening" "$1" 4
+    check "LAN->peer IPv4 ping starts handshake" ping_first "$NS_LAN" "$PEER_IN4" || true
+    check "rekeys every 10 s under iperf3" rekeys_under_iperf 35 || true
+    check "replayed transport messages dropped" replays || true
+    check "the peer roams mid-stream" roam || true
+    scenario_end
+    GW_REKEY=
+    scenario_begin "$1 flood" "$1" 4
+    check "a handshake through a flood of initiations" flood 10 || true
+    check "traffic after the flood" ping_check "$NS_PEER" "$LAN_IN4" || true
+    scenario_end
+}
+
 scenario_ipv6_outer() {
     scenario_begin "$1 ipv6-outer" "$1" 6
     check "peer->LAN IPv6 ping starts handshake" ping_first "$NS_PEER" "$LAN_IN6" || true
@@ -689,6 +800,7 @@ wanted ipv6-outer && scenario_ipv6_outer "${DRIVERS[0]}"
 if [[ $TOPO_GATEWAY == wgdp ]]; then
     wanted cryptodev && scenario_cryptodev "${DRIVERS[0]}"
     wanted operations && scenario_operations "${DRIVERS[0]}"
+    wanted hardening && scenario_hardening "${DRIVERS[0]}"
 fi
 
 # Torn down before the summary, so that the summary ends the output.

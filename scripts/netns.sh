@@ -414,6 +414,7 @@ wireguard:
   private_key_file: "$TOPO_DIR/gateway.key"
   listen_port: $GW_PORT
   mtu: $TUNNEL_MTU
+${GW_REKEY:+  rekey_after_time: $GW_REKEY}
 peers:
   - public_key: "$PEER_PUB"
     endpoint: "$endpoint"

@@ -265,6 +265,15 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         shared.clone(),
         rand_core::OsRng,
     )?;
+    if cfg.wireguard.rekey_after_time < 120 {
+        warn!(
+            seconds = cfg.wireguard.rekey_after_time,
+            "wireguard.rekey_after_time is shorter than the protocol's 120 s: for tests only"
+        );
+        plane.set_rekey_after(dataplane::clock::secs(
+            cfg.wireguard.rekey_after_time.into(),
+        ));
+    }
     info!(public_key = %crate::keys::encode(&plane.public_key()), peers = specs.len(), "wireguard ready");
     let mut tap = match &cfg.control_port {
         Some(cp) => {
@@ -581,6 +590,9 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
     }
     if plan.tables {
         plane.set_port_tables(port_tables(&new, macs));
+    }
+    if let Some(s) = plan.rekey_after_time {
+        plane.set_rekey_after(dataplane::clock::secs(s.into()));
     }
     for k in &plan.remove {
         plane.remove_peer(k);

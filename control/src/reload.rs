@@ -26,6 +26,8 @@ pub struct Plan {
     /// The port tables (addresses, gateway, routes, listen port, MTU) changed.
     pub tables: bool,
     pub private_key: Option<[u8; 32]>,
+    /// The new `wireguard.rekey_after_time`, in seconds, if it changed.
+    pub rekey_after_time: Option<u16>,
     /// Keys whose new value only applies after a restart; they keep the running one.
     pub restart_needed: Vec<&'static str>,
 }
@@ -37,6 +39,7 @@ impl Plan {
             && self.update.is_empty()
             && !self.tables
             && self.private_key.is_none()
+            && self.rekey_after_time.is_none()
     }
 }
 
@@ -74,6 +77,10 @@ pub fn plan<'a>(running: &Config, peers: impl Iterator<Item = &'a PeerSpec>, new
         || running.wireguard.mtu != new.wireguard.mtu;
     if running.wireguard.private_key.as_bytes() != new.wireguard.private_key.as_bytes() {
         p.private_key = Some(*new.wireguard.private_key.as_bytes());
+    }
+
+    if running.wireguard.rekey_after_time != new.wireguard.rekey_after_time {
+        p.rekey_after_time = Some(new.wireguard.rekey_after_time);
     }
 
     let fixed: [(&'static str, bool); 9] = [

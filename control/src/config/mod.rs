@@ -142,6 +142,9 @@ pub struct WireguardConfig {
     pub listen_port: u16,
     /// Largest inner packet; the encrypted packet is 60 (IPv4) or 80 (IPv6) bytes more.
     pub mtu: u16,
+    /// Seconds after which the initiator of a session replaces it: the protocol's 120
+    /// (Rekey-After-Time) unless shortened for testing.
+    pub rekey_after_time: u16,
 }
 
 /// One remote peer. Invariants across peers: public keys are distinct and none is the

@@ -106,13 +106,14 @@ pub(super) struct RawRoute {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with keys private_key, private_key_file, listen_port, mtu"
+    expecting = "a mapping with keys private_key, private_key_file, listen_port, mtu, rekey_after_time"
 )]
 pub(super) struct RawWireguard {
     pub private_key: Option<Secret>,
     pub private_key_file: Option<String>,
     pub listen_port: Option<i64>,
     pub mtu: Option<i64>,
+    pub rekey_after_time: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -73,6 +73,12 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
     let own_public_key = public_key_of(&private_key);
     let peers = peers(&raw.peers, base_dir, &ports.outside, &own_public_key)?;
     let mtu = mtu(raw.wireguard.mtu, &ports, &peers)?;
+    // Only ever shorter than the protocol's 120 s, and long enough for a handshake to
+    // complete (Rekey-Timeout, 5 s) before the next one is due.
+    let rekey_after_time = match raw.wireguard.rekey_after_time {
+        Some(s) => ranged("wireguard.rekey_after_time", s, 10, 120)?,
+        None => 120,
+    };
     let crypto = crypto(raw.crypto)?;
     check_pci_probing(&dpdk.eal_args, &ports, &crypto)?;
     Ok(Config {
@@ -82,6 +88,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             private_key,
             listen_port,
             mtu,
+            rekey_after_time,
         },
         peers,
         crypto,

@@ -200,6 +200,9 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     pub stats: ControlStats,
     rng: R,
     icmp_limit: icmp::RateLimit,
+    /// When the initiator of a session replaces it (Rekey-After-Time, or shorter for
+    /// tests).
+    rekey_after: u64,
     /// Handshake messages waiting, oldest first (bounded: `load::HANDSHAKE_QUEUE`).
     handshakes: VecDeque<B>,
     load: load::Load,
@@ -238,6 +241,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             stats: ControlStats::default(),
             rng,
             icmp_limit: icmp::RateLimit::default(),
+            rekey_after: limits::REKEY_AFTER_TIME,
             handshakes: VecDeque::new(),
             load: load::Load::default(),
             limiter: load::SourceLimiter::default(),
@@ -252,6 +256,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
         plane.publish_tables();
         Ok(plane)
+    }
+
+    /// Shortens Rekey-After-Time (for tests); applies to sessions made from now on.
+    pub fn set_rekey_after(&mut self, rekey_after: u64) {
+        self.rekey_after = rekey_after.min(limits::REKEY_AFTER_TIME);
     }
 
     /// Adds a peer; its id is returned. The tables are published.
@@ -859,15 +868,18 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         ps.pending_index = None;
         ps.attempt_since = None;
         ps.shared.set_endpoint(dg.src);
-        let kp = Arc::new(Keypair::new(
-            ps.shared.clone(),
-            session.local_index,
-            session.remote_index,
-            &session.send_key,
-            &session.recv_key,
-            true,
-            now.mono,
-        ));
+        let kp = Arc::new(
+            Keypair::new(
+                ps.shared.clone(),
+                session.local_index,
+                session.remote_index,
+                &session.send_key,
+                &session.recv_key,
+                true,
+                now.mono,
+            )
+            .with_rekey_after(self.rekey_after),
+        );
         let retired: Vec<u32> = ps
             .previous
             .take()
