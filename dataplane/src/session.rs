@@ -138,6 +138,9 @@ pub struct Keypair {
     replay: Mutex<ReplayWindow>,
     /// For a keypair we answered: set by the first authenticated packet under it.
     confirmed: AtomicBool,
+    /// Age at which an initiator starts replacing this keypair when it sends:
+    /// [`limits::REKEY_AFTER_TIME`] unless configured shorter for testing.
+    rekey_after: u64,
 }
 
 impl std::fmt::Debug for Keypair {
@@ -181,7 +184,15 @@ impl Keypair {
             send_counter: AtomicU64::new(0),
             replay: Mutex::new(ReplayWindow::new()),
             confirmed: AtomicBool::new(initiator),
+            rekey_after: limits::REKEY_AFTER_TIME,
         }
+    }
+
+    /// The same keypair, replaced by its initiator after `rekey_after` nanoseconds
+    /// instead of Rekey-After-Time.
+    pub fn with_rekey_after(mut self, rekey_after: u64) -> Self {
+        self.rekey_after = rekey_after;
+        self
     }
 
     #[inline]
@@ -217,8 +228,7 @@ impl Keypair {
             return Err(KeyUse::Exhausted);
         }
         if self.initiator
-            && (first + n >= limits::REKEY_AFTER_MESSAGES
-                || self.age(now) >= limits::REKEY_AFTER_TIME)
+            && (first + n >= limits::REKEY_AFTER_MESSAGES || self.age(now) >= self.rekey_after)
         {
             // Whitepaper 6.2: the initiator starts a new handshake when its keypair is
             // old or worn, on sending.
