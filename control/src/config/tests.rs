@@ -807,6 +807,14 @@ fn port_errors() {
 #[test]
 fn wireguard_errors() {
     let private = "private_key: \"GATEWAY_PRIVATE\"";
+    // Rekey-After-Time may only be shortened, and not below a few handshakes' time.
+    for bad in ["5", "121"] {
+        assert_error(
+            &minimal_with(private, &format!("{private}\n  rekey_after_time: {bad}")),
+            "wireguard.rekey_after_time",
+            "must be between 10 and 120",
+        );
+    }
     assert_error(
         &minimal_with(private, "listen_port: 51820"),
         "wireguard.private_key",
