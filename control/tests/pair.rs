@@ -700,3 +700,22 @@ fn under_a_flood_of_initiations_cookies_let_the_real_peer_in() {
     assert!(b.plane.queued() <= control::plane::load::HANDSHAKE_QUEUE);
     assert!(flood > 10_000);
 }
+
+#[test]
+fn persistent_keepalive_every_interval_without_traffic() {
+    let (mut a, mut b, t) = established();
+    let mut spec = a.plane.peer_specs().next().unwrap().clone();
+    spec.persistent_keepalive = Some(25);
+    assert!(a.plane.update_peer(spec));
+    let sent = a.plane.stats.keepalives_sent;
+    let received = b.worker.counters().traffic.keepalives_rx.get();
+    // 90 s without data. B confirms A's packet with a keepalive at 10 s; from then on
+    // A sends one whenever nothing went either way for 25 s: at 35, 60 and 85 s (any
+    // authenticated packet restarts the wait, as in wireguard-go).
+    run_traffic(&mut a, &mut b, t, 90, 0, 0);
+    assert_eq!(a.plane.stats.keepalives_sent - sent, 3);
+    assert_eq!(
+        b.worker.counters().traffic.keepalives_rx.get() - received,
+        3
+    );
+}

@@ -418,3 +418,112 @@ fn frames_from_control_leave_by_their_side() {
     assert_eq!(ethernet::HEADER_LEN + 28, gw.worker.io.tx[1][0].len());
     assert_conserved(gw.worker.counters());
 }
+
+#[test]
+fn hostile_frames_on_both_ports_are_dropped_by_name() {
+    use dataplane::counters::ClassifyDrop as C;
+    let mut gw = gateway(true, true);
+    let to_gw = ipv4_udp("198.19.0.1", "198.19.0.2", 32, 64);
+    let to_lan = ipv4_udp("198.18.2.2", "198.18.99.2", 32, 64);
+    let bad_sum = |ip: &[u8]| {
+        let mut b = ip.to_vec();
+        b[10] ^= 0xff;
+        b
+    };
+    let too_long = |ip: &[u8]| {
+        let mut b = ip.to_vec();
+        Ipv4Packet::new_unchecked(&mut b[..]).set_total_len(1400);
+        Ipv4Packet::new_unchecked(&mut b[..]).fill_checksum();
+        b
+    };
+    // A WireGuard message of an unknown type to the listen port.
+    let mut wrong_type = ipv4_udp("198.19.0.1", "198.19.0.2", 32, 64);
+    {
+        let mut u = UdpPacket::new_unchecked(&mut wrong_type[20..]);
+        u.set_dst_port(51820);
+        u.payload_mut()[0] = 9;
+        u.set_checksum(0);
+    }
+    // A fragment to the listen port.
+    let mut frag = wrong_type.clone();
+    frag[40] = 1;
+    {
+        let mut p = Ipv4Packet::new_unchecked(&mut frag[..]);
+        p.set_dont_frag(false);
+        p.set_more_frags(true);
+        p.fill_checksum();
+    }
+    let o = &mut gw.worker.io.rx[Side::Outside.index()];
+    o.push_back(HeapBuf::new(&[0u8; 10]));
+    o.push_back(frame([2, 9, 9, 9, 9, 9], PEER_MAC, EtherType::Ipv4, &to_gw));
+    o.push_back(frame(OUT_MAC, PEER_MAC, EtherType::Unknown(0x88b5), &to_gw));
+    o.push_back(frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &bad_sum(&to_gw)));
+    o.push_back(frame(
+        OUT_MAC,
+        PEER_MAC,
+        EtherType::Ipv4,
+        &ipv4_udp("198.19.0.1", "198.19.0.99", 32, 64),
+    ));
+    o.push_back(frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &wrong_type));
+    o.push_back(frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &too_long(&to_gw)));
+    o.push_back(frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &frag));
+    // Authenticated, but what it carries is no IP packet.
+    o.push_back(from_peer(&[0xff; 16], LOCAL_INDEX, 20, &K_RECV));
+    let i = &mut gw.worker.io.rx[Side::Inside.index()];
+    i.push_back(HeapBuf::new(&[0u8; 10]));
+    i.push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &bad_sum(&to_lan)));
+    i.push_back(frame(IN_MAC, LAN_MAC, EtherType::Unknown(0x88b5), &to_lan));
+    i.push_back(frame(
+        IN_MAC,
+        LAN_MAC,
+        EtherType::Ipv4,
+        &ipv4_udp("198.18.2.2", "224.0.0.5", 32, 64),
+    ));
+    i.push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &too_long(&to_lan)));
+    gw.worker.poll();
+
+    let c = gw.worker.counters();
+    let got: Vec<(&str, u64)> = c.classify.snapshot().filter(|(_, n)| *n > 0).collect();
+    assert_eq!(
+        got,
+        vec![
+            (C::Malformed.name(), 4),
+            (C::OtherHost.name(), 1),
+            (C::UnknownEtherType.name(), 2),
+            (C::BadChecksum.name(), 2),
+            (C::NotLocal.name(), 2),
+            (C::Fragment.name(), 1),
+            (C::BadMessage.name(), 1),
+        ],
+        "{c:?}"
+    );
+    assert_eq!(c.decrypt.get(DecryptDrop::BadInner), 1);
+    assert!(gw.worker.io.tx.iter().all(|q| q.is_empty()));
+    assert!(gw.worker.io.punted.is_empty());
+    assert_eq!(c.drops(), 14);
+    assert_conserved(c);
+}
+
+#[test]
+fn an_initiator_receiving_under_an_old_keypair_asks_for_a_rekey() {
+    use std::sync::atomic::Ordering;
+    const S: u64 = 1_000_000_000;
+    let mut gw = gateway(true, true);
+    let good = ipv4_udp("198.18.99.2", "198.18.2.2", 64, 64);
+    // Whitepaper 6.2: Reject-After-Time - Keepalive-Timeout - Rekey-Timeout = 165 s.
+    gw.worker.io.now = 1 + 164 * S;
+    gw.worker.io.rx[0].push_back(from_peer(&good, LOCAL_INDEX, 1, &K_RECV));
+    gw.worker.poll();
+    assert!(!gw.peer.want_handshake.load(Ordering::Relaxed));
+    gw.worker.io.now = 1 + 165 * S;
+    gw.worker.io.rx[0].push_back(from_peer(&good, LOCAL_INDEX, 2, &K_RECV));
+    gw.worker.poll();
+    assert!(gw.peer.want_handshake.load(Ordering::Relaxed));
+    // Both packets were delivered: asking for a rekey drops nothing.
+    assert_eq!(gw.worker.io.tx[Side::Inside.index()].len(), 2);
+    // After Reject-After-Time the keypair is refused.
+    gw.worker.io.now = 1 + 180 * S;
+    gw.worker.io.rx[0].push_back(from_peer(&good, LOCAL_INDEX, 3, &K_RECV));
+    gw.worker.poll();
+    assert_eq!(gw.worker.counters().decrypt.get(DecryptDrop::Expired), 1);
+}
