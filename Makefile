@@ -13,7 +13,7 @@ CARGO ?= cargo
 
 # deps must finish before anything builds or runs, also under make -j.
 .NOTPARALLEL:
-.PHONY: deps build demo test e2e clean
+.PHONY: deps build demo test e2e fuzz clean
 
 deps:
 	bash scripts/setup.sh
@@ -35,6 +35,11 @@ test: deps
 
 e2e: build
 	bash scripts/e2e.sh
+
+# libFuzzer on every parser that sees the network, the handshake engine and the
+# control plane, FUZZ_SECONDS (default 60) per target; fails if any target crashes.
+fuzz:
+	bash scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean
