@@ -245,13 +245,15 @@ impl<B: PacketBuf> Resolver<B> {
         out: &mut Vec<B>,
     ) {
         let port = t.port(side);
-        let Some(src) = port.source_for(hop) else {
-            return;
-        };
+        // The try counts even when no request can be sent, so that the held frames are
+        // given up after the last one instead of waiting forever.
         if let Some(p) = self.pending.get_mut(&(side, hop)) {
             p.last_request = now;
             p.tries += 1;
         }
+        let Some(src) = port.source_for(hop) else {
+            return;
+        };
         let Some(mut b) = alloc() else { return };
         let ok = match (src, hop) {
             (IpAddr::V4(s), IpAddr::V4(h)) => {
