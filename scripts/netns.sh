@@ -91,7 +91,8 @@ topo_require_root() {
 
 topo_require_tools() {
     local tool missing=()
-    for tool in ip wg wireguard-go iperf3 ping ethtool ss sysctl timeout mountpoint setsid; do
+    for tool in ip wg wireguard-go iperf3 ping ethtool ss sysctl timeout mountpoint setsid \
+        curl python3 promtool dpdk-telemetry.py; do
         command -v "$tool" >/dev/null || missing+=("$tool")
     done
     ((${#missing[@]} == 0)) || topo_die "missing: ${missing[*]}; run scripts/setup.sh (or make deps) first"

@@ -21,6 +21,8 @@ PACKAGES=(
     build-essential pkg-config clang libclang-dev libdpdk-dev dpdk
     # Running the end-to-end tests and the demo.
     wireguard-go wireguard-tools iperf3 iputils-ping iproute2 ethtool procps util-linux curl
+    # python3 reads iperf3's JSON reports in the end-to-end tests.
+    python3
     # Observing: dpdk-telemetry.py (dpdk-dev) and promtool (prometheus), which the
     # tests use to check wgdp's telemetry and metrics.
     dpdk-dev prometheus
