@@ -571,6 +571,21 @@ reload_remove() {
     ping_peer2 gone
 }
 
+# iperf_intervals JSON FROM: a summary of an iperf3 -J report; fails if any
+# one-second interval from the FROM-th on carried no data.
+iperf_intervals() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rates = [i["sum"]["bits_per_second"] / 1e6 for i in r["intervals"]]
+sent = r["end"]["sum_sent"]
+print(f"{len(rates)} one-second intervals, slowest {min(rates):.0f} Mbit/s, "
+      f"{r['end']['sum_received']['bits_per_second'] / 1e6:.0f} Mbit/s overall, "
+      f"{sent.get('retransmits', 0)} retransmits")
+sys.exit(0 if rates[int(sys.argv[2]):] and min(rates[int(sys.argv[2]):]) > 0 else 1)
+EOF
+}
+
 # The first peer's iperf3 that runs while the reloads happen.
 background_iperf_start() {
     ip netns exec "$NS_PEER" timeout 60 iperf3 -c "$LAN_IN4" -p "$IPERF_PORT" -t "$1" -i 1 -J \
@@ -582,16 +597,7 @@ background_iperf_start() {
 # background_iperf_check STATUS: STATUS is iperf3's exit status.
 background_iperf_check() {
     (($1 == 0)) || { echo "iperf3 failed ($1): $(tail -n 3 "$TOPO_DIR/background-iperf.json")"; return 1; }
-    python3 - "$TOPO_DIR/background-iperf.json" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-rates = [i["sum"]["bits_per_second"] / 1e6 for i in r["intervals"]]
-sent = r["end"]["sum_sent"]
-print(f"{len(rates)} one-second intervals, slowest {min(rates):.0f} Mbit/s, "
-      f"{r['end']['sum_received']['bits_per_second'] / 1e6:.0f} Mbit/s overall, "
-      f"{sent.get('retransmits', 0)} retransmits")
-sys.exit(0 if rates and min(rates) > 0 else 1)
-EOF
+    iperf_intervals "$TOPO_DIR/background-iperf.json" 0
 }
 
 # The first peer's handshake count: a reload must not touch its session.
@@ -653,18 +659,13 @@ drops() {
 # rekeys_under_iperf SECONDS: LAN->peer iperf3 while wgdp, the initiator, rekeys every
 # wireguard.rekey_after_time; every one-second interval must carry data.
 rekeys_under_iperf() {
-    local before after out status=0
+    local before after summary status=0
     before=$(event "$(scrape)" initiations_sent)
-    out=$(ip netns exec "$NS_PEER" timeout $(($1 + 20)) iperf3 -c "$LAN_IN4" -p "$IPERF_PORT" -t "$1" -i 1 -R -J 2>&1) || status=$?
+    ip netns exec "$NS_PEER" timeout $(($1 + 20)) iperf3 -c "$LAN_IN4" -p "$IPERF_PORT" -t "$1" -i 1 -R -J \
+        >"$TOPO_DIR/rekey-iperf.json" 2>&1 || status=$?
     after=$(event "$(scrape)" initiations_sent)
     ((status == 0)) || { echo "iperf3 failed ($status)"; return 1; }
-    local summary
-    summary=$(python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-rates = [i["sum"]["bits_per_second"] / 1e6 for i in r["intervals"]]
-print(f"{len(rates)} intervals, slowest {min(rates):.0f} Mbit/s")
-sys.exit(0 if rates and min(rates) > 0 else 1)' <<<"$out") || { echo "a stall: $summary"; return 1; }
+    summary=$(iperf_intervals "$TOPO_DIR/rekey-iperf.json" 0) || { echo "a stall: $summary"; return 1; }
     echo "$((after - before)) handshakes started by wgdp; $summary"
     ((after - before >= $1 / GW_REKEY - 1))
 }
@@ -686,12 +687,8 @@ roam() {
     ip -n "$NS_PEER" addr add "$PEER_OUT4/$OUT_PLEN4" dev peer0
     ip -n "$NS_PEER" addr del "$new_ip/$OUT_PLEN4" dev peer0
     ((status == 0)) || { echo "iperf3 failed ($status)"; return 1; }
-    out=$(python3 -c '
-import json, sys
-r = json.load(open(sys.argv[1]))
-rates = [i["sum"]["bits_per_second"] / 1e6 for i in r["intervals"]]
-print(" ".join(f"{x:.0f}" for x in rates) + " Mbit/s per second")
-sys.exit(0 if rates and min(rates[5:]) > 0 else 1)' "$TOPO_DIR/roam-iperf.json") || status=$?
+    # The first seconds after the move may be empty while the endpoint changes.
+    out=$(iperf_intervals "$TOPO_DIR/roam-iperf.json" 5) || status=$?
     echo "endpoint now $ep; $out"
     ((status == 0)) && [[ $ep == "$new_ip:$new_port" ]]
 }

@@ -12,6 +12,9 @@
 //!   again, unchanged. Prints how many were captured and replayed.
 
 use control::noise::{Identity, PeerHandshake, Tai64N};
+use control::plane::frames;
+use dataplane::wire::wireguard::{self, MessageKind};
+use dataplane::wire::{ipv4, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket};
 use rand_core::OsRng;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
@@ -109,20 +112,17 @@ fn flood(key: &str, dst: &str, prefix: &str, secs: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An IPv4 header (checksum filled by the kernel for raw sockets) and a UDP header
-/// (checksum 0: none, as IPv4 allows) in front of `payload`.
+/// `payload` in a UDP datagram (checksum 0: none, as IPv4 allows) in an IPv4 packet.
 fn push_ipv4_udp(b: &mut Vec<u8>, src: Ipv4Addr, sport: u16, dst: SocketAddrV4, payload: &[u8]) {
-    let total = (20 + 8 + payload.len()) as u16;
-    b.extend_from_slice(&[0x45, 0]);
-    b.extend_from_slice(&total.to_be_bytes());
-    b.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
-    b.extend_from_slice(&src.octets());
-    b.extend_from_slice(&dst.ip().octets());
-    b.extend_from_slice(&sport.to_be_bytes());
-    b.extend_from_slice(&dst.port().to_be_bytes());
-    b.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
-    b.extend_from_slice(&[0, 0]);
-    b.extend_from_slice(payload);
+    let udp_len = udp::HEADER_LEN + payload.len();
+    b.resize(ipv4::HEADER_LEN + udp_len, 0);
+    frames::write_ipv4(b, src, *dst.ip(), IpProtocol::Udp, udp_len);
+    let mut u = UdpPacket::new_unchecked(&mut b[ipv4::HEADER_LEN..]);
+    u.set_src_port(sport);
+    u.set_dst_port(dst.port());
+    u.set_len(udp_len as u16);
+    u.set_checksum(0);
+    u.payload_mut().copy_from_slice(payload);
 }
 
 fn replay(iface: &str, port: &str, count: &str, secs: &str) -> Result<(), String> {
@@ -229,13 +229,17 @@ fn replay(iface: &str, port: &str, count: &str, secs: &str) -> Result<(), String
 
 /// An Ethernet/IPv4/UDP frame to `port` carrying a WireGuard transport message.
 fn is_transport_to(f: &[u8], port: u16) -> bool {
-    if f.len() < 14 + 20 + 8 + 16 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 {
+    let Ok(eth) = EthernetFrame::new_checked(f) else {
         return false;
-    }
-    let ihl = usize::from(f[14] & 0x0f) * 4;
-    let udp = 14 + ihl;
-    f[14 + 9] == 17
-        && f.len() >= udp + 8 + 16
-        && u16::from_be_bytes([f[udp + 2], f[udp + 3]]) == port
-        && f[udp + 8] == 4
+    };
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return false;
+    };
+    let Ok(u) = UdpPacket::new_checked(ip.payload()) else {
+        return false;
+    };
+    eth.ethertype() == EtherType::Ipv4
+        && ip.protocol() == IpProtocol::Udp
+        && u.dst_port() == port
+        && matches!(wireguard::classify(u.payload()), Ok(MessageKind::Transport))
 }

@@ -418,10 +418,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
                     uapi::Request::Get => uapi::Response::Device(uapi::device::describe(&plane)),
                     uapi::Request::Set(set) => {
                         match uapi::device::apply(&mut plane, &set, MAX_PEERS) {
-                            Ok(()) => {
-                                running.wireguard.listen_port = plane.current_tables().listen_port;
-                                uapi::Response::Applied
-                            }
+                            Ok(()) => uapi::Response::Applied,
                             Err(e) => uapi::Response::Failed(e),
                         }
                     }
@@ -578,7 +575,13 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
             return;
         }
     };
-    let plan = reload::plan(running, plane.peer_specs(), &new);
+    let tables = plane.current_tables();
+    let live = reload::Live {
+        peers: plane.peer_specs().collect(),
+        listen_port: tables.listen_port,
+        private_key: plane.private_key().as_bytes(),
+    };
+    let plan = reload::plan(running, live, &new);
     for key in &plan.restart_needed {
         warn!(
             key,

@@ -43,15 +43,23 @@ impl Plan {
     }
 }
 
-/// The plan to go from `running` (with `peers` as the control plane has them) to `new`.
-pub fn plan<'a>(running: &Config, peers: impl Iterator<Item = &'a PeerSpec>, new: &Config) -> Plan {
+/// What the control plane holds now of the keys that `wg set` can change too: these
+/// are compared with the file rather than with the configuration read last.
+pub struct Live<'a> {
+    pub peers: Vec<&'a PeerSpec>,
+    pub listen_port: u16,
+    pub private_key: &'a [u8; 32],
+}
+
+/// The plan to go from `running`, as `live` shows it now, to `new`.
+pub fn plan(running: &Config, live: Live<'_>, new: &Config) -> Plan {
     let mut p = Plan::default();
     let wanted: HashMap<[u8; 32], PeerSpec> = peer_specs(new)
         .into_iter()
         .map(|s| (s.public_key, s))
         .collect();
     let mut have: HashMap<[u8; 32], &PeerSpec> = HashMap::new();
-    for s in peers {
+    for s in live.peers {
         have.insert(s.public_key, s);
         match wanted.get(&s.public_key) {
             None => p.remove.push(s.public_key),
@@ -73,9 +81,9 @@ pub fn plan<'a>(running: &Config, peers: impl Iterator<Item = &'a PeerSpec>, new
         || o.inside.addresses != n.inside.addresses
         || o.inside.gateway != n.inside.gateway
         || o.inside.routes != n.inside.routes
-        || running.wireguard.listen_port != new.wireguard.listen_port
+        || live.listen_port != new.wireguard.listen_port
         || running.wireguard.mtu != new.wireguard.mtu;
-    if running.wireguard.private_key.as_bytes() != new.wireguard.private_key.as_bytes() {
+    if live.private_key != new.wireguard.private_key.as_bytes() {
         p.private_key = Some(*new.wireguard.private_key.as_bytes());
     }
 
@@ -157,6 +165,15 @@ mod tests {
         peer_specs(c)
     }
 
+    /// The live state of a gateway running `c` with `peers`.
+    fn live<'a>(c: &'a Config, peers: &'a [PeerSpec]) -> Live<'a> {
+        Live {
+            peers: peers.iter().collect(),
+            listen_port: c.wireguard.listen_port,
+            private_key: c.wireguard.private_key.as_bytes(),
+        }
+    }
+
     #[test]
     fn peers_are_synchronised_to_the_file() {
         let old = config(
@@ -170,7 +187,7 @@ mod tests {
             "",
         );
         let running = specs(&old);
-        let p = plan(&old, running.iter(), &new);
+        let p = plan(&old, live(&old, &running), &new);
         assert_eq!(p.add.len(), 1);
         assert_eq!(p.add[0], specs(&new)[2]);
         assert_eq!(p.update, vec![specs(&new)[1].clone()]);
@@ -178,10 +195,10 @@ mod tests {
         assert!(!p.tables && p.private_key.is_none() && p.restart_needed.is_empty());
 
         // Peers added at run time (wg set) that the file does not have are removed.
-        let p = plan(&new, specs(&new).iter(), &old);
+        let p = plan(&new, live(&new, &specs(&new)), &old);
         assert_eq!(p.remove, vec![specs(&new)[2].public_key]);
         // The same file again changes nothing.
-        assert!(plan(&old, running.iter(), &old).is_empty());
+        assert!(plan(&old, live(&old, &running), &old).is_empty());
     }
 
     #[test]
@@ -192,7 +209,7 @@ mod tests {
             "",
             "  mtu: 1400\n",
         );
-        let p = plan(&old, [].iter(), &new);
+        let p = plan(&old, live(&old, &[]), &new);
         assert!(p.tables);
         assert!(p.restart_needed.is_empty());
         let mut moved = config("", "", "");
@@ -200,7 +217,7 @@ mod tests {
         moved.metrics = Some(crate::config::MetricsConfig {
             listen: "127.0.0.1:9586".parse().unwrap(),
         });
-        let p = plan(&old, [].iter(), &moved);
+        let p = plan(&old, live(&old, &[]), &moved);
         assert_eq!(p.restart_needed, vec!["dpdk", "metrics"]);
         assert!(p.is_empty(), "nothing that applies live changed");
         let kept = applied(&old, &moved);

@@ -86,26 +86,7 @@ impl Snapshot {
     /// Copies every [`ControlStats`] counter into [`Snapshot::control`] (under its field
     /// name) and [`Snapshot::handshake_errors`].
     pub fn set_control(&mut self, stats: &ControlStats) {
-        for (name, value) in [
-            ("initiations_sent", stats.initiations_sent),
-            ("responses_sent", stats.responses_sent),
-            ("handshakes_completed", stats.handshakes_completed),
-            ("handshake_timeouts", stats.handshake_timeouts),
-            ("staged_drops", stats.staged_drops),
-            ("keepalives_sent", stats.keepalives_sent),
-            ("local_drops", stats.local_drops),
-            ("icmp_sent", stats.icmp_sent),
-            ("icmp_suppressed", stats.icmp_suppressed),
-            ("icmp_rate_limited", stats.icmp_rate_limited),
-            ("fragmented", stats.fragmented),
-            ("fragment_drops", stats.fragment_drops),
-            ("other_drops", stats.other_drops),
-            ("keypairs_expired", stats.keypairs_expired),
-            ("handshake_queue_drops", stats.handshake_queue_drops),
-            ("cookie_replies_sent", stats.cookie_replies_sent),
-            ("rate_limited", stats.rate_limited),
-            ("under_load", stats.under_load),
-        ] {
+        for (name, value) in stats.counters() {
             self.control.insert(name.to_owned(), value);
         }
         for (&reason, &count) in &stats.handshake_errors {

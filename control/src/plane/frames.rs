@@ -182,9 +182,19 @@ pub fn write_arp<B: PacketBuf>(
     true
 }
 
+/// The flags of a neighbor advertisement (RFC 4861 4.4) besides Override, which wgdp
+/// always sets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NaFlags {
+    /// It answers a solicitation.
+    pub solicited: bool,
+    /// The sender is a router.
+    pub router: bool,
+}
+
 /// A neighbor solicitation (RFC 4861 4.3) for `target`, or an advertisement (4.4) of
 /// `target` answering a solicitation, in an Ethernet frame. Both carry our link-layer
-/// address as an option.
+/// address as an option; `flags` apply to an advertisement.
 #[allow(clippy::too_many_arguments)]
 pub fn write_nd<B: PacketBuf>(
     buf: &mut B,
@@ -194,7 +204,7 @@ pub fn write_nd<B: PacketBuf>(
     src: &Ipv6Addr,
     dst: &Ipv6Addr,
     target: &Ipv6Addr,
-    solicited: bool,
+    flags: NaFlags,
 ) -> bool {
     let icmp_len = icmpv6::ND_HEADER_LEN + icmpv6::LL_ADDR_OPTION_LEN;
     let Some(data) = buf.append(ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmp_len) else {
@@ -213,7 +223,8 @@ pub fn write_nd<B: PacketBuf>(
     icmp.clear_rest_of_header();
     icmp.set_target_addr(target);
     let option = if message == Icmpv6Message::NeighborAdvert {
-        icmp.set_solicited_flag(solicited);
+        icmp.set_solicited_flag(flags.solicited);
+        icmp.set_router_flag(flags.router);
         icmp.set_override_flag(true);
         icmpv6::LinkLayerOption::Target
     } else {

@@ -172,18 +172,12 @@ impl HostPort {
             &target,
             &src,
             &target,
-            true,
-        ) {
             // Answered as a router, so the kernel may also send through us.
-            let ip = &mut b.data_mut()[dataplane::wire::ethernet::HEADER_LEN..];
-            let (src_ip, dst_ip) = {
-                let v = Ipv6Packet::new_unchecked(&*ip);
-                (v.src_addr(), v.dst_addr())
-            };
-            let mut icmp =
-                dataplane::wire::Icmpv6Packet::new_unchecked(&mut ip[ipv6::HEADER_LEN..]);
-            icmp.set_router_flag(true);
-            icmp.fill_checksum(&src_ip, &dst_ip);
+            frames::NaFlags {
+                solicited: true,
+                router: true,
+            },
+        ) {
             self.to_host.push(b.data().to_vec());
             self.stats.answered += 1;
         }
@@ -262,7 +256,7 @@ mod tests {
             &src,
             &dataplane::wire::icmpv6::solicited_node_addr(&target),
             &target,
-            false,
+            frames::NaFlags::default(),
         ));
         h.from_host(b.data());
         let na = h.to_host.pop().unwrap();
@@ -284,7 +278,7 @@ mod tests {
             &Ipv6Addr::UNSPECIFIED,
             &dataplane::wire::icmpv6::solicited_node_addr(&src),
             &src,
-            false,
+            frames::NaFlags::default(),
         );
         h.from_host(b.data());
         assert!(h.to_host.is_empty());

@@ -186,9 +186,7 @@ pub fn write<B: PacketBuf>(
 /// networking/ip-sysctl.rst).
 #[derive(Debug, Default)]
 pub struct RateLimit {
-    /// Credit in nanoseconds; a message costs [`RateLimit::COST`].
-    credit: u64,
-    last: u64,
+    bucket: Option<super::load::TokenBucket>,
 }
 
 impl RateLimit {
@@ -199,19 +197,9 @@ impl RateLimit {
 
     /// Whether a message may go now (`now` in nanoseconds); if so, it is paid for.
     pub fn allow(&mut self, now: u64) -> bool {
-        let earned = if self.last == 0 {
-            Self::BURST
-        } else {
-            now.saturating_sub(self.last)
-        };
-        self.last = now;
-        self.credit = self.credit.saturating_add(earned).min(Self::BURST);
-        if self.credit >= Self::COST {
-            self.credit -= Self::COST;
-            true
-        } else {
-            false
-        }
+        self.bucket
+            .get_or_insert_with(|| super::load::TokenBucket::full(Self::BURST, now))
+            .take(now, Self::COST, Self::BURST)
     }
 }
 

@@ -36,6 +36,46 @@ const MAX_SOURCES: usize = 65_536;
 /// A source idle for this long is forgotten (wireguard-go: 1 s garbage collection).
 const FORGET_AFTER: u64 = 1_000_000_000;
 
+/// A token bucket measured in time: credit is nanoseconds earned since the last
+/// message, up to a cap; a message spends a fixed cost. Shared by the per-source
+/// limiter here and the ICMP error limit.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TokenBucket {
+    credit: u64,
+    last: u64,
+}
+
+impl TokenBucket {
+    /// A bucket holding its whole burst at `now`.
+    pub fn full(cap: u64, now: u64) -> Self {
+        TokenBucket {
+            credit: cap,
+            last: now,
+        }
+    }
+
+    /// Whether a message costing `cost` may go at `now`; if so it is paid for. Credit
+    /// never exceeds `cap`.
+    pub fn take(&mut self, now: u64, cost: u64, cap: u64) -> bool {
+        self.credit = self
+            .credit
+            .saturating_add(now.saturating_sub(self.last))
+            .min(cap);
+        self.last = now;
+        if self.credit >= cost {
+            self.credit -= cost;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When the bucket was last used.
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+}
+
 /// Whether the gateway is under load, from the queue depth over time.
 #[derive(Debug, Default)]
 pub struct Load {
@@ -55,7 +95,7 @@ impl Load {
 /// Per-source token buckets.
 #[derive(Debug, Default)]
 pub struct SourceLimiter {
-    buckets: HashMap<IpAddr, (u64, u64)>,
+    buckets: HashMap<IpAddr, TokenBucket>,
     last_sweep: u64,
 }
 
@@ -74,7 +114,7 @@ impl SourceLimiter {
         if now.saturating_sub(self.last_sweep) >= FORGET_AFTER || self.buckets.len() >= MAX_SOURCES
         {
             self.buckets
-                .retain(|_, (_, last)| now.saturating_sub(*last) < FORGET_AFTER);
+                .retain(|_, b| now.saturating_sub(b.last()) < FORGET_AFTER);
             self.last_sweep = now;
             if self.buckets.len() >= MAX_SOURCES {
                 // Still full of active sources: refuse newcomers rather than grow.
@@ -85,15 +125,10 @@ impl SourceLimiter {
     }
 
     fn spend(&mut self, key: IpAddr, now: u64) -> bool {
-        let (credit, last) = self.buckets.entry(key).or_insert((MAX_CREDIT, now));
-        *credit = (*credit + now.saturating_sub(*last)).min(MAX_CREDIT);
-        *last = now;
-        if *credit >= COST {
-            *credit -= COST;
-            true
-        } else {
-            false
-        }
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::full(MAX_CREDIT, now))
+            .take(now, COST, MAX_CREDIT)
     }
 
     pub fn sources(&self) -> usize {

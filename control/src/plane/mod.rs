@@ -130,6 +130,32 @@ pub struct ControlStats {
     pub keypairs_expired: u64,
 }
 
+impl ControlStats {
+    /// Every counter but the handshake errors, by its field name.
+    pub fn counters(&self) -> [(&'static str, u64); 18] {
+        [
+            ("initiations_sent", self.initiations_sent),
+            ("responses_sent", self.responses_sent),
+            ("handshakes_completed", self.handshakes_completed),
+            ("staged_drops", self.staged_drops),
+            ("handshake_timeouts", self.handshake_timeouts),
+            ("keepalives_sent", self.keepalives_sent),
+            ("local_drops", self.local_drops),
+            ("handshake_queue_drops", self.handshake_queue_drops),
+            ("cookie_replies_sent", self.cookie_replies_sent),
+            ("rate_limited", self.rate_limited),
+            ("under_load", self.under_load),
+            ("icmp_sent", self.icmp_sent),
+            ("icmp_suppressed", self.icmp_suppressed),
+            ("icmp_rate_limited", self.icmp_rate_limited),
+            ("fragmented", self.fragmented),
+            ("fragment_drops", self.fragment_drops),
+            ("other_drops", self.other_drops),
+            ("keypairs_expired", self.keypairs_expired),
+        ]
+    }
+}
+
 /// Per-peer state on the control thread.
 struct PeerState<B> {
     spec: PeerSpec,
@@ -682,10 +708,8 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             return;
         };
         let msg = &pkt.data()[dg.payload.0..dg.payload.0 + dg.payload.1];
-        if matches!(
-            wireguard::classify(msg),
-            Ok(MessageKind::Initiation | MessageKind::Response)
-        ) {
+        let kind = wireguard::classify(msg);
+        if matches!(kind, Ok(MessageKind::Initiation | MessageKind::Response)) {
             // mac1 first: one keyed hash, before any other work.
             if let Err(e) = self.identity.verify_mac1(msg) {
                 return self.error(e);
@@ -714,7 +738,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 }
             }
         }
-        match wireguard::classify(msg) {
+        match kind {
             Ok(MessageKind::Initiation) => {
                 let msg = msg.to_vec();
                 self.on_initiation(&msg, dg, now, alloc)

@@ -177,7 +177,10 @@ impl<B: PacketBuf> Resolver<B> {
                         &target,
                         &dst,
                         &target,
-                        solicited,
+                        frames::NaFlags {
+                            solicited,
+                            router: false,
+                        },
                     ) {
                         b.set_meta(meta::send_on(side));
                         out.push(b);
@@ -276,7 +279,7 @@ impl<B: PacketBuf> Resolver<B> {
                     &s,
                     &group,
                     &h,
-                    false,
+                    frames::NaFlags::default(),
                 )
             }
             _ => false,
