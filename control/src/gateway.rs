@@ -45,6 +45,53 @@ const HANDSHAKE_BUDGET: usize = 32;
 /// How often the figures for metrics and telemetry are renewed.
 const SNAPSHOT_EVERY: u64 = 500_000_000;
 
+/// AF_PACKET ring frames that hold a 64 KB super-packet (TSO on a local sender, the
+/// kernel's GRO): the kernel writes a frame 66 bytes into its slot (TPACKET_V2 header and
+/// `sockaddr_ll`, aligned), so a slot of 65360 bytes takes frames up to 65294 bytes,
+/// above the largest TCP super-packet. DPDK's driver wants `framesz - 32` bytes of mbuf
+/// data room behind the headroom (its `eth_rx_queue_setup`), which 65360 leaves within
+/// the 16-bit data room. One frame per 64 KiB block. docs/architecture.md, "What a host
+/// hands the ports".
+const AF_PACKET_FRAMESZ: u32 = 65_360;
+const AF_PACKET_BLOCKSZ: u32 = 65_536;
+/// Large buffers per AF_PACKET port: the driver copies each frame into one, and they
+/// live only until the frame is cut, sent or handed to control.
+const AF_PACKET_MBUFS: u32 = 1023;
+
+/// The `--vdev` argument of a port: the configured spec, and for AF_PACKET ring frames
+/// large enough for super-packets unless the spec sizes them itself.
+pub fn vdev_spec(device: &DeviceSpec) -> Option<String> {
+    let DeviceSpec::Vdev { spec, .. } = device else {
+        return None;
+    };
+    let sized = ["framesz=", "blocksz="]
+        .iter()
+        .any(|k| spec.split(',').any(|a| a.trim_start().starts_with(k)));
+    if device.is_af_packet() && !sized {
+        Some(format!(
+            "{spec},blocksz={AF_PACKET_BLOCKSZ},framesz={AF_PACKET_FRAMESZ}"
+        ))
+    } else {
+        Some(spec.clone())
+    }
+}
+
+/// The mbuf data room a port's RX queues need beyond the shared pool's, if any: an
+/// AF_PACKET port with frames larger than the pool's buffers.
+pub fn rx_data_room(device: &DeviceSpec) -> Option<u16> {
+    if !device.is_af_packet() {
+        return None;
+    }
+    let spec = vdev_spec(device)?;
+    let framesz = spec
+        .split(',')
+        .find_map(|a| a.trim().strip_prefix("framesz="))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(2048);
+    let room = framesz.saturating_sub(32) + 128;
+    (room > u32::from(MBUF_ROOM)).then(|| room.min(u32::from(u16::MAX)) as u16)
+}
+
 /// The EAL arguments for `cfg`.
 pub fn eal_args(cfg: &Config) -> Vec<String> {
     // `Eal::init` puts the program name in front.
@@ -64,9 +111,9 @@ pub fn eal_args(cfg: &Config) -> Vec<String> {
     let mut any_pci = false;
     for port in [&cfg.ports.outside, &cfg.ports.inside] {
         match &port.device {
-            DeviceSpec::Vdev { spec, .. } => {
+            DeviceSpec::Vdev { .. } => {
                 args.push("--vdev".into());
-                args.push(spec.clone());
+                args.push(vdev_spec(&port.device).expect("a vdev"));
             }
             DeviceSpec::Pci { address } => {
                 any_pci = true;
@@ -138,9 +185,11 @@ fn local_addrs(p: &PortCfg) -> Vec<LocalAddr> {
 
 /// Forwarding tables of the ports for `cfg`, with the ports' MAC addresses; the control
 /// plane adds the peers' allowed IPs.
-pub fn port_tables(cfg: &Config, macs: [[u8; 6]; 2]) -> Tables {
-    let port = |p: &PortCfg, mac| {
+pub fn port_tables(cfg: &Config, macs: [[u8; 6]; 2], link_mtus: [u16; 2]) -> Tables {
+    let port = |p: &PortCfg, mac, link_mtu| {
         let mut t = PortTables::new(mac, local_addrs(p));
+        t.link_mtu = link_mtu;
+        t.complete_checksums = p.completes_checksums();
         for g in &p.gateway {
             let any = if g.is_ipv4() {
                 std::net::IpAddr::from([0u8; 4])
@@ -157,8 +206,8 @@ pub fn port_tables(cfg: &Config, macs: [[u8; 6]; 2]) -> Tables {
     };
     Tables {
         ports: [
-            port(&cfg.ports.outside, macs[0]),
-            port(&cfg.ports.inside, macs[1]),
+            port(&cfg.ports.outside, macs[0], link_mtus[0]),
+            port(&cfg.ports.inside, macs[1], link_mtus[1]),
         ],
         allowed: PrefixTable::new(),
         listen_port: cfg.wireguard.listen_port,
@@ -230,10 +279,14 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     .map_err(|e| format!("dpdk.mbufs: packet pool of {}: {e}", cfg.dpdk.mbufs))?;
 
     let mut ports = Vec::new();
-    for (key, p) in [
+    let mut link_mtus = [0u16; 2];
+    for (i, (key, p)) in [
         ("outside", &cfg.ports.outside),
         ("inside", &cfg.ports.inside),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let queues = p.queues.unwrap_or(nworkers);
         if queues != nworkers {
             return Err(format!(
@@ -247,8 +300,28 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             tx_queues: queues,
             ..PortConfig::default()
         };
-        let port = Port::start(id, &pc, &pool).map_err(|e| format!("ports.{key}.device: {e}"))?;
-        info!(port = key, device = %p.device, mac = ?port.mac_addr(), "port started");
+        let port = match rx_data_room(&p.device) {
+            Some(room) => {
+                let large = Mempool::pktmbuf(
+                    &format!("wgdp_large_{key}"),
+                    AF_PACKET_MBUFS,
+                    64,
+                    room,
+                    dpdk_sys::SOCKET_ID_ANY,
+                )
+                .map_err(|e| {
+                    format!("ports.{key}.device: {AF_PACKET_MBUFS} buffers of {room} bytes for AF_PACKET frames: {e}")
+                })?;
+                let pools = vec![&large; usize::from(queues)];
+                Port::start_with_pools(id, &pc, &pools)
+            }
+            None => Port::start(id, &pc, &pool),
+        }
+        .map_err(|e| format!("ports.{key}.device: {e}"))?;
+        let link_mtu = port.mtu().map_err(|e| format!("ports.{key}.device: {e}"))?;
+        info!(port = key, device = %p.device, mac = ?port.mac_addr(), link_mtu,
+              complete_checksums = p.completes_checksums(), "port started");
+        link_mtus[i] = link_mtu;
         ports.push(Arc::new(port));
     }
     let ports: [Arc<Port>; 2] = ports.try_into().map_err(|_| "two ports".to_string())?;
@@ -256,7 +329,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     let specs = peer_specs(&cfg);
     let macs = [ports[0].mac_addr(), ports[1].mac_addr()];
     let shared = Arc::new(Shared::new(
-        port_tables(&cfg, macs),
+        port_tables(&cfg, macs, link_mtus),
         Sessions::new(INDEX_BITS, MAX_PEERS),
     ));
     let mut plane = ControlPlane::<Mbuf, _>::new(
@@ -333,6 +406,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             queue: q as u16,
             to_control: to_control.clone(),
             from_control: from_control.clone(),
+            pool: pool.clone(),
         };
         let (shared, c, stop, burst) = (
             shared.clone(),
@@ -433,7 +507,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             plane.out.clear();
         }
         if reload.swap(false, Ordering::Relaxed) {
-            reload_config(&mut running, rt.config_path, &mut plane, macs);
+            reload_config(&mut running, rt.config_path, &mut plane, macs, link_mtus);
         }
         if work == 0 {
             std::thread::sleep(Duration::from_micros(200));
@@ -467,6 +541,12 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             .map(|(n, v)| ("classify", n, v))
             .chain(c.decrypt.snapshot().map(|(n, v)| ("decrypt", n, v)))
             .chain(c.route.snapshot().map(|(n, v)| ("route", n, v)))
+            .chain(c.offload.snapshot().map(|(n, v)| ("offload", n, v)))
+            .chain(
+                c.offload_events
+                    .snapshot()
+                    .map(|(n, v)| ("offload_events", n, v)),
+            )
             .chain(c.encrypt.snapshot().map(|(n, v)| ("encrypt", n, v)))
             .chain(c.tx.snapshot().map(|(n, v)| ("tx", n, v)))
             .chain(c.punt.snapshot().map(|(n, v)| ("punt", n, v)))
@@ -567,6 +647,7 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
     path: &Path,
     plane: &mut ControlPlane<Mbuf, R>,
     macs: [[u8; 6]; 2],
+    link_mtus: [u16; 2],
 ) {
     let new = match crate::config::load(path) {
         Ok(c) => c,
@@ -592,7 +673,7 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
         plane.set_private_key(&k);
     }
     if plan.tables {
-        plane.set_port_tables(port_tables(&new, macs));
+        plane.set_port_tables(port_tables(&new, macs, link_mtus));
     }
     if let Some(s) = plan.rekey_after_time {
         plane.set_rekey_after(dataplane::clock::secs(s.into()));

@@ -81,6 +81,8 @@ pub fn plan(running: &Config, live: Live<'_>, new: &Config) -> Plan {
         || o.inside.addresses != n.inside.addresses
         || o.inside.gateway != n.inside.gateway
         || o.inside.routes != n.inside.routes
+        || o.outside.partial_checksums != n.outside.partial_checksums
+        || o.inside.partial_checksums != n.inside.partial_checksums
         || live.listen_port != new.wireguard.listen_port
         || running.wireguard.mtu != new.wireguard.mtu;
     if live.private_key != new.wireguard.private_key.as_bytes() {
@@ -130,6 +132,7 @@ pub fn applied(running: &Config, new: &Config) -> Config {
         dst.addresses = src.addresses.clone();
         dst.gateway = src.gateway.clone();
         dst.routes = src.routes.clone();
+        dst.partial_checksums = src.partial_checksums;
     }
     c.wireguard = new.wireguard.clone();
     c.peers = new.peers.clone();

@@ -143,6 +143,27 @@ reasons! {
 }
 
 reasons! {
+    /// Why a super-packet from a host was dropped instead of cut (docs/architecture.md,
+    /// "What a host hands the ports").
+    OffloadDrop, OffloadDrops {
+        /// No buffers for the pieces in the packet pool.
+        NoBuffers = "no_buffers",
+    }
+}
+
+reasons! {
+    /// Work done on what a host left to its network card (not drops).
+    OffloadEvent, OffloadEvents {
+        /// A TCP/UDP checksum the sender left partial, completed.
+        ChecksumCompleted = "checksum_completed",
+        /// A super-packet (TSO, GSO, GRO) cut into packets that fit.
+        SuperpacketCut = "superpacket_cut",
+        /// Packets made by cutting super-packets.
+        SuperpacketPieces = "superpacket_pieces",
+    }
+}
+
+reasons! {
     /// Why a frame did not leave.
     TxDrop, TxDrops {
         /// The port's TX queue stayed full.
@@ -212,8 +233,10 @@ pub struct WorkerCounters {
     pub decrypt: DecryptDrops,
     pub route: RouteDrops,
     pub encrypt: EncryptDrops,
+    pub offload: OffloadDrops,
     pub tx: TxDrops,
     pub punt: Punts,
+    pub offload_events: OffloadEvents,
 }
 
 impl WorkerCounters {
@@ -223,6 +246,7 @@ impl WorkerCounters {
             + self.decrypt.total()
             + self.route.total()
             + self.encrypt.total()
+            + self.offload.total()
             + self.tx.total()
     }
 }

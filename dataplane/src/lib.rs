@@ -15,6 +15,7 @@ pub mod lpm;
 pub mod mbuf;
 pub mod memio;
 pub mod meta;
+pub mod offload;
 pub mod replay;
 pub mod session;
 pub mod stages;

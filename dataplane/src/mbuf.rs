@@ -5,7 +5,7 @@ use crate::buf::PacketBuf;
 use crate::clock;
 use crate::tables::Side;
 use crate::worker::Io;
-use dpdk_sys::{Mbuf, Port, Ring};
+use dpdk_sys::{Mbuf, Mempool, Port, Ring};
 use std::sync::Arc;
 
 /// Lengths above an mbuf's 16-bit fields cannot be asked of a single segment.
@@ -79,6 +79,8 @@ pub struct DpdkIo {
     pub queue: u16,
     pub to_control: Arc<Ring>,
     pub from_control: Arc<Ring>,
+    /// Where the pieces of cut super-packets come from.
+    pub pool: Mempool,
 }
 
 impl Io for DpdkIo {
@@ -102,6 +104,11 @@ impl Io for DpdkIo {
     #[inline]
     fn control_frames(&mut self, out: &mut Vec<Mbuf>, max: usize) {
         self.from_control.dequeue_burst(out, max);
+    }
+
+    #[inline]
+    fn alloc(&mut self, out: &mut Vec<Mbuf>, n: usize) -> bool {
+        self.pool.alloc_bulk(out, n)
     }
 
     #[inline]

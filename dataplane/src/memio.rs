@@ -36,6 +36,10 @@ impl Io for MemIo {
         let n = self.control.len().min(max);
         out.extend(self.control.drain(..n));
     }
+    fn alloc(&mut self, out: &mut Vec<HeapBuf>, n: usize) -> bool {
+        out.extend((0..n).map(|_| HeapBuf::new(&[])));
+        true
+    }
     fn now(&self) -> u64 {
         self.now
     }

@@ -59,6 +59,11 @@ pub struct PortTables {
     pub addrs: Vec<LocalAddr>,
     /// Connected networks, `routes` and the default `gateway`s of this port.
     pub fib: PrefixTable<NextHop>,
+    /// The link's MTU: a received IP packet longer than this can only be a host's
+    /// super-packet (TSO, GSO, GRO), which the offload stage cuts.
+    pub link_mtu: u16,
+    /// Complete TCP/UDP checksums a host left partial (`partial_checksums`).
+    pub complete_checksums: bool,
 }
 
 impl PortTables {
@@ -67,7 +72,13 @@ impl PortTables {
         for a in &addrs {
             fib.insert(a.addr, a.prefix_len, NextHop::Connected);
         }
-        PortTables { mac, addrs, fib }
+        PortTables {
+            mac,
+            addrs,
+            fib,
+            link_mtu: 1500,
+            complete_checksums: false,
+        }
     }
 
     #[inline]

@@ -13,7 +13,7 @@
 use crate::buf::PacketBuf;
 use crate::counters::{TxDrop, WorkerCounters};
 use crate::crypto::Backend;
-use crate::stages::{classify, decrypt, encrypt, route};
+use crate::stages::{classify, decrypt, encrypt, offload, route};
 use crate::tables::{Shared, Side};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +33,8 @@ pub trait Io {
     fn punt(&mut self, pkts: &mut Vec<Self::Buf>);
     /// Append up to `max` frames control wants sent (`meta::send_on`).
     fn control_frames(&mut self, out: &mut Vec<Self::Buf>, max: usize);
+    /// Append `n` empty packet buffers to `out`, or none (false) if the pool is short.
+    fn alloc(&mut self, out: &mut Vec<Self::Buf>, n: usize) -> bool;
     /// `clock::now_ns`, or a simulated clock in tests.
     fn now(&self) -> u64;
 }
@@ -52,6 +54,7 @@ pub struct Vectors<B> {
     transport: Vec<B>,
     sources: Vec<std::net::SocketAddr>,
     plain: Vec<B>,
+    finished: Vec<B>,
     to_peer: Vec<B>,
     to_inside: Vec<B>,
     to_outside: Vec<B>,
@@ -69,6 +72,7 @@ impl<B> Default for Vectors<B> {
             transport: v(),
             sources: Vec::with_capacity(MAX_BURST),
             plain: v(),
+            finished: v(),
             to_peer: v(),
             to_inside: v(),
             to_outside: v(),
@@ -174,9 +178,18 @@ impl<I: Io> Worker<I> {
             c.traffic.vectors.inc();
             c.traffic.vector_packets.add(n as u64);
             classify::inside(&mut v.rx, &tables, c, &mut v.plain, &mut v.punt);
+            let io = &mut self.io;
+            offload::run(
+                &mut v.plain,
+                tables.port(Side::Inside),
+                tables.mtu,
+                c,
+                &mut |out, n| io.alloc(out, n),
+                &mut v.finished,
+            );
             route::run(
                 Side::Inside,
-                &mut v.plain,
+                &mut v.finished,
                 &tables,
                 &neighbors,
                 c,

@@ -125,6 +125,7 @@ fn worker_on_lcore_moves_traffic_and_returns_every_mbuf() {
         queue: 0,
         to_control: to_control.clone(),
         from_control: from_control.clone(),
+        pool: pool.clone(),
     };
     let mut worker = Worker::new(
         io,

@@ -341,6 +341,16 @@ impl Port {
         self.mac
     }
 
+    /// The port's MTU as DPDK has it (`rte_eth_dev_get_mtu`): the largest IP packet
+    /// the link carries.
+    pub fn mtu(&self) -> Result<u16, Error> {
+        let mut mtu = 0u16;
+        // SAFETY: our started port; valid out-pointer.
+        let ret = unsafe { sys::rte_eth_dev_get_mtu(self.id, &mut mtu) };
+        check(ret, || format!("rte_eth_dev_get_mtu(port {})", self.name))?;
+        Ok(mtu)
+    }
+
     /// Whether the link is up, without waiting for negotiation.
     pub fn link_up(&self) -> bool {
         let mut link = sys::rte_eth_link::default();

@@ -92,6 +92,61 @@ pub enum IdleMode {
     Poll,
 }
 
+/// What a port does with TCP/UDP checksums that a sender on the same host left for its
+/// network card to finish (docs/architecture.md, "What a host hands the ports").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartialChecksums {
+    /// `complete` on drivers that hand over frames of local senders (AF_XDP,
+    /// AF_PACKET, TAP, virtio-user, vhost), `pass` on everything else (physical NICs
+    /// receive only finished frames from the wire).
+    #[default]
+    Auto,
+    /// Recognise partial checksums and complete them.
+    Complete,
+    /// Leave every checksum as received.
+    Pass,
+}
+
+/// Drivers whose frames can come from a sender on the same host, offloads undone.
+const HOST_SIDE_DRIVERS: &[&str] = &[
+    "net_af_xdp",
+    "net_af_packet",
+    "eth_af_packet",
+    "net_tap",
+    "net_virtio_user",
+    "net_vhost",
+    "eth_vhost",
+];
+
+impl PortConfig {
+    /// Whether this port completes partial checksums, `auto` resolved by its driver.
+    pub fn completes_checksums(&self) -> bool {
+        match self.partial_checksums {
+            PartialChecksums::Complete => true,
+            PartialChecksums::Pass => false,
+            PartialChecksums::Auto => self.device.is_host_side(),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// Whether the device's frames may come from a sender on this host (a kernel
+    /// interface or a local VM), rather than from a wire.
+    pub fn is_host_side(&self) -> bool {
+        match self {
+            DeviceSpec::Vdev { name, .. } => HOST_SIDE_DRIVERS.iter().any(|d| name.starts_with(d)),
+            DeviceSpec::Pci { .. } => false,
+        }
+    }
+
+    /// Whether this is DPDK's AF_PACKET driver.
+    pub fn is_af_packet(&self) -> bool {
+        matches!(self, DeviceSpec::Vdev { name, .. }
+            if name.starts_with("net_af_packet") || name.starts_with("eth_af_packet"))
+    }
+}
+
 /// The two ports of the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ports {
@@ -113,6 +168,7 @@ pub struct PortConfig {
     /// RX/TX queue pairs; `None` means one per worker.
     pub queues: Option<u16>,
     pub routes: Vec<Route>,
+    pub partial_checksums: PartialChecksums,
 }
 
 /// How DPDK finds a port's device.

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
-use super::{CryptoBackend, IdleMode};
+use super::{CryptoBackend, IdleMode, PartialChecksums};
 
 /// A list that may also be written as an empty key (`peers:` with every entry commented
 /// out), which YAML reads as null.
@@ -84,7 +84,7 @@ pub(super) struct RawPorts {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with keys device, addresses, gateway, queues, routes"
+    expecting = "a mapping with keys device, addresses, gateway, queues, routes, partial_checksums"
 )]
 pub(super) struct RawPort {
     pub device: String,
@@ -94,6 +94,7 @@ pub(super) struct RawPort {
     pub queues: Option<i64>,
     #[serde(default, deserialize_with = "list")]
     pub routes: Vec<RawRoute>,
+    pub partial_checksums: Option<PartialChecksums>,
 }
 
 #[derive(Deserialize)]

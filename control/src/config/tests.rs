@@ -302,6 +302,55 @@ fn other_values_are_accepted() {
     assert_eq!(config.dpdk.burst, 1);
     assert_eq!(config.dpdk.mbufs, 1023);
     assert_eq!(config.dpdk.idle, IdleMode::Poll);
+}
+
+#[test]
+fn partial_checksums_default_by_driver() {
+    let config = parse_ok(MINIMAL);
+    assert_eq!(
+        config.ports.inside.partial_checksums,
+        PartialChecksums::Auto
+    );
+    assert!(config.ports.inside.completes_checksums());
+    let yaml = minimal_with(
+        "device: \"net_af_xdp1,iface=eth2\"",
+        "device: \"0000:3b:00.1\"\n    partial_checksums: auto",
+    );
+    let yaml = yaml.replace("lcores:", "eal_args: []\n  lcores:");
+    let config = parse_ok(&yaml);
+    assert!(!config.ports.inside.completes_checksums(), "a PCI NIC");
+    for (driver, host) in [
+        ("net_af_packet0,iface=eth2", true),
+        ("net_tap0,iface=t0", true),
+        ("net_virtio_user0,path=/dev/vhost-net", true),
+        ("net_ring0", false),
+        ("net_memif0", false),
+    ] {
+        let yaml = minimal_with("net_af_xdp1,iface=eth2", driver);
+        assert_eq!(
+            parse_ok(&yaml).ports.inside.completes_checksums(),
+            host,
+            "{driver}"
+        );
+    }
+    let yaml = minimal_with(
+        "device: \"net_af_xdp1,iface=eth2\"",
+        "device: \"net_af_xdp1,iface=eth2\"\n    partial_checksums: pass",
+    );
+    assert!(!parse_ok(&yaml).ports.inside.completes_checksums());
+    let yaml = minimal_with(
+        "device: \"net_af_xdp1,iface=eth2\"",
+        "device: \"net_ring0\"\n    partial_checksums: complete",
+    );
+    assert!(parse_ok(&yaml).ports.inside.completes_checksums());
+    assert_error(
+        &minimal_with(
+            "device: \"net_af_xdp1,iface=eth2\"",
+            "device: \"net_af_xdp1,iface=eth2\"\n    partial_checksums: yes",
+        ),
+        "ports.inside.partial_checksums",
+        "expected one of `auto`, `complete`, `pass`",
+    );
 
     let config = parse_ok(&minimal_with(
         "device: \"net_af_xdp0,iface=eth1\"",

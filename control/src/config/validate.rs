@@ -328,6 +328,7 @@ fn port(port_path: &str, raw: RawPort) -> Result<PortConfig, ConfigError> {
         gateway,
         queues,
         routes,
+        partial_checksums: raw.partial_checksums.unwrap_or_default(),
     })
 }
 

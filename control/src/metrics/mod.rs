@@ -140,12 +140,21 @@ pub struct WorkerSnapshot {
     /// from the first scrape on.
     pub drops: Vec<DropCount>,
     pub punts: Vec<PuntCount>,
+    /// Work done on what hosts left to their cards, by event, zeros included.
+    pub offload: Vec<OffloadCount>,
+}
+
+/// One kind of offload work a worker did (`dataplane::counters::OffloadEvent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffloadCount {
+    pub event: &'static str,
+    pub count: u64,
 }
 
 /// Packets a stage dropped for one reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DropCount {
-    /// `classify`, `decrypt`, `route`, `encrypt` or `tx`.
+    /// `classify`, `decrypt`, `route`, `offload`, `encrypt` or `tx`.
     pub stage: &'static str,
     pub reason: &'static str,
     pub count: u64,
@@ -198,6 +207,7 @@ impl WorkerSnapshot {
             .map(in_stage("classify"))
             .chain(c.decrypt.snapshot().map(in_stage("decrypt")))
             .chain(c.route.snapshot().map(in_stage("route")))
+            .chain(c.offload.snapshot().map(in_stage("offload")))
             .chain(c.encrypt.snapshot().map(in_stage("encrypt")))
             .chain(c.tx.snapshot().map(in_stage("tx")))
             .collect();
@@ -211,6 +221,11 @@ impl WorkerSnapshot {
             traffic,
             drops,
             punts,
+            offload: c
+                .offload_events
+                .snapshot()
+                .map(|(event, count)| OffloadCount { event, count })
+                .collect(),
         }
     }
 }

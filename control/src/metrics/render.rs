@@ -166,7 +166,7 @@ fn workers(r: &Registry, s: &Snapshot) {
     let drops = counter(
         r,
         "wgdp_worker_drops_total",
-        "Packets dropped, by stage (classify, decrypt, route, encrypt, tx) and reason",
+        "Packets dropped, by stage (classify, decrypt, route, offload, encrypt, tx) and reason",
         &["lcore", "stage", "reason"],
     );
     let punts = counter(
@@ -175,9 +175,19 @@ fn workers(r: &Registry, s: &Snapshot) {
         "Packets handed to the control thread, by reason",
         &["lcore", "reason"],
     );
+    let offload = counter(
+        r,
+        "wgdp_worker_offload_total",
+        "Work done on frames a local sender left to its network card: checksums completed, \
+         super-packets cut and the pieces made",
+        &["lcore", "event"],
+    );
     for w in &s.workers {
         let l = w.lcore.as_str();
         let t = &w.traffic;
+        for o in &w.offload {
+            offload.with_label_values(&[l, o.event]).inc_by(o.count);
+        }
         for (port, rx_n, tx_n) in [
             ("outside", t.rx_outside, t.tx_outside),
             ("inside", t.rx_inside, t.tx_inside),

@@ -8,7 +8,7 @@
 //! | `/wgdp/peers` | first id (optional) | up to 512 peer ids, ascending |
 //! | `/wgdp/peer` | id or base64 public key | one peer's traffic and handshakes |
 //! | `/wgdp/workers` | | worker lcore labels |
-//! | `/wgdp/worker` | lcore label | traffic, `drops/<stage>/<reason>`, `punts/<reason>` |
+//! | `/wgdp/worker` | lcore label | traffic, `drops/<stage>/<reason>`, `offload/<event>`, `punts/<reason>` |
 //! | `/wgdp/ports` | | `<port>/<rte_eth_stats field>` |
 //!
 //! Keys are flat, with `/` between levels, as in DPDK's own commands; names that hold
@@ -174,6 +174,9 @@ pub(super) fn worker(s: &Snapshot, params: Option<&str>) -> Option<Reply> {
             format!("drops/{}/{}", key(drop.stage), key(drop.reason)),
             drop.count,
         );
+    }
+    for o in &w.offload {
+        d.add_u64(format!("offload/{}", key(o.event)), o.count);
     }
     for punt in &w.punts {
         d.add_u64(format!("punts/{}", key(punt.reason)), punt.count);

@@ -18,6 +18,9 @@ fn sample() -> Snapshot {
     counters.traffic.polls.add(10);
     counters.decrypt.add(DecryptDrop::BadTag, 3);
     counters.punt.add(Punt::Handshake, 2);
+    counters
+        .offload_events
+        .add(dataplane::counters::OffloadEvent::ChecksumCompleted, 9);
 
     let stats = PeerStats::default();
     stats.add_rx(7, 700, true, 1);
@@ -60,12 +63,13 @@ fn worker_snapshot_has_every_reason() {
     c.decrypt.add(DecryptDrop::Replay, 2);
     let w = WorkerSnapshot::new("3", &c);
     let stages: Vec<_> = w.drops.iter().map(|d| d.stage).collect();
-    for stage in ["classify", "decrypt", "route", "encrypt", "tx"] {
+    for stage in ["classify", "decrypt", "route", "offload", "encrypt", "tx"] {
         assert!(stages.contains(&stage), "{stage} missing");
     }
     let expected = DecryptDrop::ALL.len()
         + c.classify.snapshot().count()
         + c.route.snapshot().count()
+        + c.offload.snapshot().count()
         + c.encrypt.snapshot().count()
         + c.tx.snapshot().count();
     assert_eq!(w.drops.len(), expected);
@@ -129,6 +133,17 @@ fn render_shows_every_figure() {
         0.0
     );
     assert_eq!(v("wgdp_worker_punts_total", &["reason=\"handshake\""]), 2.0);
+    assert_eq!(
+        v(
+            "wgdp_worker_offload_total",
+            &["lcore=\"1\"", "event=\"checksum_completed\""]
+        ),
+        9.0
+    );
+    assert_eq!(
+        v("wgdp_worker_offload_total", &["event=\"superpacket_cut\""]),
+        0.0
+    );
     assert_eq!(
         v("wgdp_worker_rx_packets_total", &["port=\"outside\""]),
         100.0
@@ -237,6 +252,10 @@ fn telemetry_answers_fit_dpdk() {
     let worker = dict(telemetry::worker(&s, Some("1")));
     assert_eq!(worker.get("drops/decrypt/bad_tag"), Some(&Value::U64(3)));
     assert_eq!(worker.get("punts/handshake"), Some(&Value::U64(2)));
+    assert_eq!(
+        worker.get("offload/checksum_completed"),
+        Some(&Value::U64(9))
+    );
     assert_eq!(worker.get("polls"), Some(&Value::U64(10)));
     assert_eq!(telemetry::worker(&s, Some("2")), None);
 

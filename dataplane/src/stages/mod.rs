@@ -5,4 +5,5 @@
 pub mod classify;
 pub mod decrypt;
 pub mod encrypt;
+pub mod offload;
 pub mod route;
