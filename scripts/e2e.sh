@@ -3,12 +3,25 @@
 # End-to-end tests of wgdp: a wireguard-go peer <-> wgdp <-> a LAN host, each
 # in its own network namespace (the network is drawn in netns.sh).
 #
+# Each scenario builds that network anew (namespaces, keys, processes of its
+# own) and removes it at its end, so nothing one scenario leaves behind (a TCP
+# retransmission, a neighbour entry) reaches the next. Every veth keeps the
+# kernel's default offloads, as on a container host, except in "offloads-off".
+#
 # For each DPDK driver (net_af_xdp, net_af_packet on veth):
 #   - "wgdp-first": a fresh peer without keepalives; the LAN host pings the
 #     peer first, so wgdp must start the handshake. Then ping IPv4 and IPv6
-#     inner both ways and iperf3 TCP both ways (-R) over IPv4 and IPv6.
+#     inner both ways and iperf3 TCP both ways (-R) over IPv4 and IPv6, and
+#     from the LAN host with 64 KB writes (TSO/GSO super-packets); wgdp's
+#     offload counters must show the checksums it completed (and, on
+#     af_packet, the super-packets it cut).
+#   - "offloads-off": the same with every offload off on every veth, as a
+#     physical NIC behaves; wgdp must complete and cut nothing. The summary
+#     puts its iperf3 rates next to those of "wgdp-first".
 #   - "peer-first": fresh wgdp and peer; the peer pings first and starts the
-#     handshake; a ping each way.
+#     handshake; a ping each way; the gateway's own addresses (a TCP
+#     connection from the LAN host to the gateway's kernel needs the
+#     checksums the LAN host left partial completed).
 # Once, with the first driver:
 #   - "ipv6-outer": the tunnel runs over IPv6 between peer and wgdp; ping both
 #     ways and iperf3 over both inner families.
@@ -29,7 +42,8 @@
 #                           forwarding as the gateway: a check of the harness.
 #   --seconds N             length of each iperf3 run (default 3).
 #   --only "S..."           runs only these scenarios: wgdp-first, peer-first,
-#                           ipv6-outer, cryptodev, operations, hardening.
+#                           offloads-off, ipv6-outer, cryptodev, operations,
+#                           hardening.
 # Environment:
 #   WGDP_BIN       the wgdp binary (default: target/release/wgdp of this checkout)
 #   WGDP_LOG       wgdp's log filter (default info)
@@ -55,6 +69,9 @@ RESULTS=()
 SCENARIO=
 SCENARIO_DEAD=
 SCENARIO_FAILED_BEFORE=0
+# Run after the gateway stopped, before the scenario's network is removed.
+SCENARIO_AFTER_STOP=
+KEPT_LOGS=
 
 usage() {
     sed -n 's/^# \{0,1\}//; /^usage:/,/^Needs root/p' "${BASH_SOURCE[0]}"
@@ -169,16 +186,77 @@ ping_fragmented() {
 # the gateway's kernel runs on ADDR (reached through wgdp's control port).
 tcp_to_gateway() {
     local out status=0 server
+    local completed
     ip netns exec "$NS_GW" timeout 15 iperf3 -s -1 -B "$1" -p "$CTL_PORT" >"$TOPO_DIR/ctl-iperf.out" 2>&1 &
     server=$!
-    sleep 0.5
+    if ! topo_wait 5 "the gateway kernel's iperf3 server" gw_kernel_listening; then
+        wait "$server" || true
+        echo "the gateway kernel's iperf3 server did not listen: $(<"$TOPO_DIR/ctl-iperf.out")"
+        return 1
+    fi
     out=$(ip netns exec "$NS_LAN" timeout 10 iperf3 -c "$1" -p "$CTL_PORT" -t 1 -f m --connect-timeout 3000 2>&1) || status=$?
     wait "$server" || true
     if ((status != 0)); then
         echo "iperf3 to $1 failed ($status): $(tail -n 1 <<<"$out")"
         return 1
     fi
-    echo "connected; $(awk '$NF == "receiver" { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") r = $(i - 1) } END { print r }' <<<"$out") Mbit/s"
+    if [[ $TOPO_GATEWAY != wgdp ]]; then
+        echo "connected; $(iperf_receiver_rate "$out") Mbit/s"
+        return 0
+    fi
+    completed=$(event "$(scrape)" host_checksums_completed)
+    echo "connected; $(iperf_receiver_rate "$out") Mbit/s; ${completed:-?} checksums completed for the kernel"
+    # The LAN host's kernel leaves its TCP checksums to the veth's "card" unless
+    # offloads are off.
+    if [[ $TOPO_OFFLOADS == on ]]; then
+        ((${completed:-0} > 0))
+    fi
+}
+
+gw_kernel_listening() {
+    [[ -n $(ip netns exec "$NS_GW" ss -Hltn "sport = :$CTL_PORT") ]]
+}
+
+# iperf_receiver_rate OUTPUT: the receiver's Mbit/s from iperf3's text report.
+iperf_receiver_rate() {
+    awk '$NF == "receiver" { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") r = $(i - 1) } END { print r }' <<<"$1"
+}
+
+# gw_no_initiations: wgdp has started no handshake (nothing sent toward the
+# peer's allowed IPs yet). A LAN host left over from an earlier scenario
+# retransmitting to the peer made wgdp start one before a scenario began.
+gw_no_initiations() {
+    local n
+    n=$(event "$(scrape)" initiations_sent)
+    echo "initiations sent by wgdp: ${n:-?}"
+    [[ $n == 0 ]]
+}
+
+# offload_event TEXT EVENT: a worker offload counter from a scrape (lcore 1).
+offload_event() {
+    awk -v e="event=\"$2\"" \
+        'index($0, "wgdp_worker_offload_total{") == 1 && index($0, e) && index($0, "lcore=\"1\"") { print $NF; exit }' <<<"$1"
+}
+
+# offload_counters DRIVER: what wgdp finished for the senders. With the
+# kernel's default offloads, the LAN host's TCP checksums arrive partial on
+# both drivers, and af_packet also hands over its TSO super-packets; with
+# offloads off, wgdp must find nothing to do.
+offload_counters() {
+    local text completed cut pieces
+    text=$(scrape) || return 1
+    completed=$(offload_event "$text" checksum_completed)
+    cut=$(offload_event "$text" superpacket_cut)
+    pieces=$(offload_event "$text" superpacket_pieces)
+    echo "checksums completed ${completed:-?}, super-packets cut ${cut:-?} into ${pieces:-?} packets"
+    [[ -n $completed && -n $cut && -n $pieces ]] || return 1
+    if [[ $TOPO_OFFLOADS == off ]]; then
+        ((completed == 0 && cut == 0))
+    elif [[ $1 == af_packet ]]; then
+        ((completed > 0 && cut > 0 && pieces > cut))
+    else
+        ((completed > 0))
+    fi
 }
 
 no_handshake_yet() {
@@ -229,7 +307,7 @@ iperf_check() {
         echo "iperf3 failed ($status): $(tail -n 1 <<<"$out")"
         return 1
     fi
-    rate=$(awk '$NF == "receiver" { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") r = $(i - 1) } END { print r }' <<<"$out")
+    rate=$(iperf_receiver_rate "$out")
     if [[ -z $rate ]] || ! awk -v r="$rate" 'BEGIN { exit !(r > 0) }'; then
         echo "no data arrived: $(tail -n 1 <<<"$out")"
         return 1
@@ -251,13 +329,17 @@ iperf_step() {
 
 # --- Scenarios -----------------------------------------------------------
 
-# scenario_begin NAME DRIVER OUTER: fresh LAN server, peer and gateway.
+# scenario_begin NAME DRIVER OUTER: a network of its own (namespaces, veths,
+# keys), a fresh LAN server, peer and gateway.
 scenario_begin() {
     SCENARIO=$1
     SCENARIO_DEAD=
     SCENARIO_FAILED_BEFORE=$FAILED
+    topo_init
+    topo_trap
+    topo_create
     TOPO_TAG=${1// /-}
-    topo_log "scenario $SCENARIO"
+    topo_log "scenario $SCENARIO (offloads $TOPO_OFFLOADS)"
     lan_start
     peer_start "$3"
     gw_start "$2" "$3"
@@ -308,12 +390,19 @@ scenario_end() {
     fi
     peer_stop
     lan_stop
+    if [[ -n $SCENARIO_AFTER_STOP ]]; then
+        "$SCENARIO_AFTER_STOP"
+        SCENARIO_AFTER_STOP=
+    fi
+    TOPO_KEEP_LOGS=
     if ((FAILED > SCENARIO_FAILED_BEFORE)); then
-        TOPO_KEEP_LOGS=$TOPO_REPO/target/e2e-logs/$TOPO_ID
+        TOPO_KEEP_LOGS=$TOPO_REPO/target/e2e-logs/$RUN_ID
         scenario_print_logs
     elif [[ -n ${WGDP_KEEP_LOGS:-} ]]; then
-        TOPO_KEEP_LOGS=$TOPO_REPO/target/e2e-logs/$TOPO_ID
+        TOPO_KEEP_LOGS=$TOPO_REPO/target/e2e-logs/$RUN_ID
     fi
+    [[ -z $TOPO_KEEP_LOGS ]] || KEPT_LOGS=$TOPO_KEEP_LOGS
+    topo_destroy
 }
 
 # scenario_diagnostics: the state that explains most failures, taken while
@@ -343,8 +432,15 @@ scenario_print_logs() {
     echo "-----"
 }
 
+# scenario_wgdp_first DRIVER [off]: with "off", every veth has its offloads
+# off (the scenario "offloads-off").
 scenario_wgdp_first() {
-    scenario_begin "$1 wgdp-first" "$1" 4
+    local name=wgdp-first
+    if [[ ${2:-on} == off ]]; then
+        TOPO_OFFLOADS=off
+        name=offloads-off
+    fi
+    scenario_begin "$1 $name" "$1" 4
     check "fresh peer" no_handshake_yet || true
     check "LAN->peer IPv4 ping starts handshake" ping_first "$NS_LAN" "$PEER_IN4" || true
     check "handshake made (by the gateway)" handshake_done || true
@@ -361,12 +457,23 @@ scenario_wgdp_first() {
     iperf_step "iperf3 TCP IPv4 LAN->peer" "$LAN_IN4" -R
     iperf_step "iperf3 TCP IPv6 peer->LAN" "$LAN_IN6"
     iperf_step "iperf3 TCP IPv6 LAN->peer" "$LAN_IN6" -R
+    # The LAN host's kernel builds TSO/GSO super-packets of up to 64 KB from
+    # large writes where its veth keeps TSO.
+    iperf_step "iperf3 TCP IPv4 LAN->peer 64 KB" "$LAN_IN4" -R -l 64K
+    iperf_step "iperf3 TCP IPv6 LAN->peer 64 KB" "$LAN_IN6" -R -l 64K
+    if [[ $TOPO_GATEWAY == wgdp ]]; then
+        check "offload counters" offload_counters "$1" || true
+    fi
     scenario_end
+    TOPO_OFFLOADS=on
 }
 
 scenario_peer_first() {
     scenario_begin "$1 peer-first" "$1" 4
     check "fresh peer" no_handshake_yet || true
+    if [[ $TOPO_GATEWAY == wgdp ]]; then
+        check "wgdp started no handshake" gw_no_initiations || true
+    fi
     check "peer->LAN IPv4 ping starts handshake" ping_first "$NS_PEER" "$LAN_IN4" || true
     check "handshake made (by the peer)" handshake_done || true
     check "ping IPv6 peer->LAN" ping_check "$NS_PEER" "$LAN_IN6" || true
@@ -384,6 +491,7 @@ scenario_peer_first() {
 # ipsec_mb driver's crypto_aesni_mb) instead of in the worker.
 scenario_cryptodev() {
     GW_CRYPTO_DEVICE=crypto_aesni_mb0
+    SCENARIO_AFTER_STOP=crypto_record
     scenario_begin "$1 cryptodev" "$1" 4
     check "crypto device in use" crypto_started || true
     check "LAN->peer IPv4 ping starts handshake" ping_first "$NS_LAN" "$PEER_IN4" || true
@@ -391,14 +499,17 @@ scenario_cryptodev() {
     iperf_step "iperf3 TCP IPv4 peer->LAN" "$LAN_IN4"
     iperf_step "iperf3 TCP IPv4 LAN->peer" "$LAN_IN4" -R
     scenario_end
-    # Read from the log of the stopped gateway, so not through `check`.
+    GW_CRYPTO_DEVICE=
+}
+
+# Read from the log of the stopped gateway, so not through `check`.
+crypto_record() {
     local out
     if out=$(crypto_jobs); then
         record PASS "the crypto device did the work" "$out"
     else
         record FAIL "the crypto device did the work" "$out"
     fi
-    GW_CRYPTO_DEVICE=
 }
 
 # crypto_jobs: after the stop, wgdp's log counts the jobs its crypto device
@@ -459,12 +570,19 @@ metrics_move() {
     local before after b a
     before=$(scrape) || return 1
     ip netns exec "$NS_PEER" ping -n -q -c 5 -i 0.2 "$LAN_IN4" >/dev/null
-    sleep 1
-    after=$(scrape) || return 1
     b=$(metric "$before" wgdp_peer_rx_packets_total "$PEER_PUB")
-    a=$(metric "$after" wgdp_peer_rx_packets_total "$PEER_PUB")
-    echo "wgdp_peer_rx_packets_total ${b:-?} -> ${a:-?}"
-    [[ -n $a && -n $b ]] && ((a >= b + 5))
+    [[ -n $b ]] || { echo "no wgdp_peer_rx_packets_total"; return 1; }
+    # The per-peer counters are gathered by the control thread now and then.
+    topo_wait 5 "the peer's counter to move" peer_rx_at_least $((b + 5)) >/dev/null 2>&1 || true
+    a=$(metric "$(scrape)" wgdp_peer_rx_packets_total "$PEER_PUB")
+    echo "wgdp_peer_rx_packets_total $b -> ${a:-?}"
+    [[ -n $a ]] && ((a >= b + 5))
+}
+
+peer_rx_at_least() {
+    local a
+    a=$(metric "$(scrape)" wgdp_peer_rx_packets_total "$PEER_PUB")
+    [[ -n $a ]] && ((a >= $1))
 }
 
 metrics_promtool() {
@@ -519,9 +637,21 @@ wg_set_remove() {
 # reload_with EXTRA_PEERS: rewrites wgdp's configuration with these extra
 # peer entries and has wgdp reload it.
 reload_with() {
+    local n
+    n=$(reloads_done)
     GW_EXTRA_PEERS=$1 gw_config "$GW_DRIVER" 4 >/dev/null
     "$WGDP_BIN" reload --config "$GW_CONFIG" --pid-file "$TOPO_DIR/wgdp.pid" >/dev/null || return 1
-    sleep 0.5
+    topo_wait 10 "wgdp to apply the reload" log_count_above "configuration reloaded" "$n"
+}
+
+# reloads_done: how many reloads wgdp's log reports as applied.
+reloads_done() {
+    grep -c 'configuration reloaded' "$(topo_log_path wgdp)" || true
+}
+
+# log_count_above TEXT N: wgdp's log has more than N lines with TEXT.
+log_count_above() {
+    (($(grep -c "$1" "$(topo_log_path wgdp)" || true) > $2))
 }
 
 peer2_entry() {
@@ -553,8 +683,8 @@ reload_bad() {
     fi
     # The running gateway, told directly, refuses the file too.
     kill -HUP "$(<"$TOPO_DIR/wgdp.pid")"
-    sleep 0.5
-    if ! grep -q 'reload refused, the running configuration stays: config error: peers\[1\]' "$(topo_log_path wgdp)"; then
+    if ! topo_wait 10 "wgdp to refuse the file" log_count_above \
+        'reload refused, the running configuration stays: config error: peers\[1\]' 0; then
         echo "no refusal in wgdp's log"
         return 1
     fi
@@ -607,8 +737,8 @@ peer1_handshakes() {
 
 scenario_operations() {
     GW_DRIVER=$1
-    GW_CONFIG=$TOPO_DIR/wgdp-$1-ipv4.yaml
     scenario_begin "$1 operations" "$1" 4
+    GW_CONFIG=$TOPO_DIR/wgdp-$1-ipv4.yaml
     check "peer->LAN ping" ping_first "$NS_PEER" "$LAN_IN4" || true
     check "wg show" wg_show_check || true
     check "wg showconf" wg_showconf_check || true
@@ -702,12 +832,19 @@ replays() {
     local pinger=$!
     out=$(ip netns exec "$NS_PEER" "$PROBE_BIN" replay peer0 "$GW_PORT" 300 10 2>&1) || status=$?
     wait "$pinger" || true
-    sleep 1
-    after=$(drops "$(scrape)" decrypt replay)
     ((status == 0)) || { echo "$out"; return 1; }
     local replayed=${out##*replayed }
+    # The worker counts each replay as it drops it: wait until all are counted.
+    topo_wait 5 "the replays to be counted" replay_drops_at_least $((${before:-0} + replayed)) >/dev/null 2>&1 || true
+    after=$(drops "$(scrape)" decrypt replay)
     echo "$out; decrypt.replay ${before:-?} -> ${after:-?}"
     [[ -n $before && -n $after ]] && ((after - before == replayed))
+}
+
+replay_drops_at_least() {
+    local n
+    n=$(drops "$(scrape)" decrypt replay)
+    [[ -n $n ]] && ((n >= $1))
 }
 
 # flood SECONDS: initiations with a valid mac1 from 150 spoofed sources while a fresh
@@ -755,17 +892,46 @@ scenario_ipv6_outer() {
     scenario_end
 }
 
+# print_throughput: iperf3 rates of "wgdp-first" (default offloads) next to
+# those of "offloads-off", per driver.
+print_throughput() {
+    local row scenario name result detail driver check on off
+    declare -A rate=()
+    local -a checks=()
+    for row in "${RESULTS[@]}"; do
+        IFS=$'\t' read -r scenario name result detail <<<"$row"
+        [[ $name == "iperf3 TCP"* && $result == PASS ]] || continue
+        [[ $scenario == *" wgdp-first" || $scenario == *" offloads-off" ]] || continue
+        rate["$scenario|$name"]=${detail%% Mbit/s*}
+        [[ " ${checks[*]} " == *" ${name// /_} "* ]] || checks+=("${name// /_}")
+    done
+    ((${#rate[@]} > 0)) || return 0
+    echo
+    echo "iperf3 through wgdp, Mbit/s: veths with the kernel's default offloads | all offloads off"
+    printf '%-10s  %-34s  %10s  %10s\n' DRIVER CHECK "OFFLOADS" "NO OFFLOAD"
+    for driver in "${DRIVERS[@]}"; do
+        for name in "${checks[@]}"; do
+            name=${name//_/ }
+            on=${rate["$driver wgdp-first|$name"]:-}
+            off=${rate["$driver offloads-off|$name"]:-}
+            [[ -n $on || -n $off ]] || continue
+            printf '%-10s  %-34s  %10s  %10s\n' "$driver" "$name" "${on:--}" "${off:--}"
+        done
+    done
+}
+
 print_summary() {
     local row scenario name result detail
+    print_throughput
     echo
-    echo "wgdp end-to-end results (run $TOPO_ID, gateway $TOPO_GATEWAY, $((SECONDS - START)) s)"
+    echo "wgdp end-to-end results (run $RUN_ID, gateway $TOPO_GATEWAY, $((SECONDS - START)) s)"
     printf '%-20s  %-38s  %-6s  %s\n' SCENARIO CHECK RESULT DETAIL
     for row in "${RESULTS[@]}"; do
         IFS=$'\t' read -r scenario name result detail <<<"$row"
         printf '%-20s  %-38s  %-6s  %s\n' "$scenario" "$name" "$result" "$detail"
     done
-    if [[ -n ${TOPO_KEEP_LOGS:-} ]]; then
-        echo "logs: $TOPO_KEEP_LOGS"
+    if [[ -n $KEPT_LOGS ]]; then
+        echo "logs: $KEPT_LOGS"
     fi
     echo "e2e: $PASSED passed, $FAILED failed, $SKIPPED skipped"
 }
@@ -778,10 +944,10 @@ gw_binary
 if [[ $TOPO_GATEWAY == wgdp ]] && (($(nproc) < 2)); then
     topo_die "wgdp's configuration here needs two CPUs (lcore 0 for control, 1 for the worker)"
 fi
-topo_init
-topo_trap
+# Names the kept logs (target/e2e-logs/RUN_ID); each scenario's network has an id
+# of its own.
+RUN_ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 START=$SECONDS
-topo_create
 
 # wanted NAME: the scenario is to run (all do without --only).
 wanted() {
@@ -790,6 +956,7 @@ wanted() {
 
 for driver in "${DRIVERS[@]}"; do
     wanted wgdp-first && scenario_wgdp_first "$driver"
+    wanted offloads-off && scenario_wgdp_first "$driver" off
     wanted peer-first && scenario_peer_first "$driver"
 done
 wanted ipv6-outer && scenario_ipv6_outer "${DRIVERS[0]}"
@@ -800,7 +967,5 @@ if [[ $TOPO_GATEWAY == wgdp ]]; then
     wanted hardening && scenario_hardening "${DRIVERS[0]}"
 fi
 
-# Torn down before the summary, so that the summary ends the output.
-topo_destroy
 print_summary
 ((FAILED == 0))

@@ -24,7 +24,7 @@
 # running so that each step can be tried by hand:
 #
 #   scripts/netns.sh up [--driver af_xdp|af_packet] [--outer 4|6]
-#                       [--gateway none|wgdp|wireguard-go]
+#                       [--gateway none|wgdp|wireguard-go] [--offloads on|off]
 #   scripts/netns.sh down ID
 #   scripts/netns.sh list
 #
@@ -71,6 +71,8 @@ readonly WG_RUN_DIR=/var/run/wireguard
 readonly GW_PRELUDE='mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null; ulimit -l unlimited 2>/dev/null; exec "$@"'
 
 TOPO_GATEWAY=${TOPO_GATEWAY:-wgdp}
+# on: the kernel's default offloads on every veth; off: none (topo_create).
+TOPO_OFFLOADS=${TOPO_OFFLOADS:-on}
 TOPO_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 declare -A TOPO_PID=()
 
@@ -219,14 +221,23 @@ topo_create() {
     # kernel sends no router solicitations or DAD probes of its own.
     ip netns exec "$NS_GW" sysctl -qw net.ipv6.conf.out0.disable_ipv6=1 net.ipv6.conf.in0.disable_ipv6=1
 
-    # A veth hands packets over with checksums left to "offload" and may hand
-    # over GSO super-packets; AF_XDP and AF_PACKET would pass both on as they
-    # are. With offloads off, every frame on the wire is complete and checked:
-    # rx off makes the kernel verify the checksums that wgdp writes.
-    topo_offloads_off "$NS_PEER" peer0
-    topo_offloads_off "$NS_GW" out0
-    topo_offloads_off "$NS_GW" in0
-    topo_offloads_off "$NS_LAN" lan0
+    # Every veth keeps the kernel's default offloads, as on any container
+    # host: the LAN host and the peer hand over TCP/UDP checksums left to the
+    # "card" and, where the link allows, TSO/GSO super-packets, and wgdp must
+    # finish both (docs/architecture.md, "What a host hands the ports").
+    # TOPO_OFFLOADS=off turns them off on all four ends instead, as a physical
+    # NIC behaves: every frame complete, and rx off makes the kernels verify
+    # the checksums that wgdp writes.
+    case $TOPO_OFFLOADS in
+    on) ;;
+    off)
+        topo_offloads_off "$NS_PEER" peer0
+        topo_offloads_off "$NS_GW" out0
+        topo_offloads_off "$NS_GW" in0
+        topo_offloads_off "$NS_LAN" lan0
+        ;;
+    *) topo_die "TOPO_OFFLOADS is on or off, got '$TOPO_OFFLOADS'" ;;
+    esac
 
     ip -n "$NS_PEER" addr add "$PEER_OUT4/$OUT_PLEN4" dev peer0
     ip -n "$NS_PEER" addr add "$PEER_OUT6/$OUT_PLEN6" dev peer0 nodad
@@ -534,13 +545,15 @@ gw_binary() {
 netns_usage() {
     cat <<EOF
 usage: $0 up [--driver af_xdp|af_packet] [--outer 4|6] [--gateway none|wgdp|wireguard-go]
+             [--offloads on|off]
        $0 down ID
        $0 list
 
 up    creates the namespaces, starts the wireguard-go peer and the LAN host's
       iperf3 server, writes wgdp's configuration, starts the gateway unless
       --gateway none (the default: run wgdp yourself with the printed
-      command), and leaves everything running.
+      command), and leaves everything running. Every veth keeps the kernel's
+      default offloads unless --offloads off.
 down  ends the processes of run ID and deletes its namespaces.
 list  prints the ids of runs whose namespaces still exist.
 EOF
@@ -554,6 +567,7 @@ netns_up() {
         --driver) driver=${2:?--driver needs a value} && shift 2 ;;
         --outer) outer=${2:?--outer needs a value} && shift 2 ;;
         --gateway) TOPO_GATEWAY=${2:?--gateway needs a value} && shift 2 ;;
+        --offloads) TOPO_OFFLOADS=${2:?--offloads needs a value} && shift 2 ;;
         *) netns_usage >&2 && exit 2 ;;
         esac
     done

@@ -46,14 +46,17 @@ const HANDSHAKE_BUDGET: usize = 32;
 const SNAPSHOT_EVERY: u64 = 500_000_000;
 
 /// AF_PACKET ring frames that hold a 64 KB super-packet (TSO on a local sender, the
-/// kernel's GRO): the kernel writes a frame 66 bytes into its slot (TPACKET_V2 header and
-/// `sockaddr_ll`, aligned), so a slot of 65360 bytes takes frames up to 65294 bytes,
-/// above the largest TCP super-packet. DPDK's driver wants `framesz - 32` bytes of mbuf
-/// data room behind the headroom (its `eth_rx_queue_setup`), which 65360 leaves within
-/// the 16-bit data room. One frame per 64 KiB block. docs/architecture.md, "What a host
-/// hands the ports".
-const AF_PACKET_FRAMESZ: u32 = 65_360;
-const AF_PACKET_BLOCKSZ: u32 = 65_536;
+/// kernel's GRO). The kernel writes a frame 66 bytes into its slot (TPACKET_V2 header and
+/// `sockaddr_ll`, aligned), so a slot of 65408 bytes takes frames up to 65342 bytes, above
+/// the largest TCP super-packet of Debian's kernels (65329 bytes: 64 KiB less 1 and the
+/// kernel's 320 bytes of header room, plus the headers). DPDK's
+/// driver wants `framesz - 32` bytes of mbuf data room behind the headroom (its
+/// `eth_rx_queue_setup`), which 65408 leaves within the 16-bit data room. The driver
+/// finds slot `i` at `i * framesz` in its mapping, so slots must tile each block
+/// exactly, and blocks are whole pages: 32 slots make a block of 511 pages.
+/// docs/architecture.md, "What a host hands the ports".
+const AF_PACKET_FRAMESZ: u32 = 65_408;
+const AF_PACKET_BLOCKSZ: u32 = AF_PACKET_FRAMESZ * 32;
 /// Large buffers per AF_PACKET port: the driver copies each frame into one, and they
 /// live only until the frame is cut, sent or handed to control.
 const AF_PACKET_MBUFS: u32 = 1023;
@@ -624,6 +627,7 @@ fn snapshot<R: rand_core::RngCore + rand_core::CryptoRng>(
             ("host_sent", h.stats.from_host),
             ("host_answered", h.stats.answered),
             ("host_queue_drops", h.stats.queue_drops),
+            ("host_checksums_completed", h.stats.checksums_completed),
         ] {
             s.control.insert(k.into(), v);
         }
@@ -755,4 +759,54 @@ fn close(ports: [Arc<Port>; 2], pool: Mempool, forgetful: bool) {
         warn!(in_use = out, "mbufs still out after stop");
     }
     drop(pool);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vdev(spec: &str) -> DeviceSpec {
+        DeviceSpec::Vdev {
+            spec: spec.into(),
+            name: spec.split(',').next().unwrap().into(),
+        }
+    }
+
+    /// The AF_PACKET ring geometry wgdp asks for must be one the kernel accepts and the
+    /// driver walks correctly: slots tile each block (the driver addresses slot `i` at
+    /// `i * framesz`; a gap at a block's end made it read the wrong place after the first
+    /// frame), blocks are whole pages, 512 slots fill whole blocks, a 64 KiB TCP
+    /// super-packet fits a slot, and the driver's data-room check fits in 16 bits.
+    #[test]
+    fn af_packet_ring_holds_super_packets_and_tiles_its_blocks() {
+        let spec = vdev_spec(&vdev("net_af_packet0,iface=in0")).unwrap();
+        assert_eq!(
+            spec,
+            format!(
+                "net_af_packet0,iface=in0,blocksz={AF_PACKET_BLOCKSZ},framesz={AF_PACKET_FRAMESZ}"
+            )
+        );
+        assert_eq!(AF_PACKET_BLOCKSZ % AF_PACKET_FRAMESZ, 0);
+        assert_eq!(AF_PACKET_BLOCKSZ % 4096, 0);
+        assert_eq!(AF_PACKET_FRAMESZ % 16, 0, "TPACKET_ALIGNMENT");
+        assert_eq!(
+            512 % (AF_PACKET_BLOCKSZ / AF_PACKET_FRAMESZ),
+            0,
+            "framecnt 512"
+        );
+        // The frame starts 66 bytes into its slot. Linux sizes a TCP super-packet's
+        // payload to at most 64 KiB - 1 - MAX_TCP_HEADER (320 bytes on Debian's kernels),
+        // and adds at most 60 bytes of TCP, 40 of IP and 14 of Ethernet header.
+        assert!(AF_PACKET_FRAMESZ - 66 >= 65_536 - 1 - 320 + 60 + 40 + 14);
+        let room = rx_data_room(&vdev("net_af_packet0,iface=in0")).unwrap();
+        assert_eq!(u32::from(room), AF_PACKET_FRAMESZ - 32 + 128);
+        // A spec that sizes its own ring is left alone; other drivers get nothing.
+        let own = vdev("net_af_packet0,iface=in0,framesz=2048");
+        assert_eq!(
+            vdev_spec(&own).unwrap(),
+            "net_af_packet0,iface=in0,framesz=2048"
+        );
+        assert_eq!(rx_data_room(&own), None);
+        assert_eq!(rx_data_room(&vdev("net_af_xdp0,iface=in0")), None);
+    }
 }

@@ -135,20 +135,25 @@ fn finish(seg: &mut [u8], field: usize, udp: bool) {
     put16(seg, field, c);
 }
 
-/// If the TCP/UDP checksum of `ip` was left partial, complete it; true if it did.
-/// Anything else (complete checksums, UDP without checksum, other protocols, fragments)
-/// is left untouched.
+/// If the TCP/UDP checksum of `ip` was left partial, complete it; true if that changed
+/// the field. Anything else (complete checksums, UDP without checksum, other protocols,
+/// fragments) is left untouched.
+///
+/// A complete checksum equals the pseudo-header sum about once in 65536 packets; it is
+/// then recomputed to the value it already has, so a valid packet never changes and
+/// is not counted as completed.
 pub fn complete(ip: &mut [u8]) -> bool {
     let Some(l4) = l4(ip) else {
         return false;
     };
-    let field = get16(ip, l4.field());
+    let at = l4.field();
+    let field = get16(ip, at);
     // Zero is "no checksum" for UDP over IPv4 (and never a folded nonzero sum).
     if field == 0 || field != pseudo(ip, &l4, l4.len) {
         return false;
     }
-    finish(&mut ip[l4.offset..], l4.field() - l4.offset, !l4.tcp);
-    true
+    finish(&mut ip[l4.offset..], at - l4.offset, !l4.tcp);
+    get16(ip, at) != field
 }
 
 /// How to cut a super-packet.

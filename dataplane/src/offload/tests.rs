@@ -195,8 +195,11 @@ fn a_valid_checksum_equal_to_the_pseudo_sum_stays_valid() {
     let need = !ones_sum([p, rest]);
     put16(&mut ip, 52, need);
     assert!(l4_valid(&ip));
-    assert!(complete(&mut ip));
-    assert!(l4_valid(&ip));
+    let before = ip.clone();
+    // Left as it was, and not counted as completed: the e2e run with offloads off saw
+    // such packets (18 in about a million) counted before this was so.
+    assert!(!complete(&mut ip));
+    assert_eq!(ip, before);
 }
 
 /// A TCP/IPv4 super-packet as a host with TSO hands it over: 64 KB of payload, PSH and
