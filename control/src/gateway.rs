@@ -215,6 +215,7 @@ pub fn port_tables(cfg: &Config, macs: [[u8; 6]; 2], link_mtus: [u16; 2]) -> Tab
         allowed: PrefixTable::new(),
         listen_port: cfg.wireguard.listen_port,
         mtu: cfg.wireguard.mtu,
+        outer_dscp: cfg.wireguard.outer_dscp,
     }
 }
 
@@ -797,7 +798,7 @@ mod tests {
         // The frame starts 66 bytes into its slot. Linux sizes a TCP super-packet's
         // payload to at most 64 KiB - 1 - MAX_TCP_HEADER (320 bytes on Debian's kernels),
         // and adds at most 60 bytes of TCP, 40 of IP and 14 of Ethernet header.
-        assert!(AF_PACKET_FRAMESZ - 66 >= 65_536 - 1 - 320 + 60 + 40 + 14);
+        const { assert!(AF_PACKET_FRAMESZ - 66 >= 65_536 - 1 - 320 + 60 + 40 + 14) };
         let room = rx_data_room(&vdev("net_af_packet0,iface=in0")).unwrap();
         assert_eq!(u32::from(room), AF_PACKET_FRAMESZ - 32 + 128);
         // A spec that sizes its own ring is left alone; other drivers get nothing.

@@ -84,7 +84,8 @@ pub fn plan(running: &Config, live: Live<'_>, new: &Config) -> Plan {
         || o.outside.partial_checksums != n.outside.partial_checksums
         || o.inside.partial_checksums != n.inside.partial_checksums
         || live.listen_port != new.wireguard.listen_port
-        || running.wireguard.mtu != new.wireguard.mtu;
+        || running.wireguard.mtu != new.wireguard.mtu
+        || running.wireguard.outer_dscp != new.wireguard.outer_dscp;
     if live.private_key != new.wireguard.private_key.as_bytes() {
         p.private_key = Some(*new.wireguard.private_key.as_bytes());
     }

@@ -5,8 +5,9 @@
 
 use control::plane::{ControlPlane, Now, PeerSpec};
 use dataplane::buf::{HeapBuf, PacketBuf};
-use dataplane::counters::{RouteDrop, WorkerCounters};
+use dataplane::counters::{DecryptDrop, RouteDrop, WorkerCounters};
 use dataplane::crypto::Backend;
+use dataplane::ecn::{self, CE, ECT_0, ECT_1, NOT_ECT};
 use dataplane::lpm::PrefixTable;
 use dataplane::memio::MemIo;
 use dataplane::session::Sessions;
@@ -79,6 +80,7 @@ fn gateway(
         allowed: PrefixTable::new(),
         listen_port: 51820,
         mtu: 1420,
+        outer_dscp: Default::default(),
     };
     let shared = Arc::new(Shared::new(tables, Sessions::new(10, 4)));
     let plane = ControlPlane::new(&key.to_bytes(), &[spec], shared.clone(), OsRng).unwrap();
@@ -110,6 +112,11 @@ fn now(mono: u64) -> Now {
 /// One round: each worker polls, control handles what it got and ticks, frames cross
 /// the outside "wire", and each LAN host answers ARP and takes its packets.
 fn step(a: &mut Gw, b: &mut Gw, t: u64) {
+    step_through(a, b, t, &mut |_| {});
+}
+
+/// A step whose outside wire passes every frame from A to B through `router` first.
+fn step_through(a: &mut Gw, b: &mut Gw, t: u64, router: &mut dyn FnMut(&mut [u8])) {
     for g in [&mut *a, &mut *b] {
         g.worker.io.now = t;
         g.worker.poll();
@@ -148,7 +155,10 @@ fn step(a: &mut Gw, b: &mut Gw, t: u64) {
         }
     }
     // The outside wire.
-    let ab = std::mem::take(&mut a.worker.io.tx[0]);
+    let mut ab = std::mem::take(&mut a.worker.io.tx[0]);
+    for f in &mut ab {
+        router(f.data_mut());
+    }
     let ba = std::mem::take(&mut b.worker.io.tx[0]);
     b.worker.io.rx[0].extend(ab);
     a.worker.io.rx[0].extend(ba);
@@ -718,4 +728,75 @@ fn persistent_keepalive_every_interval_without_traffic() {
         b.worker.counters().traffic.keepalives_rx.get() - received,
         3
     );
+}
+
+/// RFC 6040 across two gateways: A copies the inner ECN field outside and keeps the outer
+/// DSCP at 0; a congested router between them marks CE where the outer field allows it;
+/// B carries the mark over to the inner packet (its checksum still valid), and drops a
+/// CE mark that a non-compliant router put on a Not-ECT packet, counting it.
+#[test]
+fn congestion_marks_cross_the_tunnel() {
+    let (mut a, mut b, mut t) = established();
+    // (inner ECN, router marks CE whatever the outer says, ECN B delivers).
+    let cases = [
+        (NOT_ECT, false, Some(NOT_ECT)),
+        (ECT_0, false, Some(ECT_0)),
+        (ECT_1, false, Some(ECT_1)),
+        (CE, false, Some(CE)),
+        (ECT_0, true, Some(CE)),
+        (ECT_1, true, Some(CE)),
+        (CE, true, Some(CE)),
+        (NOT_ECT, true, None),
+    ];
+    for (n, (inner, mark, want)) in cases.into_iter().enumerate() {
+        let mut p = lan_packet(&a, "198.18.2.2", n as u8);
+        {
+            let mut h = Ipv4Packet::new_unchecked(&mut p.data_mut()[ethernet::HEADER_LEN..]);
+            h.set_dscp(46);
+            h.set_ecn(inner);
+            h.fill_checksum();
+        }
+        a.worker.io.rx[Side::Inside.index()].push_back(p);
+        let mut outer_seen = Vec::new();
+        let mut router = |f: &mut [u8]| {
+            let mut h = Ipv4Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..]);
+            outer_seen.push((h.dscp(), h.ecn()));
+            if mark {
+                h.set_ecn(CE);
+                h.fill_checksum();
+            }
+        };
+        let drops = b.worker.counters().decrypt.get(DecryptDrop::CeOnNotEct);
+        for _ in 0..3 {
+            step_through(&mut a, &mut b, t, &mut router);
+            t += MS;
+        }
+        assert_eq!(
+            outer_seen,
+            vec![(0, inner)],
+            "outer header for inner ECN {inner}"
+        );
+        let got = b.delivered.pop();
+        assert!(b.delivered.is_empty());
+        match want {
+            Some(e) => {
+                let got = got.expect("delivered");
+                let h = Ipv4Packet::new_checked(&got[..]).unwrap();
+                assert_eq!((h.dscp(), h.ecn()), (46, e), "inner {inner}, marked {mark}");
+                assert!(h.verify_checksum());
+                assert_eq!(ecn::get(&got), Some(e));
+                assert_eq!(
+                    b.worker.counters().decrypt.get(DecryptDrop::CeOnNotEct),
+                    drops
+                );
+            }
+            None => {
+                assert!(got.is_none(), "CE over Not-ECT must not arrive");
+                assert_eq!(
+                    b.worker.counters().decrypt.get(DecryptDrop::CeOnNotEct),
+                    drops + 1
+                );
+            }
+        }
+    }
 }

@@ -111,6 +111,9 @@ reasons! {
         BadTag = "bad_tag",
         /// Plaintext is not an IPv4 or IPv6 packet, or its length field disagrees.
         BadInner = "bad_inner",
+        /// Marked congestion-experienced outside, but its inner packet is not
+        /// ECN-capable and could not carry the mark on (RFC 6040 section 4.2).
+        CeOnNotEct = "ce_on_not_ect",
     }
 }
 

@@ -11,6 +11,7 @@ pub mod buf;
 pub mod clock;
 pub mod counters;
 pub mod crypto;
+pub mod ecn;
 pub mod lpm;
 pub mod mbuf;
 pub mod memio;

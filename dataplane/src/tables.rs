@@ -131,6 +131,8 @@ pub struct Tables {
     pub listen_port: u16,
     /// Largest inner packet.
     pub mtu: u16,
+    /// The DSCP encrypt writes outside (module `ecn`).
+    pub outer_dscp: crate::ecn::OuterDscp,
 }
 
 impl Tables {

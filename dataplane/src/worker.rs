@@ -52,7 +52,7 @@ pub enum Idle {
 pub struct Vectors<B> {
     rx: Vec<B>,
     transport: Vec<B>,
-    sources: Vec<std::net::SocketAddr>,
+    sources: Vec<classify::Origin>,
     plain: Vec<B>,
     finished: Vec<B>,
     to_peer: Vec<B>,

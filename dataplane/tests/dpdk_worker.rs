@@ -296,6 +296,7 @@ fn gateway() -> Gateway {
         allowed,
         listen_port: LISTEN_PORT,
         mtu: 1420,
+        outer_dscp: Default::default(),
     };
     let shared = Arc::new(Shared::new(tables, Sessions::new(12, 8)));
     // The worker reads the real clock, so the keypair is made now.

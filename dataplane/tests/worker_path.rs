@@ -77,6 +77,7 @@ fn gateway(with_keypair: bool, with_neighbors: bool) -> Gw {
         allowed,
         listen_port: 51820,
         mtu: 1420,
+        outer_dscp: Default::default(),
     };
     let shared = Arc::new(Shared::new(tables, Sessions::new(12, 8)));
     if with_keypair {

@@ -19,7 +19,6 @@ use dataplane::tables::Side;
 use dataplane::wire::wireguard::{self, MessageKind, Transport};
 use dataplane::wire::{Ipv4Packet, Ipv6Packet};
 use libfuzzer_sys::fuzz_target;
-use std::net::SocketAddr;
 use wgdp_fuzz::{fix_frame, net, Cursor, Fixups, MAX_FRAME};
 
 const MAX_FRAMES: usize = 64;
@@ -47,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let n = rx.len();
     let c = WorkerCounters::default();
     let mut fwd = Vec::new();
-    let mut sources: Vec<SocketAddr> = Vec::new();
+    let mut sources: Vec<classify::Origin> = Vec::new();
     let mut punt = Vec::new();
     match side {
         Side::Outside => classify::outside(&mut rx, &tables, &c, &mut fwd, &mut sources, &mut punt),

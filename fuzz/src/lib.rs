@@ -172,6 +172,7 @@ pub mod net {
             allowed: PrefixTable::new(),
             listen_port: LISTEN_PORT,
             mtu: MTU,
+            outer_dscp: Default::default(),
         }
     }
 }

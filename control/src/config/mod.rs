@@ -201,6 +201,10 @@ pub struct WireguardConfig {
     /// Seconds after which the initiator of a session replaces it: the protocol's 120
     /// (Rekey-After-Time) unless shortened for testing.
     pub rekey_after_time: u16,
+    /// The DSCP of the outer headers: 0 by default (nothing about the inner traffic
+    /// shows outside), a fixed code point, or the inner packet's. The ECN field is
+    /// always the inner packet's (RFC 6040).
+    pub outer_dscp: dataplane::ecn::OuterDscp,
 }
 
 /// One remote peer. Invariants across peers: public keys are distinct and none is the

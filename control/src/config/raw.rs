@@ -107,7 +107,7 @@ pub(super) struct RawRoute {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with keys private_key, private_key_file, listen_port, mtu, rekey_after_time"
+    expecting = "a mapping with keys private_key, private_key_file, listen_port, mtu, rekey_after_time, outer_dscp"
 )]
 pub(super) struct RawWireguard {
     pub private_key: Option<Secret>,
@@ -115,6 +115,15 @@ pub(super) struct RawWireguard {
     pub listen_port: Option<i64>,
     pub mtu: Option<i64>,
     pub rekey_after_time: Option<i64>,
+    pub outer_dscp: Option<RawDscp>,
+}
+
+/// `wireguard.outer_dscp`: a code point, or the word `inner`.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a DSCP from 0 to 63, or \"inner\"")]
+pub(super) enum RawDscp {
+    Code(i64),
+    Word(String),
 }
 
 #[derive(Deserialize)]

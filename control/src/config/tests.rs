@@ -1098,3 +1098,26 @@ fn secrets_do_not_leak_through_debug() {
     assert!(!debug.contains(&format!("{:?}", key(GATEWAY_PRIVATE))));
     assert!(!debug.contains(&format!("{:?}", key(PSK))));
 }
+
+#[test]
+fn outer_dscp_is_zero_unless_configured() {
+    use dataplane::ecn::OuterDscp;
+    let private = "private_key: \"GATEWAY_PRIVATE\"";
+    let dscp = |value: &str| minimal_with(private, &format!("{private}\n  outer_dscp: {value}"));
+    assert_eq!(parse_ok(MINIMAL).wireguard.outer_dscp, OuterDscp::Fixed(0));
+    assert_eq!(
+        parse_ok(&dscp("46")).wireguard.outer_dscp,
+        OuterDscp::Fixed(46)
+    );
+    assert_eq!(
+        parse_ok(&dscp("inner")).wireguard.outer_dscp,
+        OuterDscp::Inner
+    );
+    assert_error(&dscp("64"), "wireguard.outer_dscp", "between 0 and 63");
+    assert_error(&dscp("-1"), "wireguard.outer_dscp", "between 0 and 63");
+    assert_error(
+        &dscp("outer"),
+        "wireguard.outer_dscp",
+        "must be a DSCP from 0 to 63 or \"inner\", got \"outer\"",
+    );
+}

@@ -8,13 +8,14 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
+use dataplane::ecn::OuterDscp;
 use zeroize::Zeroizing;
 
 use super::device::{crypto_device, interface_name};
 use super::key::decode_key;
 use super::raw::{
-    RawConfig, RawControlPort, RawCrypto, RawDpdk, RawMetrics, RawPeer, RawPort, RawPorts, RawUapi,
-    RawWireguard, Secret,
+    RawConfig, RawControlPort, RawCrypto, RawDpdk, RawDscp, RawMetrics, RawPeer, RawPort, RawPorts,
+    RawUapi, RawWireguard, Secret,
 };
 use super::{
     Config, ConfigError, ControlPortConfig, CryptoBackend, CryptoConfig, DeviceSpec, DpdkConfig,
@@ -79,6 +80,17 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
         Some(s) => ranged("wireguard.rekey_after_time", s, 10, 120)?,
         None => 120,
     };
+    let outer_dscp = match raw.wireguard.outer_dscp {
+        None => OuterDscp::default(),
+        Some(RawDscp::Code(c)) => OuterDscp::Fixed(ranged("wireguard.outer_dscp", c, 0, 63)?),
+        Some(RawDscp::Word(w)) if w == "inner" => OuterDscp::Inner,
+        Some(RawDscp::Word(w)) => {
+            return fail(
+                "wireguard.outer_dscp",
+                format!("must be a DSCP from 0 to 63 or \"inner\", got {w:?}"),
+            )
+        }
+    };
     let crypto = crypto(raw.crypto)?;
     check_pci_probing(&dpdk.eal_args, &ports, &crypto)?;
     Ok(Config {
@@ -89,6 +101,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             listen_port,
             mtu,
             rekey_after_time,
+            outer_dscp,
         },
         peers,
         crypto,

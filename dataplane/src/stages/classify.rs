@@ -20,7 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 
 enum Verdict {
     /// A transport message at this offset of the frame, of this length, from this sender.
-    Transport(usize, usize, SocketAddr),
+    Transport(usize, usize, Origin),
     /// An IP packet to forward, at the Ethernet payload, of this length.
     Forward(usize),
     Punt(Punt),
@@ -61,6 +61,7 @@ fn l2_l3(data: &[u8], port: &PortTables) -> Result<std::result::Result<Verdict, 
                 udp: ip.protocol() == IpProtocol::Udp,
                 fragment: ip.is_fragment(),
                 src: IpAddr::V4(ip.src_addr()),
+                ecn: ip.ecn(),
                 multicast,
             }))
         }
@@ -76,6 +77,7 @@ fn l2_l3(data: &[u8], port: &PortTables) -> Result<std::result::Result<Verdict, 
                 udp: ip.next_header() == IpProtocol::Udp,
                 fragment: ip.next_header() == IpProtocol::Ipv6Frag,
                 src: IpAddr::V6(ip.src_addr()),
+                ecn: ip.traffic_class() & 0b11,
                 multicast,
             }))
         }
@@ -83,9 +85,18 @@ fn l2_l3(data: &[u8], port: &PortTables) -> Result<std::result::Result<Verdict, 
     }
 }
 
+/// Where a transport message came from: its sender, and the ECN field of the outer IP
+/// header, which decrypt combines with the inner packet's (module `ecn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub src: SocketAddr,
+    pub ecn: u8,
+}
+
 /// What classify needs of an IP header.
 struct Ip {
     src: IpAddr,
+    ecn: u8,
     dst: IpAddr,
     len: usize,
     header_len: usize,
@@ -130,7 +141,10 @@ fn outside_one(data: &[u8], t: &Tables) -> Result<Verdict> {
         Ok(MessageKind::Transport) => Ok(Verdict::Transport(
             l4 + crate::wire::udp::HEADER_LEN,
             payload.len(),
-            SocketAddr::new(ip.src, udp.src_port()),
+            Origin {
+                src: SocketAddr::new(ip.src, udp.src_port()),
+                ecn: ip.ecn,
+            },
         )),
         Ok(_) => Ok(Verdict::Punt(Punt::Handshake)),
         Err(_) => Err(ClassifyDrop::BadMessage),
@@ -158,7 +172,7 @@ fn sort<B: PacketBuf>(
     verdict: Result<Verdict>,
     c: &WorkerCounters,
     fwd: &mut Vec<B>,
-    sources: &mut Vec<SocketAddr>,
+    sources: &mut Vec<Origin>,
     punt: &mut Vec<B>,
 ) {
     match verdict {
@@ -189,13 +203,13 @@ fn sort<B: PacketBuf>(
 }
 
 /// Sort frames from the outside port: transport messages to `transport` (stripped to the
-/// message, sender in `sources`), the rest to `punt` or dropped.
+/// message, sender and outer ECN in `sources`), the rest to `punt` or dropped.
 pub fn outside<B: PacketBuf>(
     rx: &mut Vec<B>,
     t: &Tables,
     c: &WorkerCounters,
     transport: &mut Vec<B>,
-    sources: &mut Vec<SocketAddr>,
+    sources: &mut Vec<Origin>,
     punt: &mut Vec<B>,
 ) {
     for pkt in rx.drain(..) {

@@ -5,7 +5,8 @@
 //! counter outside the replay window) and lines the rest up as one batch; one backend
 //! call opens them all; a post pass records the counter in the replay window (only now,
 //! after authentication), updates the peer (activity, roaming, confirmation of a new
-//! keypair) and trims the padding off by the inner packet's own length.
+//! keypair), trims the padding off by the inner packet's own length and carries a
+//! congestion mark of the outer header over to the inner one (RFC 6040; module `ecn`).
 //!
 //! Output packets start at the inner IP header and carry their peer's id in `meta`, for
 //! route's source check.
@@ -13,10 +14,11 @@
 use crate::buf::PacketBuf;
 use crate::counters::{DecryptDrop, WorkerCounters};
 use crate::crypto::{Backend, CryptoJob};
+use crate::ecn;
 use crate::session::{limits, Keypair, Sessions};
+use crate::stages::classify::Origin;
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use crate::wire::{Ipv4Packet, Ipv6Packet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Buffers decrypt reuses from vector to vector.
@@ -24,7 +26,7 @@ pub struct Scratch<B> {
     keys: Vec<Arc<Keypair>>,
     jobs: Vec<CryptoJob>,
     held: Vec<B>,
-    sources: Vec<SocketAddr>,
+    sources: Vec<Origin>,
     wire_len: Vec<u16>,
 }
 
@@ -55,7 +57,7 @@ fn inner_len(data: &[u8]) -> Option<usize> {
 #[allow(clippy::too_many_arguments)]
 pub fn run<B: PacketBuf>(
     pkts: &mut Vec<B>,
-    sources: &[SocketAddr],
+    sources: &[Origin],
     sessions: &Sessions,
     backend: &mut Backend,
     now: u64,
@@ -136,7 +138,7 @@ pub fn run<B: PacketBuf>(
             sessions.promote(kp);
         }
         // Whitepaper 6.5: the endpoint follows the latest authenticated packet.
-        peer.set_endpoint(src);
+        peer.set_endpoint(src.src);
         if kp.initiator && kp.age(now) >= limits::REKEY_ON_RECEIVE_AGE {
             peer.request_handshake();
         }
@@ -148,6 +150,17 @@ pub fn run<B: PacketBuf>(
             Some(len) if len <= pkt.len() => {
                 let padding = pkt.len() - len;
                 pkt.trim(padding);
+                if src.ecn != ecn::NOT_ECT {
+                    let inner = ecn::get(pkt.data()).unwrap_or(ecn::NOT_ECT);
+                    match ecn::decapsulate(src.ecn, inner) {
+                        Some(e) if e == inner => {}
+                        Some(e) => ecn::set(pkt.data_mut(), e),
+                        None => {
+                            c.decrypt.inc(DecryptDrop::CeOnNotEct);
+                            continue;
+                        }
+                    }
+                }
                 pkt.set_meta(peer.id as u64);
                 c.traffic.decrypted.inc();
                 out.push(pkt);

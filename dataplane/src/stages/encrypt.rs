@@ -3,7 +3,9 @@
 //! A first pass finds each packet's sending keypair (cached per peer), reserves its
 //! nonce, pads the plaintext to a multiple of 16 (never past the MTU; whitepaper 5.4.6)
 //! and lines it up; one backend call seals the batch; a post pass prepends the transport
-//! header, UDP, IP and Ethernet toward the peer's endpoint.
+//! header, UDP, IP and Ethernet toward the peer's endpoint. The outer header carries the
+//! inner packet's ECN field (RFC 6040) and the configured DSCP (module `ecn`), read
+//! before sealing.
 //!
 //! A packet for a peer with no usable keypair goes to the control thread, which queues it
 //! and starts a handshake. A frame whose next hop has no known link-layer address goes to
@@ -42,6 +44,8 @@ pub struct Scratch<B> {
     held: Vec<B>,
     /// Whether each held packet carries data (an empty one is a keepalive).
     data: Vec<bool>,
+    /// Each held packet's outer DSCP and ECN byte.
+    tos: Vec<u8>,
 }
 
 impl<B> Default for Scratch<B> {
@@ -52,6 +56,7 @@ impl<B> Default for Scratch<B> {
             jobs: Vec::new(),
             held: Vec::new(),
             data: Vec::new(),
+            tos: Vec::new(),
         }
     }
 }
@@ -92,6 +97,7 @@ fn encapsulate<B: PacketBuf>(
     p: &Path,
     src_mac: [u8; 6],
     listen_port: u16,
+    tos: u8,
 ) {
     let hdr = pkt
         .prepend(TRANSPORT_HEADER_LEN)
@@ -115,8 +121,8 @@ fn encapsulate<B: PacketBuf>(
             let mut ip = Ipv4Packet::new_unchecked(hdr);
             ip.set_version(4);
             ip.set_header_len(ipv4::HEADER_LEN);
-            ip.set_dscp(0);
-            ip.set_ecn(0);
+            ip.set_dscp(tos >> 2);
+            ip.set_ecn(tos & 0b11);
             ip.set_total_len((udp_len + ipv4::HEADER_LEN) as u16);
             ip.set_ident(0);
             ip.clear_flags();
@@ -134,7 +140,7 @@ fn encapsulate<B: PacketBuf>(
             let hdr = pkt.prepend(ipv6::HEADER_LEN).expect("headroom checked");
             let mut ip = Ipv6Packet::new_unchecked(hdr);
             ip.set_version(6);
-            ip.set_traffic_class(0);
+            ip.set_traffic_class(tos);
             ip.set_flow_label(0);
             ip.set_payload_len(udp_len as u16);
             ip.set_next_header(IpProtocol::Udp);
@@ -209,6 +215,7 @@ pub fn run<B: PacketBuf>(
             continue;
         }
         s.data.push(!pkt.is_empty());
+        s.tos.push(t.outer_dscp.outer_tos(pkt.data()));
         if let Some(tail) = pkt.append(pad) {
             tail.fill(0);
         }
@@ -224,14 +231,28 @@ pub fn run<B: PacketBuf>(
     backend.seal_batch(&mut s.held, &s.keys, &mut s.jobs);
 
     let outside = t.port(Side::Outside);
-    for ((mut pkt, job), data) in s.held.drain(..).zip(s.jobs.iter()).zip(s.data.drain(..)) {
+    for (((mut pkt, job), data), tos) in s
+        .held
+        .drain(..)
+        .zip(s.jobs.iter())
+        .zip(s.data.drain(..))
+        .zip(s.tos.drain(..))
+    {
         if !job.ok {
             c.encrypt.inc(EncryptDrop::NoRoom);
             continue;
         }
         let kp = &s.keys[job.key as usize];
         let p = &s.paths[job.key as usize];
-        encapsulate(&mut pkt, kp, job.counter, p, outside.mac, t.listen_port);
+        encapsulate(
+            &mut pkt,
+            kp,
+            job.counter,
+            p,
+            outside.mac,
+            t.listen_port,
+            tos,
+        );
         kp.peer
             .stats
             .add_tx(1, (pkt.len() - ethernet::HEADER_LEN) as u64, data, now);
