@@ -204,13 +204,23 @@ tcp_to_gateway() {
         echo "connected; $(iperf_receiver_rate "$out") Mbit/s"
         return 0
     fi
+    # The LAN host's kernel leaves its TCP checksums to the veth's "card" unless
+    # offloads are off. The metrics are renewed twice a second: wait for them.
+    if [[ $TOPO_OFFLOADS == on ]]; then
+        topo_wait 5 "host_checksums_completed" event_above host_checksums_completed 0 >/dev/null 2>&1 || true
+    fi
     completed=$(event "$(scrape)" host_checksums_completed)
     echo "connected; $(iperf_receiver_rate "$out") Mbit/s; ${completed:-?} checksums completed for the kernel"
-    # The LAN host's kernel leaves its TCP checksums to the veth's "card" unless
-    # offloads are off.
     if [[ $TOPO_OFFLOADS == on ]]; then
         ((${completed:-0} > 0))
     fi
+}
+
+# event_above EVENT N: the control event counter is above N.
+event_above() {
+    local n
+    n=$(event "$(scrape)" "$1")
+    [[ -n $n ]] && ((n > $2))
 }
 
 gw_kernel_listening() {
@@ -238,12 +248,24 @@ offload_event() {
         'index($0, "wgdp_worker_offload_total{") == 1 && index($0, e) && index($0, "lcore=\"1\"") { print $NF; exit }' <<<"$1"
 }
 
+# offload_expected DRIVER: the counters show what default offloads must give.
+offload_expected() {
+    local text
+    text=$(scrape) || return 1
+    (($(offload_event "$text" checksum_completed) > 0)) || return 1
+    [[ $1 != af_packet ]] || (($(offload_event "$text" superpacket_cut) > 0))
+}
+
 # offload_counters DRIVER: what wgdp finished for the senders. With the
 # kernel's default offloads, the LAN host's TCP checksums arrive partial on
 # both drivers, and af_packet also hands over its TSO super-packets; with
 # offloads off, wgdp must find nothing to do.
 offload_counters() {
     local text completed cut pieces
+    # The metrics are renewed twice a second: wait until they include the last run.
+    if [[ $TOPO_OFFLOADS == on ]]; then
+        topo_wait 5 "the offload counters" offload_expected "$1" >/dev/null 2>&1 || true
+    fi
     text=$(scrape) || return 1
     completed=$(offload_event "$text" checksum_completed)
     cut=$(offload_event "$text" superpacket_cut)
