@@ -591,6 +591,7 @@ fn snapshot<R: rand_core::RngCore + rand_core::CryptoRng>(
     ring_drops: u64,
 ) -> metrics::Snapshot {
     let mut s = metrics::Snapshot::new(dpdk_sys::version());
+    s.tsc_hz = dpdk_sys::Eal::tsc_hz();
     s.peers = plane
         .peer_views()
         .map(|v| {

@@ -20,3 +20,19 @@ pub fn now_ns() -> u64 {
 pub const fn secs(s: u64) -> u64 {
     s * 1_000_000_000
 }
+
+/// The CPU's time-stamp counter, for runtime accounting: cheap (no serialisation) and
+/// constant-rate on the CPUs DPDK runs on; its rate is DPDK's `rte_get_tsc_hz`. On other
+/// architectures, nanoseconds.
+#[inline]
+pub fn tsc() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no preconditions on x86_64.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        now_ns()
+    }
+}

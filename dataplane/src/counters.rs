@@ -232,6 +232,7 @@ pub struct Traffic {
 #[repr(align(64))]
 pub struct WorkerCounters {
     pub traffic: Traffic,
+    pub runtime: Runtime,
     pub classify: ClassifyDrops,
     pub decrypt: DecryptDrops,
     pub route: RouteDrops,
@@ -251,6 +252,97 @@ impl WorkerCounters {
             + self.encrypt.total()
             + self.offload.total()
             + self.tx.total()
+    }
+}
+
+/// A step of the worker's loop, for runtime accounting (docs/architecture.md, "Runtime
+/// accounting"). `DecryptCrypto` and `EncryptCrypto` are the crypto backend's calls
+/// within `Decrypt` and `Encrypt`, whose clocks include them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Stage {
+    /// `rx_burst` on both ports, empty polls included.
+    Rx,
+    Classify,
+    Decrypt,
+    DecryptCrypto,
+    Offload,
+    Route,
+    Encrypt,
+    EncryptCrypto,
+    /// Taking frames from the control thread's ring.
+    Control,
+    /// `tx_burst` on both ports and the hand-over to the control thread.
+    Tx,
+}
+
+impl Stage {
+    pub const ALL: &'static [Stage] = &[
+        Stage::Rx,
+        Stage::Classify,
+        Stage::Decrypt,
+        Stage::DecryptCrypto,
+        Stage::Offload,
+        Stage::Route,
+        Stage::Encrypt,
+        Stage::EncryptCrypto,
+        Stage::Control,
+        Stage::Tx,
+    ];
+
+    /// The stage's name in metrics, telemetry and `wgdp runtime`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Rx => "rx",
+            Stage::Classify => "classify",
+            Stage::Decrypt => "decrypt",
+            Stage::DecryptCrypto => "decrypt_crypto",
+            Stage::Offload => "offload",
+            Stage::Route => "route",
+            Stage::Encrypt => "encrypt",
+            Stage::EncryptCrypto => "encrypt_crypto",
+            Stage::Control => "control",
+            Stage::Tx => "tx",
+        }
+    }
+
+    /// Part of another stage's clocks (not to be added to the busy total).
+    pub fn is_share(self) -> bool {
+        matches!(self, Stage::DecryptCrypto | Stage::EncryptCrypto)
+    }
+}
+
+/// What one stage did: calls (for `rx`, empty polls too), vectors (calls with at least
+/// one packet), packets and TSC clocks.
+#[derive(Default, Debug)]
+pub struct StageCounters {
+    pub calls: Counter,
+    pub vectors: Counter,
+    pub packets: Counter,
+    pub clocks: Counter,
+}
+
+/// The worker's runtime accounting, as VPP's `show runtime`: one clock read per stage
+/// per vector, never per packet.
+#[derive(Default, Debug)]
+pub struct Runtime {
+    stages: [StageCounters; Stage::ALL.len()],
+}
+
+impl Runtime {
+    #[inline]
+    pub fn record(&self, stage: Stage, packets: usize, clocks: u64) {
+        let s = &self.stages[stage as usize];
+        s.calls.inc();
+        if packets > 0 {
+            s.vectors.inc();
+            s.packets.add(packets as u64);
+        }
+        s.clocks.add(clocks);
+    }
+
+    pub fn get(&self, stage: Stage) -> &StageCounters {
+        &self.stages[stage as usize]
     }
 }
 

@@ -11,7 +11,8 @@
 //! on DPDK queues and rings in production.
 
 use crate::buf::PacketBuf;
-use crate::counters::{TxDrop, WorkerCounters};
+use crate::clock::tsc;
+use crate::counters::{Stage, TxDrop, WorkerCounters};
 use crate::crypto::Backend;
 use crate::stages::{classify, decrypt, encrypt, offload, route};
 use crate::tables::{Shared, Side};
@@ -121,18 +122,30 @@ impl<I: Io> Worker<I> {
     }
 
     /// One pass over every queue; the number of packets that entered.
+    ///
+    /// Each step's clocks go to the runtime accounting (`WorkerCounters::runtime`): one
+    /// TSC read after each step that ran, none per packet.
     pub fn poll(&mut self) -> usize {
         let now = self.io.now();
         let tables = self.shared.tables.load();
         let neighbors = self.shared.neighbors.load();
         let sessions = &self.shared.sessions;
         let c = &*self.counters;
+        let rt = &c.runtime;
         let v = &mut self.v;
         let mut seen = 0;
+        let mut t = tsc();
+        // Records `stage` over `n` packets from the last mark to now.
+        let mut mark = |stage: Stage, n: usize| {
+            let t1 = tsc();
+            rt.record(stage, n, t1.wrapping_sub(t));
+            t = t1;
+        };
 
         // Outside: encrypted traffic in.
         self.io.rx(Side::Outside, &mut v.rx, self.burst);
         let n = v.rx.len();
+        mark(Stage::Rx, n);
         if n > 0 {
             seen += n;
             c.traffic.rx_outside.add(n as u64);
@@ -146,60 +159,80 @@ impl<I: Io> Worker<I> {
                 &mut v.sources,
                 &mut v.punt,
             );
-            decrypt::run(
-                &mut v.transport,
-                &v.sources,
-                sessions,
-                &mut self.backend,
-                now,
-                c,
-                &mut v.scratch,
-                &mut v.plain,
-            );
+            mark(Stage::Classify, n);
+            let n = v.transport.len();
+            if n > 0 {
+                decrypt::run(
+                    &mut v.transport,
+                    &v.sources,
+                    sessions,
+                    &mut self.backend,
+                    now,
+                    c,
+                    &mut v.scratch,
+                    &mut v.plain,
+                );
+                mark(Stage::Decrypt, n);
+            }
             v.sources.clear();
-            route::run(
-                Side::Outside,
-                &mut v.plain,
-                &tables,
-                &neighbors,
-                c,
-                &mut v.to_peer,
-                &mut v.to_inside,
-                &mut v.punt,
-            );
+            let n = v.plain.len();
+            if n > 0 {
+                route::run(
+                    Side::Outside,
+                    &mut v.plain,
+                    &tables,
+                    &neighbors,
+                    c,
+                    &mut v.to_peer,
+                    &mut v.to_inside,
+                    &mut v.punt,
+                );
+                mark(Stage::Route, n);
+            }
         }
 
         // Inside: plaintext in.
         self.io.rx(Side::Inside, &mut v.rx, self.burst);
         let n = v.rx.len();
+        mark(Stage::Rx, n);
         if n > 0 {
             seen += n;
             c.traffic.rx_inside.add(n as u64);
             c.traffic.vectors.inc();
             c.traffic.vector_packets.add(n as u64);
             classify::inside(&mut v.rx, &tables, c, &mut v.plain, &mut v.punt);
-            let io = &mut self.io;
-            offload::run(
-                &mut v.plain,
-                tables.port(Side::Inside),
-                tables.mtu,
-                c,
-                &mut |out, n| io.alloc(out, n),
-                &mut v.finished,
-            );
-            route::run(
-                Side::Inside,
-                &mut v.finished,
-                &tables,
-                &neighbors,
-                c,
-                &mut v.to_peer,
-                &mut v.to_inside,
-                &mut v.punt,
-            );
+            mark(Stage::Classify, n);
+            let n = v.plain.len();
+            if n > 0 {
+                let io = &mut self.io;
+                offload::run(
+                    &mut v.plain,
+                    tables.port(Side::Inside),
+                    tables.mtu,
+                    c,
+                    &mut |out, n| io.alloc(out, n),
+                    &mut v.finished,
+                );
+                mark(Stage::Offload, n);
+            }
+            let n = v.finished.len();
+            if n > 0 {
+                route::run(
+                    Side::Inside,
+                    &mut v.finished,
+                    &tables,
+                    &neighbors,
+                    c,
+                    &mut v.to_peer,
+                    &mut v.to_inside,
+                    &mut v.punt,
+                );
+                mark(Stage::Route, n);
+            }
         }
 
-        if !v.to_peer.is_empty() {
+        let n = v.to_peer.len();
+        if n > 0 {
             encrypt::run(
                 &mut v.to_peer,
                 &tables,
@@ -212,26 +245,33 @@ impl<I: Io> Worker<I> {
                 &mut v.to_outside,
                 &mut v.punt,
             );
+            mark(Stage::Encrypt, n);
         }
 
         // Frames the control thread built (handshakes, ARP replies, released queues).
         self.io.control_frames(&mut v.control, self.burst);
         if !v.control.is_empty() {
-            c.traffic.from_control.add(v.control.len() as u64);
+            let n = v.control.len();
+            c.traffic.from_control.add(n as u64);
             for pkt in v.control.drain(..) {
                 match crate::meta::side(pkt.meta()) {
                     Side::Outside => v.to_outside.push(pkt),
                     Side::Inside => v.to_inside.push(pkt),
                 }
             }
+            mark(Stage::Control, n);
         }
 
-        transmit(&mut self.io, Side::Outside, &mut v.to_outside, c);
-        transmit(&mut self.io, Side::Inside, &mut v.to_inside, c);
-        if !v.punt.is_empty() {
-            self.io.punt(&mut v.punt);
-            c.tx.add(TxDrop::ControlRingFull, v.punt.len() as u64);
-            v.punt.clear();
+        let n = v.to_outside.len() + v.to_inside.len() + v.punt.len();
+        if n > 0 {
+            transmit(&mut self.io, Side::Outside, &mut v.to_outside, c);
+            transmit(&mut self.io, Side::Inside, &mut v.to_inside, c);
+            if !v.punt.is_empty() {
+                self.io.punt(&mut v.punt);
+                c.tx.add(TxDrop::ControlRingFull, v.punt.len() as u64);
+                v.punt.clear();
+            }
+            mark(Stage::Tx, n);
         }
         seen
     }

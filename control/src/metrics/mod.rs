@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use dataplane::counters::WorkerCounters;
+use dataplane::counters::{Stage, WorkerCounters};
 use dataplane::session::PeerStats;
 use dpdk_sys::{Mempool, PortStats};
 
@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub taken_at: SystemTime,
     /// `dpdk_sys::version()`, e.g. `DPDK 22.11.4`.
     pub dpdk_version: String,
+    /// TSC clocks per second (`rte_get_tsc_hz`), the unit of the stage clocks; 0 unknown.
+    pub tsc_hz: u64,
     pub peers: Vec<PeerSnapshot>,
     /// Workers, and the control thread's own encrypt runs if it reports them as a worker
     /// (lcore label `control`).
@@ -63,6 +65,7 @@ impl Default for Snapshot {
         Snapshot {
             taken_at: SystemTime::UNIX_EPOCH,
             dpdk_version: String::new(),
+            tsc_hz: 0,
             peers: Vec::new(),
             workers: Vec::new(),
             control: BTreeMap::new(),
@@ -142,6 +145,21 @@ pub struct WorkerSnapshot {
     pub punts: Vec<PuntCount>,
     /// Work done on what hosts left to their cards, by event, zeros included.
     pub offload: Vec<OffloadCount>,
+    /// Runtime accounting, every stage (`dataplane::counters::Stage`).
+    pub stages: Vec<StageCount>,
+}
+
+/// What one stage of a worker did (docs/architecture.md, "Runtime accounting").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageCount {
+    pub stage: &'static str,
+    pub calls: u64,
+    pub vectors: u64,
+    pub packets: u64,
+    /// TSC clocks; [`Snapshot::tsc_hz`] of them make a second.
+    pub clocks: u64,
+    /// Part of another stage's clocks (the crypto backend's share).
+    pub share: bool,
 }
 
 /// One kind of offload work a worker did (`dataplane::counters::OffloadEvent`).
@@ -225,6 +243,20 @@ impl WorkerSnapshot {
                 .offload_events
                 .snapshot()
                 .map(|(event, count)| OffloadCount { event, count })
+                .collect(),
+            stages: Stage::ALL
+                .iter()
+                .map(|&st| {
+                    let r = c.runtime.get(st);
+                    StageCount {
+                        stage: st.name(),
+                        calls: r.calls.get(),
+                        vectors: r.vectors.get(),
+                        packets: r.packets.get(),
+                        clocks: r.clocks.get(),
+                        share: st.is_share(),
+                    }
+                })
                 .collect(),
         }
     }

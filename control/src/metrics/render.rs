@@ -39,6 +39,14 @@ pub fn render(s: &Snapshot) -> String {
     )
     .with_label_values(&[])
     .set(taken);
+    gauge_u64(
+        &r,
+        "wgdp_tsc_hz",
+        "TSC clocks per second: the unit of wgdp_worker_stage_clocks_total",
+        &[],
+    )
+    .with_label_values(&[])
+    .set(s.tsc_hz);
 
     peers(&r, s);
     workers(&r, s);
@@ -182,11 +190,44 @@ fn workers(r: &Registry, s: &Snapshot) {
          super-packets cut and the pieces made",
         &["lcore", "event"],
     );
+    let stage_labels = &["worker", "stage"];
+    let stage_calls = counter(
+        r,
+        "wgdp_worker_stage_calls_total",
+        "Runs of each step of the worker loop (rx: every rx_burst, empty ones included)",
+        stage_labels,
+    );
+    let stage_vectors = counter(
+        r,
+        "wgdp_worker_stage_vectors_total",
+        "Runs of each step of the worker loop with at least one packet",
+        stage_labels,
+    );
+    let stage_packets = counter(
+        r,
+        "wgdp_worker_stage_packets_total",
+        "Packets through each step of the worker loop",
+        stage_labels,
+    );
+    let stage_clocks = counter(
+        r,
+        "wgdp_worker_stage_clocks_total",
+        "TSC clocks spent in each step of the worker loop (decrypt_crypto and \
+         encrypt_crypto are the crypto backend's part of decrypt and encrypt)",
+        stage_labels,
+    );
     for w in &s.workers {
         let l = w.lcore.as_str();
         let t = &w.traffic;
         for o in &w.offload {
             offload.with_label_values(&[l, o.event]).inc_by(o.count);
+        }
+        for st in &w.stages {
+            let labels = [l, st.stage];
+            stage_calls.with_label_values(&labels).inc_by(st.calls);
+            stage_vectors.with_label_values(&labels).inc_by(st.vectors);
+            stage_packets.with_label_values(&labels).inc_by(st.packets);
+            stage_clocks.with_label_values(&labels).inc_by(st.clocks);
         }
         for (port, rx_n, tx_n) in [
             ("outside", t.rx_outside, t.tx_outside),

@@ -8,7 +8,7 @@
 //! | `/wgdp/peers` | first id (optional) | up to 512 peer ids, ascending |
 //! | `/wgdp/peer` | id or base64 public key | one peer's traffic and handshakes |
 //! | `/wgdp/workers` | | worker lcore labels |
-//! | `/wgdp/worker` | lcore label | traffic, `drops/<stage>/<reason>`, `offload/<event>`, `punts/<reason>` |
+//! | `/wgdp/worker` | lcore label | traffic, `drops/<stage>/<reason>`, `offload/<event>`, `punts/<reason>`, `stages/<stage>/{calls,vectors,packets,clocks}`, `tsc_hz` |
 //! | `/wgdp/ports` | | `<port>/<rte_eth_stats field>` |
 //!
 //! Keys are flat, with `/` between levels, as in DPDK's own commands; names that hold
@@ -178,6 +178,14 @@ pub(super) fn worker(s: &Snapshot, params: Option<&str>) -> Option<Reply> {
     for o in &w.offload {
         d.add_u64(format!("offload/{}", key(o.event)), o.count);
     }
+    for st in &w.stages {
+        let k = key(st.stage);
+        d.add_u64(format!("stages/{k}/calls"), st.calls);
+        d.add_u64(format!("stages/{k}/vectors"), st.vectors);
+        d.add_u64(format!("stages/{k}/packets"), st.packets);
+        d.add_u64(format!("stages/{k}/clocks"), st.clocks);
+    }
+    d.add_u64("tsc_hz", s.tsc_hz);
     for punt in &w.punts {
         d.add_u64(format!("punts/{}", key(punt.reason)), punt.count);
     }

@@ -21,6 +21,12 @@ fn sample() -> Snapshot {
     counters
         .offload_events
         .add(dataplane::counters::OffloadEvent::ChecksumCompleted, 9);
+    counters
+        .runtime
+        .record(dataplane::counters::Stage::Decrypt, 40, 12_000);
+    counters
+        .runtime
+        .record(dataplane::counters::Stage::Decrypt, 0, 0);
 
     let stats = PeerStats::default();
     stats.add_rx(7, 700, true, 1);
@@ -31,6 +37,7 @@ fn sample() -> Snapshot {
 
     let mut s = Snapshot::new("DPDK 22.11.0");
     s.taken_at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
+    s.tsc_hz = 2_000_000_000;
     s.peers.push(peer);
     s.workers.push(WorkerSnapshot::new("1", &counters));
     s.set_control(&ControlStats {
@@ -177,6 +184,19 @@ fn render_shows_every_figure() {
     assert_eq!(v("wgdp_port_rx_nombuf_total", &["port=\"outside\""]), 6.0);
     assert_eq!(v("wgdp_build_info", &["dpdk=\"DPDK 22.11.0\""]), 1.0);
     assert_eq!(v("wgdp_snapshot_timestamp_seconds", &[]), 1_700_000_000.5);
+    let decrypt = ["worker=\"1\"", "stage=\"decrypt\""];
+    assert_eq!(v("wgdp_worker_stage_calls_total", &decrypt), 2.0);
+    assert_eq!(v("wgdp_worker_stage_vectors_total", &decrypt), 1.0);
+    assert_eq!(v("wgdp_worker_stage_packets_total", &decrypt), 40.0);
+    assert_eq!(v("wgdp_worker_stage_clocks_total", &decrypt), 12_000.0);
+    assert_eq!(
+        v(
+            "wgdp_worker_stage_clocks_total",
+            &["stage=\"encrypt_crypto\""]
+        ),
+        0.0
+    );
+    assert_eq!(v("wgdp_tsc_hz", &[]), 2_000_000_000.0);
 }
 
 #[test]
