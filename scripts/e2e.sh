@@ -628,6 +628,37 @@ telemetry_check() {
     echo "/wgdp/peers and /wgdp/peer,KEY: $(grep -o '"rx_packets": [0-9]*' <<<"$out" | head -1)"
 }
 
+# runtime_table: `wgdp runtime` against the running gateway prints each stage with the
+# packets it saw; after --clear, a window that counts only the pings sent since.
+runtime_table() {
+    local out state=$TOPO_DIR/runtime.state line
+    out=$(ip netns exec "$NS_GW" "$WGDP_BIN" runtime --config "$GW_CONFIG" --state "$state" 2>&1) || {
+        echo "wgdp runtime failed: ${out//$'\n'/; }"
+        return 1
+    }
+    line=$(grep -E '^  decrypt +[0-9]' <<<"$out") || { echo "no decrypt row: ${out//$'\n'/; }"; return 1; }
+    read -r _ _ _ packets _ <<<"$line"
+    ((packets > 0)) || { echo "decrypt saw no packets: $line"; return 1; }
+    ip netns exec "$NS_GW" "$WGDP_BIN" runtime --config "$GW_CONFIG" --state "$state" --clear >/dev/null || return 1
+    ip netns exec "$NS_PEER" ping -n -q -c 4 -i 0.2 "$LAN_IN4" >/dev/null
+    # The metrics are renewed twice a second.
+    topo_wait 5 "the window to show the pings" runtime_window_has "$state" 4 >/dev/null 2>&1 || true
+    out=$(ip netns exec "$NS_GW" "$WGDP_BIN" runtime --config "$GW_CONFIG" --state "$state" 2>&1) || return 1
+    line=$(grep -E '^  decrypt +[0-9]' <<<"$out")
+    read -r _ _ _ packets _ <<<"$line"
+    echo "$(head -n 1 <<<"$out"); decrypt: ${line#  decrypt }"
+    [[ $out == *"since wgdp runtime --clear"* ]] && ((packets >= 4 && packets < 100))
+}
+
+# runtime_window_has STATE N: the decrypt row of the window shows at least N packets.
+runtime_window_has() {
+    local line packets
+    line=$(ip netns exec "$NS_GW" "$WGDP_BIN" runtime --config "$GW_CONFIG" --state "$1" 2>/dev/null |
+        grep -E '^  decrypt +[0-9]') || return 1
+    read -r _ _ _ packets _ <<<"$line"
+    ((packets >= $2))
+}
+
 # ping_peer2 [expect-fail]: a ping from the second peer's inner address.
 ping_peer2() {
     local out status=0
@@ -767,6 +798,7 @@ scenario_operations() {
     check "metrics move with traffic" metrics_move || true
     check "promtool check metrics" metrics_promtool || true
     check "dpdk-telemetry.py" telemetry_check || true
+    check "wgdp runtime" runtime_table || true
     peer2_start
     check "wg set adds a peer that passes traffic" wg_set_add || true
     check "wg set removes it" wg_set_remove || true

@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod noise;
 pub mod plane;
 pub mod reload;
+pub mod runtime;
 pub mod tap;
 pub mod uapi;
