@@ -636,7 +636,7 @@ runtime_table() {
         echo "wgdp runtime failed: ${out//$'\n'/; }"
         return 1
     }
-    line=$(grep -E '^  decrypt +[0-9]' <<<"$out") || { echo "no decrypt row: ${out//$'\n'/; }"; return 1; }
+    line=$(grep -m1 -E '^  decrypt +[0-9]' <<<"$out") || { echo "no decrypt row: ${out//$'\n'/; }"; return 1; }
     read -r _ _ _ packets _ <<<"$line"
     ((packets > 0)) || { echo "decrypt saw no packets: $line"; return 1; }
     ip netns exec "$NS_GW" "$WGDP_BIN" runtime --config "$GW_CONFIG" --state "$state" --clear >/dev/null || return 1
@@ -644,7 +644,7 @@ runtime_table() {
     # The metrics are renewed twice a second.
     topo_wait 5 "the window to show the pings" runtime_window_has "$state" 4 >/dev/null 2>&1 || true
     out=$(ip netns exec "$NS_GW" "$WGDP_BIN" runtime --config "$GW_CONFIG" --state "$state" 2>&1) || return 1
-    line=$(grep -E '^  decrypt +[0-9]' <<<"$out")
+    line=$(grep -m1 -E '^  decrypt +[0-9]' <<<"$out")
     read -r _ _ _ packets _ <<<"$line"
     echo "$(head -n 1 <<<"$out"); decrypt: ${line#  decrypt }"
     [[ $out == *"since wgdp runtime --clear"* ]] && ((packets >= 4 && packets < 100))
@@ -654,7 +654,7 @@ runtime_table() {
 runtime_window_has() {
     local line packets
     line=$(ip netns exec "$NS_GW" "$WGDP_BIN" runtime --config "$GW_CONFIG" --state "$1" 2>/dev/null |
-        grep -E '^  decrypt +[0-9]') || return 1
+        grep -m1 -E '^  decrypt +[0-9]') || return 1
     read -r _ _ _ packets _ <<<"$line"
     ((packets >= $2))
 }
