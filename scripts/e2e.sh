@@ -652,9 +652,9 @@ runtime_table() {
 
 # runtime_window_has STATE N: the decrypt row of the window shows at least N packets.
 runtime_window_has() {
-    local line packets
-    line=$(ip netns exec "$NS_GW" "$WGDP_BIN" runtime --config "$GW_CONFIG" --state "$1" 2>/dev/null |
-        grep -m1 -E '^  decrypt +[0-9]') || return 1
+    local out line packets
+    out=$(ip netns exec "$NS_GW" "$WGDP_BIN" runtime --config "$GW_CONFIG" --state "$1" 2>/dev/null) || return 1
+    line=$(grep -m1 -E '^  decrypt +[0-9]' <<<"$out") || return 1
     read -r _ _ _ packets _ <<<"$line"
     ((packets >= $2))
 }
