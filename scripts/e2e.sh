@@ -961,7 +961,7 @@ print_throughput() {
     done
     ((${#rate[@]} > 0)) || return 0
     echo
-    echo "iperf3 through wgdp, Mbit/s: veths with the kernel's default offloads | all offloads off"
+    echo "iperf3 through $TOPO_GATEWAY, Mbit/s: veths with the kernel's default offloads | all offloads off"
     printf '%-10s  %-34s  %10s  %10s\n' DRIVER CHECK "OFFLOADS" "NO OFFLOAD"
     for driver in "${DRIVERS[@]}"; do
         for name in "${checks[@]}"; do
