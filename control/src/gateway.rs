@@ -608,8 +608,11 @@ fn snapshot<R: rand_core::RngCore + rand_core::CryptoRng>(
         .iter()
         .map(|h| metrics::WorkerSnapshot::new(h.lcore.to_string(), &h.counters))
         .collect();
-    s.workers
-        .push(metrics::WorkerSnapshot::new("control", &plane.counters));
+    // The control thread's encrypt runs are not a worker loop: no runtime accounting
+    // (only their crypto share would be timed, without the stage around it).
+    let mut control_runs = metrics::WorkerSnapshot::new("control", &plane.counters);
+    control_runs.stages.clear();
+    s.workers.push(control_runs);
     s.set_control(&plane.stats);
     s.control.insert("ring_drops".into(), ring_drops);
     let n = plane.neighbor_stats();
