@@ -75,6 +75,11 @@ impl Eal {
         let argc = c_int::try_from(argv.len()).expect("fewer than 2^31 EAL arguments");
 
         lifecycle::begin_init()?;
+        // Registered before rte_eal_init, so that it runs after the exit handlers
+        // DPDK registers there (telemetry unlinks its sockets in one): see
+        // `remove_runtime_dir`.
+        // SAFETY: atexit takes a plain function with no preconditions.
+        unsafe { libc::atexit(remove_runtime_dir) };
         // getopt permutes this array, so DPDK gets its own copy of the
         // pointers; the strings themselves stay in `argv`.
         let mut ptrs: Vec<*mut c_char> = argv.iter().map(|a| a.as_ptr().cast_mut()).collect();
@@ -86,6 +91,11 @@ impl Eal {
             return Err(Error::from_rte_errno("rte_eal_init"));
         }
 
+        // SAFETY: the EAL is initialised; the string is static and NUL-terminated.
+        let dir = unsafe { std::ffi::CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+        if let Ok(dir) = dir.to_str() {
+            let _ = RUNTIME_DIR.set(std::path::PathBuf::from(dir));
+        }
         let eal = Eal {
             _argv: argv,
             _main_lcore_only: PhantomData,
@@ -187,6 +197,19 @@ impl Eal {
         } else {
             Ok(())
         }
+    }
+}
+
+/// The EAL's runtime directory (`/var/run/dpdk/<file-prefix>`), for
+/// `remove_runtime_dir`.
+static RUNTIME_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// At process exit, after DPDK's own exit handlers have unlinked their files,
+/// removes the runtime directory, which DPDK leaves behind, if it is empty: a
+/// directory still holding files (another process of the same prefix) stays.
+extern "C" fn remove_runtime_dir() {
+    if let Some(dir) = RUNTIME_DIR.get().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
