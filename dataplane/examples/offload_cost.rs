@@ -15,6 +15,7 @@
 //! Prints a Markdown table: nanoseconds and TSC clocks per operation, best of ROUNDS
 //! (default 7) runs of about 200 ms each.
 
+use dataplane::clock::tsc;
 use dataplane::offload;
 use dataplane::wire::checksum;
 use dataplane::wire::{IpProtocol, Ipv4Packet};
@@ -54,17 +55,6 @@ fn tcp_partial(len: usize) -> Vec<u8> {
     let pseudo = checksum::pseudo_header_v4(SRC, DST, IpProtocol::Tcp, (len - 20) as u16);
     ip[36..38].copy_from_slice(&pseudo.to_be_bytes());
     ip
-}
-
-#[cfg(target_arch = "x86_64")]
-fn tsc() -> u64 {
-    // SAFETY: RDTSC has no preconditions on x86_64.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn tsc() -> u64 {
-    0
 }
 
 /// Best (ns, clocks) per operation over `rounds` runs of `f`, which does `ops`

@@ -344,6 +344,18 @@ impl Runtime {
     pub fn get(&self, stage: Stage) -> &StageCounters {
         &self.stages[stage as usize]
     }
+
+    /// Runs `f` and records its clocks under `stage` for `packets` packets (nothing
+    /// for an empty batch).
+    #[inline]
+    pub fn timed<R>(&self, stage: Stage, packets: usize, f: impl FnOnce() -> R) -> R {
+        let t0 = crate::clock::tsc();
+        let r = f();
+        if packets > 0 {
+            self.record(stage, packets, crate::clock::tsc().wrapping_sub(t0));
+        }
+        r
+    }
 }
 
 #[cfg(test)]

@@ -111,13 +111,10 @@ pub fn run<B: PacketBuf>(
         s.sources.push(src);
     }
 
-    let (jobs, t0) = (s.jobs.len(), crate::clock::tsc());
-    backend.open_batch(&mut s.held, &s.keys, &mut s.jobs);
-    if jobs > 0 {
-        let clocks = crate::clock::tsc().wrapping_sub(t0);
-        c.runtime
-            .record(crate::counters::Stage::DecryptCrypto, jobs, clocks);
-    }
+    c.runtime
+        .timed(crate::counters::Stage::DecryptCrypto, s.jobs.len(), || {
+            backend.open_batch(&mut s.held, &s.keys, &mut s.jobs);
+        });
 
     for (((mut pkt, job), src), wire_len) in s
         .held

@@ -228,13 +228,10 @@ pub fn run<B: PacketBuf>(
         s.held.push(pkt);
     }
 
-    let (jobs, t0) = (s.jobs.len(), crate::clock::tsc());
-    backend.seal_batch(&mut s.held, &s.keys, &mut s.jobs);
-    if jobs > 0 {
-        let clocks = crate::clock::tsc().wrapping_sub(t0);
-        c.runtime
-            .record(crate::counters::Stage::EncryptCrypto, jobs, clocks);
-    }
+    c.runtime
+        .timed(crate::counters::Stage::EncryptCrypto, s.jobs.len(), || {
+            backend.seal_batch(&mut s.held, &s.keys, &mut s.jobs);
+        });
 
     let outside = t.port(Side::Outside);
     for (((mut pkt, job), data), tos) in s
