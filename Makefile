@@ -4,7 +4,8 @@
 #   sudo make test   installs what is missing, runs every test (what CI runs)
 #
 # Other targets: deps (scripts/setup.sh alone), build, e2e (the end-to-end
-# tests alone, on the current build), clean.
+# tests alone, on the current build), bench (measures wgdp with wgdp-pktgen and
+# rewrites docs/benchmarks.md; not a test), clean.
 
 # A toolchain installed by rustup (scripts/setup.sh does so when cargo is
 # missing) lives in ~/.cargo/bin, which sudo's PATH does not include.
@@ -13,7 +14,7 @@ CARGO ?= cargo
 
 # deps must finish before anything builds or runs, also under make -j.
 .NOTPARALLEL:
-.PHONY: deps build demo test e2e fuzz clean
+.PHONY: deps build demo test e2e bench fuzz clean
 
 deps:
 	bash scripts/setup.sh
@@ -32,9 +33,15 @@ test: deps
 	$(CARGO) test --workspace --release
 	$(CARGO) build --release --workspace --bins --examples
 	bash scripts/e2e.sh
+	bash scripts/bench.sh smoke
 
 e2e: build
 	bash scripts/e2e.sh
+
+# Figures, not tests: nothing here fails for being slow. BENCH_ARGS=--quick for a
+# short run that checks the harness.
+bench: deps build
+	bash scripts/bench.sh bench $(BENCH_ARGS)
 
 # libFuzzer on every parser that sees the network, the handshake engine and the
 # control plane, FUZZ_SECONDS (default 60) per target; fails if any target crashes.

@@ -26,6 +26,9 @@ PACKAGES=(
     # Observing: dpdk-telemetry.py (dpdk-dev) and promtool (prometheus), which the
     # tests use to check wgdp's telemetry and metrics.
     dpdk-dev prometheus
+    # make bench: gnuplot draws the plots of docs/benchmarks.md; linux-perf profiles
+    # the worker.
+    gnuplot-nox linux-perf
 )
 RUST_MIN=1.80
 HUGEPAGES=${WGDP_HUGEPAGES:-512}

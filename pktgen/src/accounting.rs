@@ -1,0 +1,86 @@
+//! Where the packets that did not come out went: the gateway's drop counters, read
+//! from its Prometheus endpoint before and after a trial.
+//!
+//! A wgdp gateway counts every packet it does not forward under a named counter
+//! (docs/operations.md): the worker's `wgdp_worker_drops_total{stage,reason}`, the
+//! ports' missed, error and no-buffer counters, and the control thread's `*_drops`
+//! events. The sum of their increases over a trial, plus what the generator received,
+//! must equal what it sent.
+
+use std::collections::BTreeMap;
+
+/// Every drop series of a Prometheus text, by its full name with labels.
+pub fn drop_series(text: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let counted = matches!(
+            name,
+            "wgdp_worker_drops_total"
+                | "wgdp_port_rx_missed_total"
+                | "wgdp_port_rx_errors_total"
+                | "wgdp_port_tx_errors_total"
+                | "wgdp_port_rx_nombuf_total"
+        ) || (name == "wgdp_control_events_total" && labels.contains("drops\""));
+        if counted {
+            out.insert(series.to_owned(), value as u64);
+        }
+    }
+    out
+}
+
+/// The series that grew from `before` to `after`, with how much.
+pub fn growth(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    after
+        .iter()
+        .filter_map(|(k, &v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE: &str = "# HELP x\n\
+        wgdp_worker_drops_total{worker=\"1\",stage=\"decrypt\",reason=\"replay\"} 3\n\
+        wgdp_port_rx_missed_total{port=\"outside\"} 0\n\
+        wgdp_control_events_total{event=\"staged_drops\"} 1\n\
+        wgdp_control_events_total{event=\"handshakes\"} 5\n\
+        wgdp_worker_stage_packets_total{worker=\"1\",stage=\"rx\"} 100\n";
+
+    #[test]
+    fn only_drop_counters_are_read_and_their_growth_is_named() {
+        let b = drop_series(BEFORE);
+        assert_eq!(b.len(), 3);
+        let after = BEFORE
+            .replace("reason=\\\"replay\\\"} 3", "")
+            .replace("} 3\n", "} 10\n")
+            .replace("\"handshakes\"} 5", "\"handshakes\"} 9")
+            .replace("port=\"outside\"} 0", "port=\"outside\"} 2");
+        let a = drop_series(&after);
+        let g = growth(&b, &a);
+        assert_eq!(
+            g,
+            vec![
+                ("wgdp_port_rx_missed_total{port=\"outside\"}".to_string(), 2),
+                (
+                    "wgdp_worker_drops_total{worker=\"1\",stage=\"decrypt\",reason=\"replay\"}"
+                        .to_string(),
+                    7
+                ),
+            ]
+        );
+    }
+}

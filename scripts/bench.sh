@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+#
+# Benchmarks of wgdp with its own traffic generator, wgdp-pktgen (docs/benchmarks.md).
+#
+# usage: scripts/bench.sh smoke
+#        scripts/bench.sh bench [--quick] [--json-dir DIR] [--doc FILE]
+#
+#   smoke   what `make test` runs: wgdp with two net_memif ports and wgdp-pktgen on
+#           the other end; the generator's peers handshake, a few thousand packets
+#           go each way, and every one must be accounted for (received, or dropped
+#           under a named counter of the gateway), and every mbuf must be back in
+#           its pool on both sides. No figure is asserted.
+#   bench   what `make bench` runs: the AEAD bound of the worker's core, RFC 2544
+#           throughput and latency over net_memif and over veth with net_af_xdp,
+#           the runtime accounting per stage, iperf3 through wgdp and through
+#           wireguard-go, then writes docs/benchmarks.md and its plots.
+#           --quick: shorter trials and fewer sizes (a check of the harness).
+#
+# Environment: WGDP_BIN, PKTGEN_BIN (default: target/release/ of this checkout),
+# WGDP_NO_HUGE (DPDK runs with --no-huge even when hugepages are free).
+# Needs root, two CPUs, and what scripts/setup.sh installs. Everything it makes
+# (a work directory, sockets, network namespaces, processes) it removes at exit,
+# also on failure; it ends only the processes it started, by their PID.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WGDP=${WGDP_BIN:-$REPO/target/release/wgdp}
+PKTGEN=${PKTGEN_BIN:-$REPO/target/release/wgdp-pktgen}
+WORK=
+PIDS=()
+NETNS=()
+
+die() {
+    echo "bench: $*" >&2
+    exit 2
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    PIDS=()
+    local ns
+    for ns in "${NETNS[@]}"; do
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    NETNS=()
+    [[ -z $WORK ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# eal_memory: DPDK's memory options for one process. In-memory mode takes
+# hugepages without files; with less than 256 MiB of free hugepages (or
+# WGDP_NO_HUGE), plain memory.
+eal_memory() {
+    local free kb
+    free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+    kb=$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo)
+    if ((${free:-0} * ${kb:-0} < 256 * 1024)) || [[ -n ${WGDP_NO_HUGE:-} ]]; then
+        echo "--no-huge --no-shconf -m 512"
+    else
+        echo "--in-memory"
+    fi
+}
+
+# yaml_list WORDS...: ["a", "b"]
+yaml_list() {
+    local out="" w
+    for w in "$@"; do out+="${out:+, }\"$w\""; done
+    echo "[$out]"
+}
+
+# gw_start NAME OUTSIDE_DEV INSIDE_DEV PEERS [NETNS]: writes a wgdp configuration
+# for the generator's PEERS peers and starts wgdp (in NETNS if given); sets GW_PID,
+# GW_LOG, GW_PUB, GW_METRICS.
+gw_start() {
+    local name=$1 out_dev=$2 in_dev=$3 peers=$4 ns=${5:-} key cfg
+    key=$(wg genkey)
+    GW_PUB=$(wg pubkey <<<"$key")
+    printf '%s\n' "$key" >"$WORK/$name.key"
+    chmod 600 "$WORK/$name.key"
+    GW_METRICS=127.0.0.1:$((19000 + RANDOM % 1000))
+    cfg=$WORK/$name.yaml
+    # shellcheck disable=SC2046 # word splitting of the memory options is wanted
+    cat >"$cfg" <<EOF
+# wgdp under test, written by scripts/bench.sh
+dpdk:
+  eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-$name" $(eal_memory))
+  lcores: { control: 0, workers: [1] }
+  idle: poll
+ports:
+  outside:
+    device: "$out_dev"
+    addresses: ["198.19.0.2/24"]
+  inside:
+    device: "$in_dev"
+    addresses: ["198.18.2.1/24"]
+wireguard:
+  private_key_file: "$WORK/$name.key"
+metrics:
+  listen: "$GW_METRICS"
+EOF
+    "$PKTGEN" peers --peers "$peers" >>"$cfg"
+    GW_LOG=$WORK/$name.log
+    if [[ -n $ns ]]; then
+        ip netns exec "$ns" "$WGDP" --config "$cfg" >"$GW_LOG" 2>&1 &
+    else
+        "$WGDP" --config "$cfg" >"$GW_LOG" 2>&1 &
+    fi
+    GW_PID=$!
+    PIDS+=("$GW_PID")
+    # Ready when its metrics answer: the ports are started by then.
+    local i
+    for ((i = 0; i < 300; i++)); do
+        if ! kill -0 "$GW_PID" 2>/dev/null; then
+            tail -20 "$GW_LOG" >&2
+            die "wgdp exited during start (log above)"
+        fi
+        if (exec 3<>"/dev/tcp/${GW_METRICS%:*}/${GW_METRICS#*:}") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "wgdp did not come up within 30 s (log: $GW_LOG)"
+}
+
+# gw_stop: SIGTERM, exit status 0, and every mbuf back in wgdp's pool.
+gw_stop() {
+    local status=0
+    kill -TERM "$GW_PID"
+    wait "$GW_PID" || status=$?
+    if ((status != 0)); then
+        tail -20 "$GW_LOG" >&2
+        echo "bench: wgdp exited with status $status" >&2
+        return 1
+    fi
+    if ! grep -q 'every mbuf is back in the pool' "$GW_LOG" || grep -q 'mbufs still out' "$GW_LOG"; then
+        grep 'mbuf' "$GW_LOG" >&2 || true
+        echo "bench: wgdp did not get every mbuf back" >&2
+        return 1
+    fi
+    echo "wgdp: stopped with status 0, $(grep -o 'every mbuf is back in the pool.*' "$GW_LOG")"
+}
+
+# memif_devices NAME: sets GW_OUT/GW_IN (servers) and GEN_OUT/GEN_IN (clients).
+memif_devices() {
+    GW_OUT="net_memif0,role=server,socket=$WORK/$1-out.sock"
+    GW_IN="net_memif1,role=server,socket=$WORK/$1-in.sock"
+    GEN_OUT="net_memif0,role=client,socket=$WORK/$1-out.sock"
+    GEN_IN="net_memif1,role=client,socket=$WORK/$1-in.sock"
+}
+
+# pktgen SUBCOMMAND [NETNS=ns] ARGS...: runs the generator against the gateway
+# started last, on lcore 0.
+pktgen() {
+    local sub=$1 ns=
+    shift
+    if [[ ${1:-} == NETNS=* ]]; then
+        ns=${1#NETNS=}
+        shift
+    fi
+    local -a cmd=("$PKTGEN" "$sub" --outside "$GEN_OUT" --inside "$GEN_IN"
+        --gateway-key "$GW_PUB" --metrics "$GW_METRICS" --lcore 0)
+    local m
+    for m in $(eal_memory); do cmd+=("--eal-arg=$m"); done
+    if [[ -n $ns ]]; then
+        ip netns exec "$ns" "${cmd[@]}" "$@"
+    else
+        "${cmd[@]}" "$@"
+    fi
+}
+
+need() {
+    [[ $(id -u) == 0 ]] || die "needs root (DPDK, hugepages, network namespaces)"
+    (($(nproc) >= 2)) || die "needs two CPUs (lcore 0 for control and the generator, 1 for the worker)"
+    [[ -x $WGDP && -x $PKTGEN ]] || die "build first: cargo build --release --workspace --bins"
+    command -v wg >/dev/null || die "wg (wireguard-tools) is missing: run scripts/setup.sh"
+    WORK=$(mktemp -d /tmp/wgdp-bench.XXXXXX)
+}
+
+smoke() {
+    need
+    memif_devices smoke
+    gw_start smoke "$GW_OUT" "$GW_IN" 4
+    local status=0
+    pktgen run --peers 4 --count 4000 --rate 20000 --size 64 --check \
+        --json "$WORK/smoke.json" || status=$?
+    gw_stop || status=1
+    if ((status != 0)); then
+        echo "bench smoke: FAILED"
+        exit 1
+    fi
+    echo "bench smoke: passed"
+}
+
+case ${1:-} in
+smoke) smoke ;;
+bench)
+    shift
+    # shellcheck source-path=SCRIPTDIR source=bench-run.sh
+    source "$REPO/scripts/bench-run.sh"
+    bench_main "$@"
+    ;;
+-h | --help) sed -n 's/^# \{0,1\}//; /^usage:/,/^Needs root/p' "${BASH_SOURCE[0]}" ;;
+*)
+    sed -n 's/^# \{0,1\}//; /^usage:/,/^Needs root/p' "${BASH_SOURCE[0]}" >&2
+    exit 2
+    ;;
+esac
