@@ -78,7 +78,7 @@ yaml_list() {
 
 # gw_start NAME OUTSIDE_DEV INSIDE_DEV PEERS [NETNS]: writes a wgdp configuration
 # for the generator's PEERS peers and starts wgdp (in NETNS if given); sets GW_PID,
-# GW_LOG, GW_PUB, GW_METRICS.
+# GW_LOG, GW_PUB, GW_METRICS. GW_MTU sets the tunnel MTU (default 1420).
 gw_start() {
     local name=$1 out_dev=$2 in_dev=$3 peers=$4 ns=${5:-} key cfg
     key=$(wg genkey)
@@ -103,6 +103,7 @@ ports:
     addresses: ["198.18.2.1/24"]
 wireguard:
   private_key_file: "$WORK/$name.key"
+  mtu: ${GW_MTU:-1420}
 metrics:
   listen: "$GW_METRICS"
 EOF
@@ -122,12 +123,22 @@ EOF
             tail -20 "$GW_LOG" >&2
             die "wgdp exited during start (log above)"
         fi
-        if (exec 3<>"/dev/tcp/${GW_METRICS%:*}/${GW_METRICS#*:}") 2>/dev/null; then
+        if gw_answers "$ns"; then
             return 0
         fi
         sleep 0.1
     done
     die "wgdp did not come up within 30 s (log: $GW_LOG)"
+}
+
+# gw_answers [NETNS]: wgdp's metrics endpoint takes a connection.
+gw_answers() {
+    local probe="exec 3<>/dev/tcp/${GW_METRICS%:*}/${GW_METRICS#*:}"
+    if [[ -n ${1:-} ]]; then
+        ip netns exec "$1" bash -c "$probe" 2>/dev/null
+    else
+        bash -c "$probe" 2>/dev/null
+    fi
 }
 
 # gw_stop: SIGTERM, exit status 0, and every mbuf back in wgdp's pool.
@@ -187,10 +198,22 @@ need() {
 smoke() {
     need
     memif_devices smoke
-    gw_start smoke "$GW_OUT" "$GW_IN" 4
+    # A tunnel MTU of 1280, so that the second run's 1420-byte frames are too big
+    # for the tunnel: the gateway must answer each with ICMP (counted), not forward it.
+    GW_MTU=1280 gw_start smoke "$GW_OUT" "$GW_IN" 4
     local status=0
+    echo "bench smoke: 4000 packets of 64 bytes each way, all to be received"
     pktgen run --peers 4 --count 4000 --rate 20000 --size 64 --check \
         --json "$WORK/smoke.json" || status=$?
+    echo "bench smoke: 1000 packets of 1420 bytes into the inside port, too big for the tunnel"
+    pktgen run --peers 4 --count 1000 --rate 20000 --size 1420 --direction encrypt \
+        --check --json "$WORK/smoke-too-big.json" || status=$?
+    # Each must have been answered, not forwarded: the accounting names them.
+    if ! grep -q '"wgdp_worker_punts_total{lcore=\\"1\\",reason=\\"icmp_error\\"}",' "$WORK/smoke-too-big.json" ||
+        ! python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["trials"][-1]; sys.exit(not (t["received"] == 0 and sum(d for _, d in t["gateway_drops"]) == t["offered"] == 1000))' "$WORK/smoke-too-big.json"; then
+        echo "bench smoke: the too-big packets were not all accounted for as answered with ICMP"
+        status=1
+    fi
     gw_stop || status=1
     if ((status != 0)); then
         echo "bench smoke: FAILED"

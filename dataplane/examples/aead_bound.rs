@@ -7,10 +7,11 @@
 //! of 64 MiB, larger than the caches, walked in order, as a worker's buffers would be.
 //! Open runs on what seal produced, so every tag is checked for real.
 //!
-//! usage: cargo run --release -p dataplane --example aead_bound [-- SECONDS]
-//! Prints a Markdown table per size (64, 128, 256, 512, 1024, 1420 bytes): Mpps,
-//! Gbit/s of plaintext, clocks per packet, for seal and open; best of 3 runs of
-//! SECONDS (default 1) each.
+//! usage: cargo run --release -p dataplane --example aead_bound [-- SECONDS [SIZES] [--json]]
+//! Prints a Markdown table per size (by default 64, 128, 256, 512, 1024, 1420 bytes;
+//! SIZES is a comma-separated list): Mpps, Gbit/s of plaintext, clocks per packet, for
+//! seal and open; best of 3 runs of SECONDS (default 1) each. `--json` prints one
+//! JSON object instead, for `make bench`.
 
 use dataplane::clock::tsc;
 use dataplane::crypto::{TransportKey, TAG_LEN};
@@ -19,6 +20,12 @@ use std::time::Instant;
 
 const POOL_BYTES: usize = 64 << 20;
 const SIZES: [usize; 6] = [64, 128, 256, 512, 1024, 1420];
+
+struct Row {
+    size: usize,
+    seal: Run,
+    open: Run,
+}
 
 struct Run {
     mpps: f64,
@@ -55,14 +62,21 @@ fn best(secs: f64, count: usize, mut op: impl FnMut(usize, u64)) -> Run {
 }
 
 fn main() {
-    let secs: f64 = std::env::args()
-        .nth(1)
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    args.retain(|a| a != "--json");
+    let secs: f64 = args
+        .first()
         .map(|a| a.parse().expect("SECONDS is a number"))
         .unwrap_or(1.0);
+    let sizes: Vec<usize> = args.get(1).map_or(SIZES.to_vec(), |list| {
+        list.split(',')
+            .map(|s| s.parse().expect("SIZES: comma-separated byte counts"))
+            .collect()
+    });
     let key = TransportKey::new(&[0x42; 32]);
-    println!("| size | seal Mpps | seal Gbit/s | seal clocks/pkt | open Mpps | open Gbit/s | open clocks/pkt |");
-    println!("|---|---|---|---|---|---|---|");
-    for size in SIZES {
+    let mut rows = Vec::new();
+    for size in sizes {
         let slot = size + TAG_LEN;
         let count = POOL_BYTES / slot;
         let mut pool = vec![0u8; count * slot];
@@ -92,15 +106,37 @@ fn main() {
         });
         assert_eq!(failed, 0, "every tag checks");
         black_box(&pool);
-        let gbit = |r: &Run| r.mpps * 1e6 * size as f64 * 8.0 / 1e9;
+        rows.push(Row { size, seal, open });
+    }
+    let gbit = |r: &Run, size: usize| r.mpps * 1e6 * size as f64 * 8.0 / 1e9;
+    if json {
+        let items: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"size\": {}, \"seal_mpps\": {:.4}, \"seal_clocks\": {:.1}, \"open_mpps\": {:.4}, \"open_clocks\": {:.1}}}",
+                    r.size, r.seal.mpps, r.seal.clocks, r.open.mpps, r.open.clocks
+                )
+            })
+            .collect();
         println!(
-            "| {size} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} |",
-            seal.mpps,
-            gbit(&seal),
-            seal.clocks,
-            open.mpps,
-            gbit(&open),
-            open.clocks
+            "{{\"seconds\": {secs}, \"backend\": \"ring\", \"sizes\": [{}]}}",
+            items.join(", ")
+        );
+        return;
+    }
+    println!("| size | seal Mpps | seal Gbit/s | seal clocks/pkt | open Mpps | open Gbit/s | open clocks/pkt |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} |",
+            r.size,
+            r.seal.mpps,
+            gbit(&r.seal, r.size),
+            r.seal.clocks,
+            r.open.mpps,
+            gbit(&r.open, r.size),
+            r.open.clocks
         );
     }
     println!(

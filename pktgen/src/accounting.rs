@@ -1,11 +1,13 @@
-//! Where the packets that did not come out went: the gateway's drop counters, read
-//! from its Prometheus endpoint before and after a trial.
+//! Where the packets that did not come out went: the gateway's counters of packets it
+//! did not forward, read from its Prometheus endpoint before and after a trial.
 //!
 //! A wgdp gateway counts every packet it does not forward under a named counter
 //! (docs/operations.md): the worker's `wgdp_worker_drops_total{stage,reason}`, the
-//! ports' missed, error and no-buffer counters, and the control thread's `*_drops`
-//! events. The sum of their increases over a trial, plus what the generator received,
-//! must equal what it sent.
+//! ports' missed, error and no-buffer counters, the control thread's `*_drops` events,
+//! and the packets the worker hands the control thread to answer instead of forwarding
+//! them (`wgdp_worker_punts_total` with reason `icmp_error`: too big for the tunnel, TTL
+//! expired; `local` and `tunnel_local`: for the gateway itself). The sum of their
+//! increases over a trial, plus what the generator received, must equal what it sent.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +32,11 @@ pub fn drop_series(text: &str) -> BTreeMap<String, u64> {
                 | "wgdp_port_rx_errors_total"
                 | "wgdp_port_tx_errors_total"
                 | "wgdp_port_rx_nombuf_total"
-        ) || (name == "wgdp_control_events_total" && labels.contains("drops\""));
+        ) || (name == "wgdp_control_events_total" && labels.contains("drops\""))
+            || (name == "wgdp_worker_punts_total"
+                && ["icmp_error", "local", "tunnel_local"]
+                    .iter()
+                    .any(|r| labels.contains(&format!("reason=\"{r}\""))));
         if counted {
             out.insert(series.to_owned(), value as u64);
         }
@@ -58,27 +64,33 @@ mod tests {
         wgdp_port_rx_missed_total{port=\"outside\"} 0\n\
         wgdp_control_events_total{event=\"staged_drops\"} 1\n\
         wgdp_control_events_total{event=\"handshakes\"} 5\n\
+        wgdp_worker_punts_total{lcore=\"1\",reason=\"icmp_error\"} 4\n\
+        wgdp_worker_punts_total{lcore=\"1\",reason=\"no_neighbor\"} 4\n\
         wgdp_worker_stage_packets_total{worker=\"1\",stage=\"rx\"} 100\n";
 
     #[test]
-    fn only_drop_counters_are_read_and_their_growth_is_named() {
+    fn only_counters_of_packets_not_forwarded_are_read_and_their_growth_is_named() {
         let b = drop_series(BEFORE);
-        assert_eq!(b.len(), 3);
+        assert_eq!(b.len(), 4);
         let after = BEFORE
-            .replace("reason=\\\"replay\\\"} 3", "")
             .replace("} 3\n", "} 10\n")
             .replace("\"handshakes\"} 5", "\"handshakes\"} 9")
+            .replace("\"icmp_error\"} 4", "\"icmp_error\"} 6")
+            .replace("\"no_neighbor\"} 4", "\"no_neighbor\"} 8")
             .replace("port=\"outside\"} 0", "port=\"outside\"} 2");
-        let a = drop_series(&after);
-        let g = growth(&b, &a);
+        let g = growth(&b, &drop_series(&after));
+        let named: Vec<(&str, u64)> = g.iter().map(|(k, d)| (k.as_str(), *d)).collect();
         assert_eq!(
-            g,
+            named,
             vec![
-                ("wgdp_port_rx_missed_total{port=\"outside\"}".to_string(), 2),
+                ("wgdp_port_rx_missed_total{port=\"outside\"}", 2),
                 (
-                    "wgdp_worker_drops_total{worker=\"1\",stage=\"decrypt\",reason=\"replay\"}"
-                        .to_string(),
+                    "wgdp_worker_drops_total{worker=\"1\",stage=\"decrypt\",reason=\"replay\"}",
                     7
+                ),
+                (
+                    "wgdp_worker_punts_total{lcore=\"1\",reason=\"icmp_error\"}",
+                    2
                 ),
             ]
         );

@@ -900,6 +900,64 @@ impl Generator {
         pool
     }
 
+    /// Writes `count` packets of one direction to a pcap file (classic libpcap format,
+    /// Ethernet), built as a trial would build them: transport messages with fresh
+    /// counters of the current sessions (decrypt direction), or the plaintext frames
+    /// for the peers' tunnel addresses (encrypt direction). Another generator can then
+    /// send them while the sessions last; each transport message is accepted once.
+    pub fn write_pcap(
+        &mut self,
+        direction: Direction,
+        size: Size,
+        count: u64,
+        path: &std::path::Path,
+    ) -> Result<(), String> {
+        if self.peers.iter().any(|p| p.keys.is_none()) {
+            return Err("a peer has no session: handshake first".into());
+        }
+        let id = self.next_trial_id;
+        self.next_trial_id += 1;
+        let spec = TrialSpec {
+            direction,
+            size,
+            rate: 0.0,
+            count,
+            latency: false,
+            drain: Duration::ZERO,
+        };
+        let pool = self.build_pool(&spec, id);
+        let mut out = Vec::with_capacity(24 + pool.data.len() + 16 * pool.len());
+        // Global header: magic, version 2.4, zone 0, sigfigs 0, snaplen, LINKTYPE_ETHERNET
+        // (the libpcap file format, pcap-savefile(5)).
+        out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&4u16.to_le_bytes());
+        out.extend_from_slice(&0i32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        for k in 0..pool.len() {
+            let f = pool.frame(k);
+            let usec = k as u32;
+            out.extend_from_slice(&(usec / 1_000_000).to_le_bytes());
+            out.extend_from_slice(&(usec % 1_000_000).to_le_bytes());
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(f);
+        }
+        std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The generator's MACs (outside, inside) and the gateway's (outside, inside).
+    pub fn macs(&self) -> [Mac; 4] {
+        [
+            self.out_mac,
+            self.in_mac,
+            self.gw_out_mac.unwrap_or_default(),
+            self.gw_in_mac.unwrap_or_default(),
+        ]
+    }
+
     /// Runs one trial: builds its packets, offers them at the rate, and receives until
     /// every sent packet is back or `drain` has passed since the last one arrived.
     pub fn trial(&mut self, spec: &TrialSpec) -> Result<TrialResult, String> {

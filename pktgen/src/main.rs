@@ -63,11 +63,28 @@ enum Command {
         /// Record the latency of every packet (one packet per burst).
         #[arg(long)]
         latency: bool,
-        /// Fail (exit 1) unless every packet is accounted for (received, or dropped
-        /// under a named counter of the gateway, which needs --metrics), none came out
+        /// Fail (exit 1) unless every packet is accounted for (received, or dropped or
+        /// answered under a named counter of the gateway, which needs --metrics), none came out
         /// wrong, and every mbuf is back in the generator's pool at the end.
         #[arg(long)]
         check: bool,
+    },
+    /// Handshake, then write pcaps of transport packets (decrypt.pcap, fresh counters
+    /// of the new sessions) and of plaintext (encrypt.pcap) for another generator such
+    /// as DPDK-Pktgen to send while the sessions last (under 180 s), and session.txt
+    /// with the addresses and MACs to configure it with.
+    Pcap {
+        #[command(flatten)]
+        common: Common,
+        /// Directory to write into.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Inside frame size in bytes (without FCS), or imix.
+        #[arg(long, default_value = "64", value_parser = Size::parse)]
+        size: Size,
+        /// Packets per pcap.
+        #[arg(long, default_value_t = 10000)]
+        count: u64,
     },
     /// RFC 2544 throughput per direction and frame size, then latency at a low rate.
     Search {
@@ -196,7 +213,8 @@ struct StageRow {
 struct Record {
     #[serde(flatten)]
     result: TrialResult,
-    /// Growth of the gateway's drop counters during the trial (with --metrics).
+    /// Growth of the gateway's counters of packets it did not forward (drops, and
+    /// packets answered with an ICMP error) during the trial (with --metrics).
     gateway_drops: Vec<(String, u64)>,
     /// The gateway's runtime accounting during the trial (with --metrics).
     stages: Vec<StageRow>,
@@ -422,7 +440,7 @@ impl Session {
 fn print_trial(r: &Record) {
     let t = &r.result;
     println!(
-        "{:<8} {:>5} B  offered {:>9} at {:>10.0} pps  sent {:>9}  refused {:>7}  received {:>9}  checked {:>9}  bad {}  gateway drops {}",
+        "{:<8} {:>5} B  offered {:>9} at {:>10.0} pps  sent {:>9}  refused {:>7}  received {:>9}  checked {:>9}  bad {}  not forwarded by the gateway {}",
         t.direction.name(),
         t.size,
         t.offered,
@@ -496,7 +514,7 @@ fn run(
         let accounted = t.received + r.drops() + t.refused;
         if accounted != t.offered {
             println!(
-                "           NOT ACCOUNTED FOR: offered {} = received {} + gateway drops {} + refused {} does not hold",
+                "           NOT ACCOUNTED FOR: offered {} = received {} + not forwarded by the gateway {} + refused {} does not hold",
                 t.offered,
                 t.received,
                 r.drops(),
@@ -676,6 +694,56 @@ fn search_all(
     Ok(out == 0)
 }
 
+fn mac_text(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn pcap(common: &Common, out: &std::path::Path, size: Size, count: u64) -> Result<bool, String> {
+    if count == 0 {
+        return Err("--count: at least one packet".into());
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut s = Session::open(common)?;
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    s.gen
+        .write_pcap(Direction::Decrypt, size, count, &out.join("decrypt.pcap"))?;
+    s.gen
+        .write_pcap(Direction::Encrypt, size, count, &out.join("encrypt.pcap"))?;
+    let [out_mac, in_mac, gw_out, gw_in] = s.gen.macs();
+    let info = [
+        format!("# written by wgdp-pktgen pcap at {}", utc_now()),
+        "# The gateway accepts the sessions until `expires` (Unix time, 170 s after the".into(),
+        "# handshakes), and each transport message of decrypt.pcap once.".into(),
+        format!("count={count}"),
+        format!("size={}", size.label()),
+        format!("peers={}", common.peers),
+        format!("outside_mac={}", mac_text(&out_mac)),
+        format!("inside_mac={}", mac_text(&in_mac)),
+        format!("gateway_outside_mac={}", mac_text(&gw_out)),
+        format!("gateway_inside_mac={}", mac_text(&gw_in)),
+        format!("outside_addr={}", common.outside_addr),
+        format!("inside_addr={}", common.inside_addr),
+        format!("gateway={}", common.gateway),
+        format!("gateway_inside={}", common.gateway_inside),
+        format!("tunnel={}", common.tunnel),
+        format!("expires={}", started + 170),
+    ]
+    .join("\n")
+        + "\n";
+    std::fs::write(out.join("session.txt"), info).map_err(|e| format!("{}: {e}", out.display()))?;
+    let left = s.gen.finish();
+    println!(
+        "wrote {count} packets each to {}/decrypt.pcap and encrypt.pcap",
+        out.display()
+    );
+    Ok(left == 0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -696,6 +764,12 @@ fn main() -> ExitCode {
             latency,
             check,
         } => run(&common, direction, size, rate, count, latency, check),
+        Command::Pcap {
+            common,
+            out,
+            size,
+            count,
+        } => pcap(&common, &out, size, count),
         Command::Search {
             common,
             direction,

@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""Writes docs/benchmarks.md and its plots from the results of one `make bench` run
+(scripts/bench-run.sh leaves them in a work directory). Standard library only; the
+plots are drawn by gnuplot (pngcairo).
+
+usage: bench-report.py --work DIR --doc FILE --plots DIR --seconds N [--quick]
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+# Inside frame -> AEAD plaintext length: the inner packet (frame - 14) padded to 16.
+def padded(frame):
+    return (frame - 14 + 15) // 16 * 16
+
+
+IMIX = [64] * 7 + [570] * 4 + [1420]
+STAGE_ORDER = ["rx", "classify", "offload", "decrypt", "route", "encrypt", "tx"]
+
+
+def load(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class Bound:
+    """The in-line AEAD bound of the worker's core (aead_bound --json)."""
+
+    def __init__(self, aead):
+        self.rows = {r["size"]: r for r in (aead or {}).get("sizes", [])}
+
+    def pps(self, direction, size):
+        key = "open_mpps" if direction == "decrypt" else "seal_mpps"
+        frames = IMIX if size == "imix" else [int(size)]
+        try:
+            # Time per packet, averaged over the mix.
+            t = sum(1.0 / (self.rows[padded(f)][key] * 1e6) for f in frames) / len(frames)
+        except (KeyError, ZeroDivisionError):
+            return None
+        return 1.0 / t
+
+
+def mean_frame(size):
+    return sum(IMIX) / len(IMIX) if size == "imix" else float(size)
+
+
+def fmt(x, digits=2):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def cryptoperf_rows(text):
+    rows = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 10 and all(re.fullmatch(r"[0-9.]+", p) for p in parts):
+            rows.append({"size": int(parts[1]), "mops": float(parts[7]),
+                         "gbps": float(parts[8]), "cycles": float(parts[9])})
+    return rows
+
+
+def iperf_rows(text):
+    """(check, Mbit/s) from the PASS lines of an e2e report."""
+    rows = []
+    for line in text.splitlines():
+        m = re.match(r"PASS\s+\S+ wgdp-first\s+(iperf3 TCP .*?)\s{2,}(\d+) Mbit/s", line)
+        if m:
+            rows.append((m.group(1), int(m.group(2))))
+    return rows
+
+
+def stage_table(stages, received):
+    """Rows of (stage, calls, packets/vector, clocks/packet, share) for one worker."""
+    by = {}
+    for s in stages:
+        by.setdefault(s["worker"], []).append(s)
+    out = []
+    for worker, rows in sorted(by.items()):
+        busy = sum(r["clocks"] for r in rows if not r["stage"].endswith("_crypto"))
+        for r in rows:
+            if r["packets"] == 0 and r["calls"] == 0:
+                continue
+            out.append({
+                "worker": worker,
+                "stage": r["stage"],
+                "calls": r["calls"],
+                "per_vector": r["packets"] / r["vectors"] if r["vectors"] else 0.0,
+                "clocks_per_packet": r["clocks"] / r["packets"] if r["packets"] else 0.0,
+                "share": r["clocks"] / busy if busy else 0.0,
+                "clocks": r["clocks"],
+            })
+        out.append({"worker": worker, "stage": "all stages", "calls": None,
+                    "per_vector": None,
+                    "clocks_per_packet": busy / received if received else 0.0,
+                    "share": 1.0, "clocks": busy})
+    return out
+
+
+def gnuplot(script, plots):
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True, cwd=plots,
+                       capture_output=True)
+        return True
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"bench-report: gnuplot failed: {getattr(e, 'stderr', e)}", file=sys.stderr)
+        return False
+
+
+def histogram(plots, name, title, ylabel, columns, rows, style):
+    """A gnuplot histogram of `rows` = [(label, [value per column])], drawn as
+    `style` ("clustered gap 1" or "rowstacked"), into plots/name.png."""
+    dat = os.path.join(plots, name + ".dat")
+    with open(dat, "w") as f:
+        f.write("label " + " ".join(f'"{c}"' for c in columns) + "\n")
+        for label, vals in rows:
+            f.write(f'"{label}" ' + " ".join(f"{v or 0:.6g}" for v in vals) + "\n")
+    cols = ", ".join(
+        (f'"{name}.dat" using {i + 2}:xtic(1) title columnheader({i + 2})' if i == 0
+         else f"'' using {i + 2} title columnheader({i + 2})")
+        for i in range(len(columns)))
+    key = "outside right" if style == "rowstacked" else "top right"
+    script = f"""
+set terminal pngcairo size 900,480 font "sans,10" noenhanced
+set output "{name}.png"
+set title "{title}"
+set ylabel "{ylabel}"
+set style data histograms
+set style histogram {style}
+set style fill solid 0.8 border -1
+set boxwidth 0.6
+set key {key}
+set grid ytics
+set yrange [0:*]
+plot {cols}
+"""
+    ok = gnuplot(script, plots)
+    os.remove(dat)
+    return ok
+
+
+def bar_plot(plots, name, title, ylabel, labels, series):
+    """Clustered bars: `labels` on x, `series` = [(title, [value per label])]."""
+    rows = [(label, [v[i] for _, v in series]) for i, label in enumerate(labels)]
+    return histogram(plots, name, title, ylabel, [t for t, _ in series], rows,
+                     "clustered gap 1")
+
+
+def stacked_plot(plots, name, title, labels, stages, values):
+    """Row-stacked bars: for each label, clocks per packet of each stage."""
+    return histogram(plots, name, title, "TSC clocks per packet", stages,
+                     list(zip(labels, values)), "rowstacked")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--doc", required=True)
+    ap.add_argument("--plots", required=True)
+    ap.add_argument("--seconds", type=int, default=0)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    a = ap.parse_args()
+
+    def tidy(command):
+        """A command line without this machine's paths."""
+        command = command.replace(a.repo + "/", "")
+        return re.sub(r"/tmp/wgdp-bench\.\w+", "$WORK", command).replace(a.work, "$WORK")
+    w = lambda n: os.path.join(a.work, n)  # noqa: E731
+    os.makedirs(a.plots, exist_ok=True)
+    plots_rel = os.path.relpath(a.plots, os.path.dirname(os.path.abspath(a.doc)))
+
+    machine = load(w("machine.json"), {})
+    bound = Bound(load(w("aead.json")))
+    memif = load(w("memif.json"))
+    afxdp = load(w("afxdp.json"))
+    cp = cryptoperf_rows(read(w("cryptoperf.txt")))
+    iperf = {gw: iperf_rows(read(w(f"iperf-{gw}.txt"))) for gw in ("wgdp", "wireguard-go")}
+
+    L = []
+    p = L.append
+    cpu = machine.get("cpu", "unknown CPU")
+    where = (f"{machine.get('date', '?')}, {cpu}, {machine.get('cpus', '?')} vCPUs"
+             f"{' (AVX-512)' if machine.get('avx512') else ''}, Linux {machine.get('kernel', '?')}, "
+             f"DPDK {machine.get('dpdk', '?')}, wgdp {machine.get('revision', '?')}")
+    p("# Benchmarks")
+    p("")
+    p("Written by `sudo make bench` (`scripts/bench.sh bench`, then `scripts/bench-report.py`); "
+      "run it again to measure the machine you have. Every figure below comes from that one "
+      f"run: {where}; the run took {a.seconds} s."
+      + (" **This was a `--quick` run (short trials, few sizes): a check of the harness, not "
+         "figures to quote.**" if a.quick else ""))
+    p("")
+    p("These machines are small and shared (two vCPUs, other guests on the host), so read "
+      "absolute numbers as lower bounds and compare figures of the same run: every "
+      "throughput is given as a ratio to the AEAD bound measured on the worker's core minutes "
+      "before. Nothing here is a test; no figure is asserted anywhere.")
+    p("")
+    p("Layout of every run: wgdp with one worker (lcore 1, `idle: poll`) and its control "
+      "thread (lcore 0); `wgdp-pktgen` on lcore 0, sharing that CPU with wgdp's control "
+      f"thread; {memif['peers'] if memif else '?'} generator peers, each with a session, "
+      "sharing the traffic round robin. Frame sizes are those of the plaintext Ethernet "
+      "frame on the inside link (without FCS); Gbit/s counts those frames' bytes. IMIX is "
+      "7 x 64, 4 x 570 and 1 x 1420 bytes (mean 345.7).")
+    p("")
+
+    def throughput_rows(report):
+        rows = []
+        for t in (report or {}).get("throughput", []):
+            b = bound.pps(t["direction"], t["size"])
+            rows.append({**t, "bound_pps": b,
+                         "ratio": (t["rate_pps"] / b) if b else None})
+        return rows
+
+    mrows = throughput_rows(memif)
+    arows = throughput_rows(afxdp)
+
+    # ---- headline
+    p("## Headline: one worker over net_memif")
+    p("")
+    if mrows:
+        p("| direction | frame | throughput | Gbit/s | AEAD bound of the core | ratio to the bound |")
+        p("|---|---|---|---|---|---|")
+        for r in mrows:
+            lim = " (generator's limit)" if r["generator_limited"] else ""
+            p(f"| {r['direction']} | {r['size']} B | {r['mpps']:.3f} Mpps{lim} | {r['gbps']:.2f} | "
+              f"{fmt(r['bound_pps'] and r['bound_pps'] / 1e6, 3)} Mpps | {fmt(r['ratio'], 2)} |")
+        p("")
+        lat = [r for r in (memif or {}).get("latency", []) if r.get("latency")]
+        if lat:
+            meds = ", ".join(f"{r['direction']} {r['size']} B {r['latency']['median_ns'] / 1e3:.1f} us"
+                             for r in lat)
+            p(f"Median latency through the gateway at {lat[0]['rate_asked']:.0f} packets/s: {meds}.")
+            p("")
+    else:
+        p("(the memif run produced no results)")
+        p("")
+
+    # ---- throughput plots
+    labels = sorted({r["size"] for r in mrows}, key=lambda s: mean_frame(s))
+    if mrows:
+        def val(rows, d, s, k):
+            for r in rows:
+                if r["direction"] == d and r["size"] == s:
+                    v = r[k]
+                    return None if v is None else v
+            return None
+        series = []
+        for d in ("decrypt", "encrypt"):
+            if any(r["direction"] == d for r in mrows):
+                series.append((f"wgdp {d}", [val(mrows, d, s, "mpps") for s in labels]))
+                series.append((f"AEAD bound ({'open' if d == 'decrypt' else 'seal'})",
+                               [(bound.pps(d, s) or 0) / 1e6 for s in labels]))
+        if bar_plot(a.plots, "throughput-mpps", "Throughput over net_memif, one worker (Mpps)",
+                    "Mpps", [f"{s} B" for s in labels], series):
+            p(f"![Throughput in Mpps against the AEAD bound]({plots_rel}/throughput-mpps.png)")
+            p("")
+        series_g = []
+        for d in ("decrypt", "encrypt"):
+            if any(r["direction"] == d for r in mrows):
+                series_g.append((f"wgdp {d}", [val(mrows, d, s, "gbps") for s in labels]))
+                series_g.append((f"AEAD bound ({'open' if d == 'decrypt' else 'seal'})",
+                                 [(bound.pps(d, s) or 0) * mean_frame(s) * 8 / 1e9 for s in labels]))
+        if bar_plot(a.plots, "throughput-gbps", "Throughput over net_memif, one worker (Gbit/s)",
+                    "Gbit/s of inside frames", [f"{s} B" for s in labels], series_g):
+            p(f"![Throughput in Gbit/s against the AEAD bound]({plots_rel}/throughput-gbps.png)")
+            p("")
+
+    # ---- bound
+    p("## The AEAD bound of the worker's core")
+    p("")
+    p("The worker's in-line ChaCha20-Poly1305 (`ring`, the software backend) with nothing "
+      "else to do, pinned to the worker's CPU: fresh counters, packets from a 64 MiB pool "
+      "walked in order, best of 3 runs. No gateway can forward faster on this core. The sizes "
+      "are the AEAD plaintexts the benchmark's frames become (the inner packet padded to 16 "
+      "bytes: 64 -> 64, 512 -> 512, 570 -> 560, 1420 -> 1408).")
+    p("")
+    p("    taskset -c 1 target/release/examples/aead_bound SECONDS 64,512,560,1408")
+    p("")
+    if bound.rows:
+        p("| plaintext | seal Mpps | seal clocks | open Mpps | open clocks |")
+        p("|---|---|---|---|---|")
+        for size, r in sorted(bound.rows.items()):
+            p(f"| {size} B | {r['seal_mpps']:.3f} | {r['seal_clocks']:.0f} | "
+              f"{r['open_mpps']:.3f} | {r['open_clocks']:.0f} |")
+        p("")
+    if cp:
+        p("The reference of the field on the same core: `dpdk-test-crypto-perf` with the "
+          "`crypto_aesni_mb` driver's ChaCha20-Poly1305 (IPsec-MB), encrypt, bursts of 32, "
+          "lcore 1:")
+        p("")
+        p("    dpdk-test-crypto-perf --no-pci --in-memory --vdev crypto_aesni_mb0 -l 0,1 -- \\")
+        p("        --ptest throughput --devtype crypto_aesni_mb --optype aead \\")
+        p("        --aead-algo chacha20-poly1305 --aead-op encrypt --aead-key-sz 32 \\")
+        p("        --aead-iv-sz 12 --digest-sz 16 --buffer-sz 64,512,560,1408 --total-ops 2000000 --burst-sz 32")
+        p("")
+        p("| size | Mops | Gbit/s | cycles/buf | against `ring` seal |")
+        p("|---|---|---|---|---|")
+        for r in cp:
+            ring = bound.rows.get(r["size"], {}).get("seal_mpps")
+            p(f"| {r['size']} B | {r['mops']:.3f} | {r['gbps']:.2f} | {r['cycles']:.0f} | "
+              f"{fmt(r['mops'] / ring if ring else None, 2)} |")
+        p("")
+
+    # ---- full throughput tables
+    def throughput_section(title, report, rows, how):
+        p(f"## {title}")
+        p("")
+        p(how)
+        p("")
+        if not report:
+            p("(no results)")
+            p("")
+            return
+        p("    " + tidy(report["command"]))
+        p("")
+        p(f"RFC 2544 throughput: trials of {report.get('trial_ms')} ms, binary search to 1 % "
+          "(the first trial as fast as the generator can send), zero loss: every packet "
+          "offered came out, checked.")
+        p("")
+        p("| direction | frame | Mpps | Gbit/s | ratio to the bound | trials | lossless trial at the rate found |")
+        p("|---|---|---|---|---|---|---|")
+        for r in rows:
+            best = r.get("best") or {}
+            b = (f"{best.get('received', 0)} of {best.get('offered', 0)} received, "
+                 f"{best.get('verified', 0)} checked") if best else "-"
+            lim = " (generator's limit)" if r["generator_limited"] else ""
+            p(f"| {r['direction']} | {r['size']} B | {r['mpps']:.3f}{lim} | {r['gbps']:.2f} | "
+              f"{fmt(r['ratio'])} | {len(r['steps'])} | {b} |")
+        p("")
+        lat = [r for r in report.get("latency", []) if r.get("latency")]
+        if lat:
+            p(f"Latency through the gateway, generator to generator (memif or veth, the "
+              f"gateway, and back), at {lat[0]['rate_asked']:.0f} packets/s, one packet per "
+              "burst, TSC read before the send and after the receive burst:")
+            p("")
+            p("| direction | frame | packets | min us | median us | p99 us | max us |")
+            p("|---|---|---|---|---|---|---|")
+            for r in lat:
+                l = r["latency"]
+                p(f"| {r['direction']} | {r['size']} B | {l['samples']} | {l['min_ns'] / 1e3:.1f} | "
+                  f"{l['median_ns'] / 1e3:.1f} | {l['p99_ns'] / 1e3:.1f} | {l['max_ns'] / 1e3:.1f} |")
+            p("")
+
+    throughput_section(
+        "Throughput and latency over net_memif", memif, mrows,
+        "Two DPDK processes over shared memory: no kernel in the path, so this is the "
+        "figure that counts. wgdp's ports are `net_memif` servers, the generator's clients.")
+
+    # ---- stages
+    p("## Where the clocks go")
+    p("")
+    p("wgdp's runtime accounting (docs/operations.md, \"Where the clocks go\") read from its "
+      "metrics before and after the lossless trial at the rate found: clocks per packet of "
+      "each stage of the worker, packets per vector, and each stage's share of the worker's "
+      "busy clocks (`*_crypto` is the AEAD's part of decrypt or encrypt, already inside "
+      "it). `rx` includes the worker's empty polls, of which it makes millions a second "
+      "when idle. `all stages` divides the busy clocks by the packets forwarded.")
+    p("")
+    stage_labels, stage_values, stage_names = [], [], []
+    for r in mrows:
+        best = r.get("best")
+        if not best or not best.get("stages"):
+            continue
+        rows = stage_table(best["stages"], best["received"])
+        p(f"**{r['direction']}, {r['size']} B** at {r['mpps']:.3f} Mpps "
+          f"(TSC {memif.get('tsc_hz', 0) / 1e9:.2f} GHz):")
+        p("")
+        p("| stage | calls | packets/vector | clocks/packet | share of busy |")
+        p("|---|---|---|---|---|")
+        for s in rows:
+            p(f"| {s['stage']} | {s['calls'] if s['calls'] is not None else ''} | "
+              f"{fmt(s['per_vector'], 1) if s['per_vector'] is not None else ''} | "
+              f"{s['clocks_per_packet']:.0f} | {s['share'] * 100:.0f} % |")
+        p("")
+        if r["size"] in ("64", "1420"):
+            main = {s["stage"]: s for s in rows if not s["stage"].endswith("_crypto")
+                    and s["stage"] != "all stages"}
+            for st in main:
+                if st not in stage_names:
+                    stage_names.append(st)
+            stage_labels.append(f"{r['direction']} {r['size']} B")
+            stage_values.append((main, best["received"]))
+    if stage_labels:
+        order = [s for s in STAGE_ORDER if s in stage_names] + [s for s in stage_names if s not in STAGE_ORDER]
+        # Per packet forwarded, so that a bar adds up to the worker's clocks per packet.
+        vals = [[m[s]["clocks"] / fwd if s in m and fwd else 0 for s in order]
+                for m, fwd in stage_values]
+        if stacked_plot(a.plots, "stages", "Clocks per packet by stage (net_memif, one worker)",
+                        stage_labels, order, vals):
+            p(f"![Clocks per packet by stage]({plots_rel}/stages.png)")
+            p("")
+
+    throughput_section(
+        "Throughput and latency over veth with net_af_xdp", afxdp, arows,
+        "The same, over two veth pairs in a network namespace, wgdp and the generator each "
+        "on one end through AF_XDP (copy mode on veth). The kernel's veth and XDP paths are "
+        "in these figures.")
+
+    # ---- iperf
+    p("## iperf3 through the gateway: wgdp against wireguard-go")
+    p("")
+    p("TCP through a gateway between a wireguard-go peer and a LAN host, each in its own "
+      "network namespace on the same two CPUs, with the end-to-end harness "
+      "(`scripts/e2e.sh --only wgdp-first --drivers af_xdp`): wgdp (one worker, AF_XDP on "
+      "veth) as the gateway, then wireguard-go (Debian's, with kernel forwarding) as the "
+      "gateway, in the same run. The peer is wireguard-go in both, and on these two CPUs it is "
+      "often the bottleneck.")
+    p("")
+    if iperf["wgdp"] or iperf["wireguard-go"]:
+        checks = []
+        for gw in ("wgdp", "wireguard-go"):
+            for c, _ in iperf[gw]:
+                if c not in checks:
+                    checks.append(c)
+        p("| check | wgdp Mbit/s | wireguard-go Mbit/s | ratio |")
+        p("|---|---|---|---|")
+        for c in checks:
+            x = dict(iperf["wgdp"]).get(c)
+            y = dict(iperf["wireguard-go"]).get(c)
+            p(f"| {c} | {x if x is not None else '-'} | {y if y is not None else '-'} | "
+              f"{fmt(x / y if x and y else None)} |")
+        p("")
+    else:
+        p("(no iperf3 results)")
+        p("")
+
+    # ---- costs
+    off = read(w("offload.txt")).strip()
+    acc = read(w("accounting.txt")).strip()
+    if off or acc:
+        p("## Costs of single operations")
+        p("")
+        if off:
+            p("What the offload stage (docs/architecture.md, \"What a host hands the ports\") "
+              "costs per packet, next to the seal every packet pays anyway "
+              "(`taskset -c 1 target/release/examples/offload_cost`):")
+            p("")
+            p(off)
+            p("")
+        if acc:
+            p("What one mark of the runtime accounting costs "
+              "(`taskset -c 1 target/release/examples/accounting_cost`):")
+            p("")
+            p("    " + "\n    ".join(acc.splitlines()))
+            p("")
+
+    p("## How to measure again")
+    p("")
+    p("    sudo make bench                      # everything above; rewrites this file")
+    p("    sudo make bench BENCH_ARGS=--quick   # a short run that checks the harness")
+    p("")
+    p("`wgdp-pktgen --help` tells the generator's options, docs/architecture.md (section 7) "
+      "how it works, and pktgen-scripts/README.md how to drive wgdp with DPDK-Pktgen instead.")
+    with open(a.doc, "w") as f:
+        f.write("\n".join(L).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+# shellcheck shell=bash
+# `make bench`: sourced by scripts/bench.sh, whose helpers (need, gw_start,
+# gw_stop, memif_devices, pktgen, eal_memory) it uses. Every step writes its
+# results into $WORK; scripts/bench-report.py turns them into docs/benchmarks.md
+# and the plots in docs/bench/.
+
+# bench_log MESSAGE
+bench_log() {
+    echo "bench: $(date -u +%H:%M:%S) $*"
+}
+
+# machine_info FILE: what the figures were measured on, as JSON.
+machine_info() {
+    local cpu flags
+    cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    flags=$(grep -m1 '^flags' /proc/cpuinfo)
+    python3 - "$1" "$cpu" "$(nproc)" "$(uname -r)" "$(pkg-config --modversion libdpdk 2>/dev/null || echo unknown)" \
+        "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+        "$([[ $flags == *avx512f* ]] && echo yes || echo no)" \
+        "$(wireguard-go --version 2>/dev/null | head -1 || echo unknown)" <<'PY'
+import json, sys, datetime
+out, cpu, cpus, kernel, dpdk, rev, avx512, wggo = sys.argv[1:]
+json.dump({"cpu": cpu, "cpus": int(cpus), "kernel": kernel, "dpdk": dpdk,
+           "revision": rev, "avx512": avx512 == "yes", "wireguard_go": wggo,
+           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")},
+          open(out, "w"), indent=1)
+PY
+}
+
+# The AEAD plaintext lengths that the inside frames of the benchmark become:
+# inner packet = frame - 14, padded to 16 (64 -> 64, 512 -> 512, 570 -> 560,
+# 1420 -> 1408).
+AEAD_SIZES=64,512,560,1408
+
+bench_aead() {
+    local secs=$1
+    bench_log "AEAD bound on CPU 1 (the worker's), ${secs} s per run"
+    taskset -c 1 "$REPO/target/release/examples/aead_bound" "$secs" "$AEAD_SIZES" --json >"$WORK/aead.json"
+    if command -v dpdk-test-crypto-perf >/dev/null; then
+        bench_log "dpdk-test-crypto-perf, crypto_aesni_mb, ChaCha20-Poly1305 on lcore 1"
+        # shellcheck disable=SC2046
+        dpdk-test-crypto-perf --no-pci $(eal_memory) --file-prefix "wgdp-bench-cp-$$" \
+            --vdev crypto_aesni_mb0 -l 0,1 -- --ptest throughput --devtype crypto_aesni_mb \
+            --optype aead --aead-algo chacha20-poly1305 --aead-op encrypt --aead-key-sz 32 \
+            --aead-iv-sz 12 --digest-sz 16 --buffer-sz "$AEAD_SIZES" --total-ops 2000000 \
+            --burst-sz 32 >"$WORK/cryptoperf.txt" 2>&1 || echo "failed: $?" >>"$WORK/cryptoperf.txt"
+    fi
+}
+
+# bench_memif ARGS...: wgdp-pktgen search over net_memif.
+bench_memif() {
+    bench_log "throughput and latency over net_memif"
+    memif_devices memif
+    gw_start memif "$GW_OUT" "$GW_IN" "$BENCH_PEERS"
+    pktgen search --peers "$BENCH_PEERS" --json "$WORK/memif.json" "$@" | tee "$WORK/memif.txt"
+    gw_stop
+}
+
+# bench_afxdp ARGS...: the same over veth pairs with net_af_xdp, in a network
+# namespace of its own.
+bench_afxdp() {
+    bench_log "throughput and latency over veth with net_af_xdp"
+    local ns=wgdp-bench-$$
+    ip netns add "$ns"
+    NETNS+=("$ns")
+    ip -n "$ns" link add gw-out type veth peer name gen-out
+    ip -n "$ns" link add gw-in type veth peer name gen-in
+    local l
+    for l in lo gw-out gen-out gw-in gen-in; do ip -n "$ns" link set "$l" up; done
+    GEN_OUT="net_af_xdp0,iface=gen-out"
+    GEN_IN="net_af_xdp1,iface=gen-in"
+    gw_start afxdp "net_af_xdp0,iface=gw-out" "net_af_xdp1,iface=gw-in" "$BENCH_PEERS" "$ns"
+    pktgen search NETNS="$ns" --peers "$BENCH_PEERS" --json "$WORK/afxdp.json" "$@" | tee "$WORK/afxdp.txt"
+    gw_stop
+}
+
+# bench_iperf SECONDS: iperf3 through wgdp and through wireguard-go as the
+# gateway, with the end-to-end harness (scripts/e2e.sh, scenario wgdp-first).
+bench_iperf() {
+    local secs=$1 gw
+    for gw in wgdp wireguard-go; do
+        bench_log "iperf3 through $gw ($secs s per run)"
+        bash "$REPO/scripts/e2e.sh" --gateway "$gw" --drivers af_xdp --only wgdp-first \
+            --seconds "$secs" >"$WORK/iperf-$gw.txt" 2>&1 || true
+    done
+}
+
+bench_costs() {
+    bench_log "offload and accounting costs"
+    taskset -c 1 "$REPO/target/release/examples/offload_cost" >"$WORK/offload.txt" 2>&1 || true
+    taskset -c 1 "$REPO/target/release/examples/accounting_cost" >"$WORK/accounting.txt" 2>&1 || true
+}
+
+bench_main() {
+    local quick= doc=$REPO/docs/benchmarks.md keep=
+    while (($#)); do
+        case $1 in
+        --quick) quick=1 && shift ;;
+        --doc) doc=${2:?} && shift 2 ;;
+        --keep) keep=${2:?} && shift 2 ;;
+        *) die "bench: unknown option $1" ;;
+        esac
+    done
+    need
+    command -v gnuplot >/dev/null || die "gnuplot is missing: run scripts/setup.sh"
+    BENCH_PEERS=4
+    local -a search=(--sizes 64,512,1420,imix --trial-ms 1000 --latency-count 20000)
+    local -a search_afxdp=(--sizes 64,1420 --trial-ms 1000 --latency-count 20000)
+    local aead_secs=1 iperf_secs=10
+    if [[ -n $quick ]]; then
+        search=(--sizes 64,1420 --trial-ms 200 --max-trials 5 --latency-count 2000)
+        search_afxdp=(--sizes 64 --trial-ms 200 --max-trials 4 --latency-count 2000 --latency-sizes 64)
+        aead_secs=0.2
+        iperf_secs=2
+    fi
+    local started=$SECONDS
+    machine_info "$WORK/machine.json"
+    bench_aead "$aead_secs"
+    bench_costs
+    bench_memif "${search[@]}"
+    bench_afxdp "${search_afxdp[@]}"
+    bench_iperf "$iperf_secs"
+    bench_log "writing $doc"
+    python3 "$REPO/scripts/bench-report.py" --work "$WORK" --doc "$doc" \
+        --plots "$(dirname "$doc")/bench" --seconds $((SECONDS - started)) \
+        ${quick:+--quick}
+    if [[ -n $keep ]]; then
+        mkdir -p "$keep"
+        cp -r "$WORK"/. "$keep"/
+    fi
+    bench_log "done in $((SECONDS - started)) s"
+}
