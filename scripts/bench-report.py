@@ -280,7 +280,7 @@ def main():
             p("")
 
     # ---- bound
-    p("## The AEAD bound of the worker's core")
+    p("## The AEAD bound")
     p("")
     p("The worker's in-line ChaCha20-Poly1305 (`ring`, the software backend) with nothing "
       "else to do, pinned to the worker's CPU: fresh counters, packets from a 64 MiB pool "
@@ -445,6 +445,8 @@ def main():
         p("## Costs of single operations")
         p("")
         if off:
+            p("### Checksums and super-packets")
+            p("")
             p("What the offload stage (docs/architecture.md, \"What a host hands the ports\") "
               "costs per packet, next to the seal every packet pays anyway "
               "(`taskset -c 1 target/release/examples/offload_cost`):")
@@ -452,11 +454,23 @@ def main():
             p(off)
             p("")
         if acc:
+            p("### Runtime accounting")
+            p("")
             p("What one mark of the runtime accounting costs "
               "(`taskset -c 1 target/release/examples/accounting_cost`):")
             p("")
             p("    " + "\n    ".join(acc.splitlines()))
             p("")
+
+    earlier = read(os.path.join(a.plots, "earlier.md")).strip()
+    if earlier:
+        p("## Earlier measurements")
+        p("")
+        p("Taken by hand on the same kind of machine, each with its command and date; "
+          "`make bench` does not repeat them (kept in docs/bench/earlier.md).")
+        p("")
+        p("\n".join(l for l in earlier.splitlines() if not l.startswith("<!--")).strip())
+        p("")
 
     p("## How to measure again")
     p("")

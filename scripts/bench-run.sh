@@ -60,15 +60,9 @@ bench_memif() {
 # namespace of its own.
 bench_afxdp() {
     bench_log "throughput and latency over veth with net_af_xdp"
-    local ns=wgdp-bench-$$
-    ip netns add "$ns"
-    NETNS+=("$ns")
-    ip -n "$ns" link add gw-out type veth peer name gen-out
-    ip -n "$ns" link add gw-in type veth peer name gen-in
-    local l
-    for l in lo gw-out gen-out gw-in gen-in; do ip -n "$ns" link set "$l" up; done
-    GEN_OUT="net_af_xdp0,iface=gen-out"
-    GEN_IN="net_af_xdp1,iface=gen-in"
+    local ns
+    afxdp_link
+    ns=$AFXDP_NS
     gw_start afxdp "net_af_xdp0,iface=gw-out" "net_af_xdp1,iface=gw-in" "$BENCH_PEERS" "$ns"
     pktgen search NETNS="$ns" --peers "$BENCH_PEERS" --json "$WORK/afxdp.json" "$@" | tee "$WORK/afxdp.txt"
     gw_stop

@@ -309,6 +309,8 @@ pub struct Generator {
     /// one (0: none yet). A trial counts only packets above its start value.
     seen_counter: Vec<u64>,
     pool_bytes: usize,
+    /// A port's driver loses the mbufs in its rings at close (net_af_xdp).
+    forgetful: bool,
     scratch: Vec<u8>,
     pub totals: Totals,
     // Last: the EAL outlives every DPDK object above.
@@ -379,6 +381,9 @@ impl Generator {
             next_trial_id: 1,
             seen_counter: vec![0; opts.peers as usize],
             pool_bytes: opts.pool_bytes,
+            forgetful: [outside_dev, inside_dev]
+                .iter()
+                .any(|d| d.starts_with("net_af_xdp")),
             scratch: vec![0u8; 2048],
             totals: Totals::default(),
             _eal: eal,
@@ -394,16 +399,26 @@ impl Generator {
     }
 
     /// Closes both ports and tells how many mbufs are still out (0: all came back).
+    /// The AF_XDP driver loses the mbufs in its rings when it closes (as wgdp's own
+    /// stop knows, docs/architecture.md section 2): with such a port, those are taken
+    /// back and only what is still out after that counts.
     pub fn finish(self) -> u32 {
         let Generator {
             outside,
             inside,
             mbufs,
+            forgetful,
             _eal,
             ..
         } = self;
         drop(outside);
         drop(inside);
+        if forgetful && mbufs.in_use_count() > 0 {
+            // SAFETY: both ports using the pool are closed, and every mbuf the generator
+            // held (its send and receive vectors) was freed before `finish`: nothing
+            // refers to the mbufs still counted as out.
+            unsafe { mbufs.reclaim_orphans() };
+        }
         let out = mbufs.in_use_count();
         drop(mbufs);
         out
