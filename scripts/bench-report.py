@@ -186,6 +186,8 @@ def main():
     machine = load(w("machine.json"), {})
     bound = Bound(load(w("aead.json")))
     memif = load(w("memif.json"))
+    base = {(r["direction"], r["size"]): r["latency"]
+            for r in (load(w("baseline.json")) or {}).get("latency", []) if r.get("latency")}
     afxdp = load(w("afxdp.json"))
     cp = cryptoperf_rows(read(w("cryptoperf.txt")))
     iperf = {gw: iperf_rows(read(w(f"iperf-{gw}.txt"))) for gw in ("wgdp", "wireguard-go")}
@@ -241,9 +243,15 @@ def main():
         p("")
         lat = [r for r in (memif or {}).get("latency", []) if r.get("latency")]
         if lat:
-            meds = ", ".join(f"{r['direction']} {r['size']} B {r['latency']['median_ns'] / 1e3:.1f} us"
-                             for r in lat)
-            p(f"Median latency through the gateway at {lat[0]['rate_asked']:.0f} packets/s: {meds}.")
+            def added(r):
+                b = base.get((r["direction"], r["size"]))
+                m = r["latency"]["median_ns"] / 1e3
+                if b:
+                    return f"{r['direction']} {r['size']} B {m - b['median_ns'] / 1e3:.1f} us"
+                return f"{r['direction']} {r['size']} B {m:.1f} us (no baseline)"
+            p(f"Median latency the gateway adds, at {lat[0]['rate_asked']:.0f} packets/s (its "
+              "median minus that of dpdk-testpmd forwarding over the same links): "
+              + ", ".join(added(r) for r in lat) + ".")
             p("")
     else:
         p("(the memif run produced no results)")
@@ -316,7 +324,7 @@ def main():
         p("")
 
     # ---- full throughput tables
-    def throughput_section(title, report, rows, how):
+    def throughput_section(title, report, rows, how, baseline=None):
         p(f"## {title}")
         p("")
         p(how)
@@ -347,18 +355,32 @@ def main():
               f"gateway, and back), at {lat[0]['rate_asked']:.0f} packets/s, one packet per "
               "burst, TSC read before the send and after the receive burst:")
             p("")
-            p("| direction | frame | packets | min us | median us | p99 us | max us |")
-            p("|---|---|---|---|---|---|---|")
+            p("| direction | frame | packets | min us | median us | p99 us | max us | baseline median us | added median us |")
+            p("|---|---|---|---|---|---|---|---|---|")
             for r in lat:
                 l = r["latency"]
+                b = baseline.get((r["direction"], r["size"])) if baseline else None
                 p(f"| {r['direction']} | {r['size']} B | {l['samples']} | {l['min_ns'] / 1e3:.1f} | "
-                  f"{l['median_ns'] / 1e3:.1f} | {l['p99_ns'] / 1e3:.1f} | {l['max_ns'] / 1e3:.1f} |")
+                  f"{l['median_ns'] / 1e3:.1f} | {l['p99_ns'] / 1e3:.1f} | {l['max_ns'] / 1e3:.1f} | "
+                  f"{fmt(b and b['median_ns'] / 1e3, 1)} | "
+                  f"{fmt(b and (l['median_ns'] - b['median_ns']) / 1e3, 1)} |")
             p("")
+            if baseline:
+                p("The baseline: the same generator and the same kind of links with "
+                  "`dpdk-testpmd --forward-mode=io` (one forwarding core on lcore 1) in the "
+                  "gateway's place, plaintext both ways:")
+                p("")
+                p("    dpdk-testpmd --no-pci --in-memory -l 0,1 --vdev net_memif0,role=server,socket=OUT "
+                  "--vdev net_memif1,role=server,socket=IN -- --forward-mode=io --auto-start --nb-cores=1")
+                p("    wgdp-pktgen baseline --outside net_memif0,role=client,socket=OUT "
+                  "--inside net_memif1,role=client,socket=IN --count N")
+                p("")
 
     throughput_section(
         "Throughput and latency over net_memif", memif, mrows,
         "Two DPDK processes over shared memory: no kernel in the path, so this is the "
-        "figure that counts. wgdp's ports are `net_memif` servers, the generator's clients.")
+        "figure that counts. wgdp's ports are `net_memif` servers, the generator's clients.",
+        base)
 
     # ---- stages
     p("## Where the clocks go")

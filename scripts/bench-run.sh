@@ -56,6 +56,35 @@ bench_memif() {
     gw_stop
 }
 
+# bench_baseline COUNT: latency through dpdk-testpmd forwarding between the same
+# kind of memif links (io mode, one forwarding core on lcore 1, as wgdp's worker):
+# what the links and the generator add, so that the report can tell what the
+# gateway adds.
+bench_baseline() {
+    command -v dpdk-testpmd >/dev/null || return 0
+    bench_log "latency baseline: dpdk-testpmd io forwarding over net_memif"
+    memif_devices testpmd
+    local prefix=wgdp-bench-tp-$$ log=$WORK/testpmd.log pid i
+    # shellcheck disable=SC2046
+    dpdk-testpmd --no-pci $(eal_memory) --no-telemetry --file-prefix "$prefix" -l 0,1 \
+        --vdev "$GW_OUT" --vdev "$GW_IN" -- \
+        --forward-mode=io --auto-start --nb-cores=1 --stats-period 3600 >"$log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    for ((i = 0; i < 300; i++)); do
+        [[ -S $WORK/testpmd-out.sock && -S $WORK/testpmd-in.sock ]] && break
+        kill -0 "$pid" 2>/dev/null || die "dpdk-testpmd exited (log: $log)"
+        sleep 0.1
+    done
+    local -a eal=()
+    for i in $(eal_memory); do eal+=("--eal-arg=$i"); done
+    "$PKTGEN" baseline --outside "$GEN_OUT" --inside "$GEN_IN" --lcore 0 "${eal[@]}" \
+        --count "$1" --json "$WORK/baseline.json" | tee "$WORK/baseline.txt"
+    kill -TERM "$pid"
+    wait "$pid" || true
+    rm -rf "/var/run/dpdk/$prefix"
+}
+
 # bench_afxdp ARGS...: the same over veth pairs with net_af_xdp, in a network
 # namespace of its own.
 bench_afxdp() {
@@ -100,18 +129,20 @@ bench_main() {
     BENCH_PEERS=4
     local -a search=(--sizes 64,512,1420,imix --trial-ms 1000 --latency-count 20000)
     local -a search_afxdp=(--sizes 64,1420 --trial-ms 1000 --latency-count 20000)
-    local aead_secs=1 iperf_secs=10
+    local aead_secs=1 iperf_secs=10 latency_count=20000
     if [[ -n $quick ]]; then
         search=(--sizes 64,1420 --trial-ms 200 --max-trials 5 --latency-count 2000)
         search_afxdp=(--sizes 64 --trial-ms 200 --max-trials 4 --latency-count 2000 --latency-sizes 64)
         aead_secs=0.2
         iperf_secs=2
+        latency_count=2000
     fi
     local started=$SECONDS
     machine_info "$WORK/machine.json"
     bench_aead "$aead_secs"
     bench_costs
     bench_memif "${search[@]}"
+    bench_baseline "$latency_count"
     bench_afxdp "${search_afxdp[@]}"
     bench_iperf "$iperf_secs"
     bench_log "writing $doc"

@@ -179,6 +179,10 @@ pub struct TrialSpec {
     pub count: u64,
     /// Record each packet's latency (sends one packet per burst).
     pub latency: bool,
+    /// Plaintext frames in either direction, counted when they come back unchanged on
+    /// the other port: for measuring a plain forwarder (such as testpmd) between the
+    /// two links, the baseline of the latency through a gateway.
+    pub baseline: bool,
     /// How long to keep receiving after the last packet was sent, at most, when
     /// packets are still missing: the wait ends as soon as every sent packet is back.
     pub drain: Duration,
@@ -259,6 +263,7 @@ pub struct Totals {
 #[derive(Default)]
 struct Trial {
     active: bool,
+    baseline: bool,
     id: u32,
     direction: Option<Direction>,
     count: u64,
@@ -547,7 +552,27 @@ impl Generator {
         }
     }
 
+    /// A baseline trial's frame, back unchanged on either port.
+    fn on_baseline(&mut self, data: &[u8], now_tsc: u64) {
+        let t = &mut self.trial;
+        let stamp = match frames::parse(data) {
+            Frame::Udp { payload, .. } => Stamp::read(payload),
+            _ => None,
+        };
+        match stamp {
+            Some(s) if s.trial == t.id && s.seq < t.count => {
+                t.received += 1;
+                t.verified += 1;
+                record_latency(t, s.seq, now_tsc);
+            }
+            _ => self.totals.other_frames += 1,
+        }
+    }
+
     fn on_inside(&mut self, data: &[u8], now_tsc: u64) {
+        if self.trial.active && self.trial.baseline {
+            return self.on_baseline(data, now_tsc);
+        }
         match frames::parse(data) {
             Frame::Arp {
                 op,
@@ -583,6 +608,9 @@ impl Generator {
     }
 
     fn on_outside(&mut self, data: &[u8], now_tsc: u64) {
+        if self.trial.active && self.trial.baseline {
+            return self.on_baseline(data, now_tsc);
+        }
         match frames::parse(data) {
             Frame::Arp {
                 op,
@@ -720,6 +748,24 @@ impl Generator {
     }
 
     // ---- ARP and handshakes ----------------------------------------------------------
+
+    /// Waits until both ports report their link up (a memif client's link comes up
+    /// only once the server has taken the connection).
+    pub fn wait_links(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while !(self.outside.link_up() && self.inside.link_up()) {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the links did not come up within {timeout:?} (outside {}, inside {})",
+                    if self.outside.link_up() { "up" } else { "down" },
+                    if self.inside.link_up() { "up" } else { "down" }
+                ));
+            }
+            self.poll();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
 
     /// Asks for the gateway's MAC on both links until both are known.
     pub fn resolve(&mut self, timeout: Duration) -> Result<(), String> {
@@ -890,6 +936,20 @@ impl Generator {
                 seq: k,
                 peer: p as u32,
             };
+            if spec.baseline {
+                let flow = UdpFlow {
+                    dst_mac: frames::BROADCAST,
+                    src_mac: self.in_mac,
+                    src: self.link.inside,
+                    dst: self.peers[p].tunnel,
+                    sport: 5000 + (p % 1000) as u16,
+                    dport: 5001,
+                };
+                let f = pool.push(frame);
+                stamp.write(&mut f[HEADERS_LEN..]);
+                frames::udp(f, &flow, k as u16);
+                continue;
+            }
             match spec.direction {
                 Direction::Decrypt => {
                     let len =
@@ -938,6 +998,7 @@ impl Generator {
             rate: 0.0,
             count,
             latency: false,
+            baseline: false,
             drain: Duration::ZERO,
         };
         let pool = self.build_pool(&spec, id);
@@ -976,7 +1037,7 @@ impl Generator {
     /// Runs one trial: builds its packets, offers them at the rate, and receives until
     /// every sent packet is back or `drain` has passed since the last one arrived.
     pub fn trial(&mut self, spec: &TrialSpec) -> Result<TrialResult, String> {
-        if self.peers.iter().any(|p| p.keys.is_none()) {
+        if !spec.baseline && self.peers.iter().any(|p| p.keys.is_none()) {
             return Err("a peer has no session: handshake first".into());
         }
         let id = self.next_trial_id;
@@ -990,6 +1051,7 @@ impl Generator {
         // Arm the receive side.
         self.trial = Trial {
             active: true,
+            baseline: spec.baseline,
             id,
             direction: Some(spec.direction),
             count: spec.count,

@@ -86,6 +86,22 @@ enum Command {
         #[arg(long, default_value_t = 10000)]
         count: u64,
     },
+    /// Latency through a plain forwarder between the two links (such as dpdk-testpmd in
+    /// io mode), the baseline that a gateway's latency is compared with: plaintext
+    /// frames out of each port, back unchanged on the other. No handshake, no ARP.
+    Baseline {
+        #[command(flatten)]
+        common: Common,
+        /// Packets per second.
+        #[arg(long, default_value_t = 10000.0)]
+        rate: f64,
+        /// Packets per direction and size.
+        #[arg(long, default_value_t = 20000)]
+        count: u64,
+        /// Frame sizes, comma-separated.
+        #[arg(long, default_value = "64,1420", value_delimiter = ',', value_parser = Size::parse)]
+        sizes: Vec<Size>,
+    },
     /// RFC 2544 throughput per direction and frame size, then latency at a low rate.
     Search {
         #[command(flatten)]
@@ -143,9 +159,9 @@ struct Common {
     /// The port wired to the gateway's inside port.
     #[arg(long)]
     inside: String,
-    /// The gateway's public key (base64).
+    /// The gateway's public key (base64); not needed by `baseline`.
     #[arg(long)]
-    gateway_key: String,
+    gateway_key: Option<String>,
     /// A preshared key file (base64), if the gateway has one for the peers.
     #[arg(long)]
     psk_file: Option<std::path::PathBuf>,
@@ -293,12 +309,40 @@ struct Session {
 }
 
 impl Session {
+    /// Starts the generator, resolves the gateway, completes every handshake and
+    /// warms the path up.
     fn open(c: &Common) -> Result<Session, String> {
-        let key = BASE64
-            .decode(c.gateway_key.trim())
-            .ok()
+        let key = c
+            .gateway_key
+            .as_deref()
+            .and_then(|k| BASE64.decode(k.trim()).ok())
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
             .ok_or("--gateway-key: a base64 WireGuard public key (32 bytes)")?;
+        let mut s = Session::start(c, PublicKey::from(key))?;
+        let timeout = Duration::from_secs(c.setup_timeout);
+        s.gen.resolve(timeout)?;
+        s.gen.handshake(Duration::ZERO, timeout)?;
+        eprintln!(
+            "wgdp-pktgen: {} peer(s) have a session with the gateway",
+            s.gen.peer_count()
+        );
+        // Warm-up, not measured: the gateway learns the generator's MACs on both links.
+        for direction in [Direction::Decrypt, Direction::Encrypt] {
+            s.gen.trial(&TrialSpec {
+                direction,
+                size: Size::Fixed(64),
+                rate: 1000.0,
+                count: 16 * u64::from(c.peers).min(64),
+                latency: false,
+                baseline: false,
+                drain: Duration::from_millis(500),
+            })?;
+        }
+        Ok(s)
+    }
+
+    /// Starts the generator's EAL and ports only.
+    fn start(c: &Common, gateway_key: PublicKey) -> Result<Session, String> {
         let psk = match &c.psk_file {
             None => None,
             Some(path) => {
@@ -352,7 +396,7 @@ impl Session {
         let opts = Options {
             seed: c.seed,
             peers: c.peers,
-            gateway_key: PublicKey::from(key),
+            gateway_key,
             psk,
             link: Link {
                 outside: c.outside_addr,
@@ -366,30 +410,12 @@ impl Session {
             pool_bytes: c.pool_mb << 20,
         };
         let mut gen = Generator::start(&eal, &c.outside, &c.inside, opts)?;
-        let timeout = Duration::from_secs(c.setup_timeout);
-        gen.resolve(timeout)?;
-        gen.handshake(Duration::ZERO, timeout)?;
-        eprintln!(
-            "wgdp-pktgen: {} peer(s) have a session with the gateway",
-            gen.peer_count()
-        );
-        let mut s = Session {
+        gen.wait_links(Duration::from_secs(c.setup_timeout))?;
+        Ok(Session {
             gen,
             metrics: c.metrics,
             records: Vec::new(),
-        };
-        // Warm-up, not measured: the gateway learns the generator's MACs on both links.
-        for direction in [Direction::Decrypt, Direction::Encrypt] {
-            s.gen.trial(&TrialSpec {
-                direction,
-                size: Size::Fixed(64),
-                rate: 1000.0,
-                count: 16 * u64::from(c.peers).min(64),
-                latency: false,
-                drain: Duration::from_millis(500),
-            })?;
-        }
-        Ok(s)
+        })
     }
 
     fn metrics_text(&self) -> Result<Option<String>, String> {
@@ -398,7 +424,9 @@ impl Session {
 
     /// A trial, with the gateway's drops and runtime accounting around it.
     fn trial(&mut self, spec: &TrialSpec, timeout: Duration) -> Result<Record, String> {
-        self.gen.handshake(engine::SESSION_RENEW_AFTER, timeout)?;
+        if !spec.baseline {
+            self.gen.handshake(engine::SESSION_RENEW_AFTER, timeout)?;
+        }
         let before = self.metrics_text()?;
         let result = self.gen.trial(spec)?;
         let after = self.metrics_text()?;
@@ -505,6 +533,7 @@ fn run(
                 rate: if rate > 0.0 { rate } else { f64::INFINITY },
                 count,
                 latency,
+                baseline: false,
                 drain: Duration::from_secs(2),
             },
             timeout,
@@ -595,6 +624,7 @@ fn search_all(
                             rate,
                             count,
                             latency: false,
+                            baseline: false,
                             drain: Duration::from_millis(200),
                         },
                         timeout,
@@ -659,6 +689,7 @@ fn search_all(
                         rate: latency_rate,
                         count: latency_count,
                         latency: true,
+                        baseline: false,
                         drain: Duration::from_millis(500),
                     },
                     timeout,
@@ -744,6 +775,55 @@ fn pcap(common: &Common, out: &std::path::Path, size: Size, count: u64) -> Resul
     Ok(left == 0)
 }
 
+fn baseline(common: &Common, rate: f64, count: u64, sizes: &[Size]) -> Result<bool, String> {
+    if count == 0 || rate <= 0.0 {
+        return Err("--count and --rate: above zero".into());
+    }
+    // Any valid key: nobody handshakes.
+    let key = PublicKey::from(&peers::private_key(common.seed, u32::MAX));
+    let mut s = Session::start(common, key)?;
+    let mut latency = Vec::new();
+    for direction in [Direction::Decrypt, Direction::Encrypt] {
+        for &size in sizes {
+            let r = s.trial(
+                &TrialSpec {
+                    direction,
+                    size,
+                    rate,
+                    count,
+                    latency: true,
+                    baseline: true,
+                    drain: Duration::from_millis(500),
+                },
+                Duration::from_secs(common.setup_timeout),
+            )?;
+            print_trial(&r);
+            latency.push(r);
+        }
+    }
+    let tsc_hz = s.gen.tsc_hz();
+    let totals = s.gen.totals;
+    let records = std::mem::take(&mut s.records);
+    let out = s.gen.finish();
+    write_json(
+        &common.json,
+        &Report {
+            generator: format!("wgdp-pktgen {}", env!("CARGO_PKG_VERSION")),
+            command: command_line(),
+            date: utc_now(),
+            tsc_hz,
+            peers: common.peers,
+            trial_ms: None,
+            throughput: Vec::new(),
+            latency,
+            trials: records,
+            totals,
+            mbufs_out_at_end: out,
+        },
+    )?;
+    Ok(out == 0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -770,6 +850,12 @@ fn main() -> ExitCode {
             size,
             count,
         } => pcap(&common, &out, size, count),
+        Command::Baseline {
+            common,
+            rate,
+            count,
+            sizes,
+        } => baseline(&common, rate, count, &sizes),
         Command::Search {
             common,
             direction,
