@@ -189,6 +189,7 @@ def main():
     base = {(r["direction"], r["size"]): r["latency"]
             for r in (load(w("baseline.json")) or {}).get("latency", []) if r.get("latency")}
     afxdp = load(w("afxdp.json"))
+    wggo = load(w("wireguard-go.json"))
     cp = cryptoperf_rows(read(w("cryptoperf.txt")))
     iperf = {gw: iperf_rows(read(w(f"iperf-{gw}.txt"))) for gw in ("wgdp", "wireguard-go")}
 
@@ -431,6 +432,28 @@ def main():
         "The same, over two veth pairs in a network namespace, wgdp and the generator each "
         "on one end through AF_XDP (copy mode on veth). The kernel's veth and XDP paths are "
         "in these figures.")
+
+    # ---- the same generator against wireguard-go
+    grows = throughput_rows(wggo)
+    throughput_section(
+        "The same generator against wireguard-go", wggo, grows,
+        "wireguard-go (Debian's) as the gateway, in a network namespace with the gateway's "
+        "veth ends, IP forwarding and a wireguard-go interface holding the generator's "
+        "peers; the generator on the other ends through net_af_xdp, as in the section "
+        "above. The ratio column is against the AEAD bound of the in-line `ring` code, "
+        "which wireguard-go does not use (it has Go's ChaCha20-Poly1305).")
+    if arows and grows:
+        p("wgdp over veth and AF_XDP against wireguard-go over the same veths, same generator, "
+          "same run:")
+        p("")
+        p("| direction | frame | wgdp Mpps | wireguard-go Mpps | wgdp / wireguard-go |")
+        p("|---|---|---|---|---|")
+        for r in arows:
+            g = next((x for x in grows if x["direction"] == r["direction"] and x["size"] == r["size"]), None)
+            if g:
+                p(f"| {r['direction']} | {r['size']} B | {r['mpps']:.3f} | {g['mpps']:.3f} | "
+                  f"{fmt(r['mpps'] / g['mpps'] if g['mpps'] else None, 1)} |")
+        p("")
 
     # ---- iperf
     p("## iperf3 through the gateway: wgdp against wireguard-go")

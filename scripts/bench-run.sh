@@ -97,6 +97,56 @@ bench_afxdp() {
     gw_stop
 }
 
+# bench_wireguard_go ARGS...: the same generator against wireguard-go (Debian's)
+# as the gateway: a namespace with the gateway's two veth ends, their addresses,
+# IP forwarding and a wireguard-go interface with the generator's peers; the
+# generator in a namespace of its own on the other ends, through net_af_xdp.
+bench_wireguard_go() {
+    command -v wireguard-go >/dev/null || return 0
+    bench_log "the same generator against wireguard-go as the gateway (veth)"
+    local gw=wgdp-bench-$$-wggo gen=wgdp-bench-$$-wggen name=wgb$$ key pid i l
+    ip netns add "$gw"
+    NETNS+=("$gw")
+    ip netns add "$gen"
+    NETNS+=("$gen")
+    ip link add gw-out netns "$gw" type veth peer name gen-out netns "$gen"
+    ip link add gw-in netns "$gw" type veth peer name gen-in netns "$gen"
+    for l in gen-out gen-in; do
+        ip netns exec "$gen" sysctl -qw "net.ipv6.conf.$l.disable_ipv6=1"
+    done
+    ip -n "$gw" addr add 198.19.0.2/24 dev gw-out
+    ip -n "$gw" addr add 198.18.2.1/24 dev gw-in
+    for l in lo gw-out gw-in; do ip -n "$gw" link set "$l" up; done
+    for l in lo gen-out gen-in; do ip -n "$gen" link set "$l" up; done
+    ip netns exec "$gw" sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec "$gw" wireguard-go -f "$name" >"$WORK/wireguard-go.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    for ((i = 0; i < 100; i++)); do
+        [[ -S /var/run/wireguard/$name.sock ]] && break
+        sleep 0.1
+    done
+    key=$(wg genkey)
+    GW_PUB=$(wg pubkey <<<"$key")
+    printf '%s\n' "$key" >"$WORK/wireguard-go.key"
+    ip netns exec "$gw" wg set "$name" private-key "$WORK/wireguard-go.key" listen-port 51820
+    # The generator's peers, from the same seed as its keys.
+    local pub ips
+    while read -r pub ips; do
+        ip netns exec "$gw" wg set "$name" peer "$pub" allowed-ips "$ips"
+    done < <("$PKTGEN" peers --peers "$BENCH_PEERS" |
+        sed -n 's/.*public_key: "\(.*\)"/\1/p; s/.*allowed_ips: \["\(.*\)"\]/\1/p' | paste - -)
+    ip -n "$gw" link set "$name" up
+    ip -n "$gw" route add 198.18.128.0/24 dev "$name"
+    GEN_OUT="net_af_xdp0,iface=gen-out"
+    GEN_IN="net_af_xdp1,iface=gen-in"
+    GW_METRICS=
+    pktgen search NETNS="$gen" --peers "$BENCH_PEERS" --json "$WORK/wireguard-go.json" "$@" |
+        tee "$WORK/wireguard-go.txt"
+    kill -TERM "$pid"
+    wait "$pid" || true
+}
+
 # bench_iperf SECONDS: iperf3 through wgdp and through wireguard-go as the
 # gateway, with the end-to-end harness (scripts/e2e.sh, scenario wgdp-first).
 bench_iperf() {
@@ -144,6 +194,7 @@ bench_main() {
     bench_memif "${search[@]}"
     bench_baseline "$latency_count"
     bench_afxdp "${search_afxdp[@]}"
+    bench_wireguard_go "${search_afxdp[@]}"
     bench_iperf "$iperf_secs"
     bench_log "writing $doc"
     python3 "$REPO/scripts/bench-report.py" --work "$WORK" --doc "$doc" \

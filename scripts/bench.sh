@@ -30,6 +30,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WGDP=${WGDP_BIN:-$REPO/target/release/wgdp}
 PKTGEN=${PKTGEN_BIN:-$REPO/target/release/wgdp-pktgen}
 WORK=
+GW_METRICS=
 PIDS=()
 NETNS=()
 
@@ -201,7 +202,8 @@ pktgen() {
         shift
     fi
     local -a cmd=("$PKTGEN" "$sub" --outside "$GEN_OUT" --inside "$GEN_IN"
-        --gateway-key "$GW_PUB" --metrics "$GW_METRICS" --lcore 0)
+        --gateway-key "$GW_PUB" --lcore 0)
+    [[ -z $GW_METRICS ]] || cmd+=(--metrics "$GW_METRICS")
     local m
     for m in $(eal_memory); do cmd+=("--eal-arg=$m"); done
     if [[ -n $ns ]]; then

@@ -183,6 +183,9 @@ pub struct TrialSpec {
     /// the other port: for measuring a plain forwarder (such as testpmd) between the
     /// two links, the baseline of the latency through a gateway.
     pub baseline: bool,
+    /// Stop offering after this long even if packets are left (what was not offered
+    /// does not count): bounds a trial as fast as the generator can on a slow link.
+    pub max_send: Option<Duration>,
     /// How long to keep receiving after the last packet was sent, at most, when
     /// packets are still missing: the wait ends as soon as every sent packet is back.
     pub drain: Duration,
@@ -999,6 +1002,7 @@ impl Generator {
             count,
             latency: false,
             baseline: false,
+            max_send: None,
             drain: Duration::ZERO,
         };
         let pool = self.build_pool(&spec, id);
@@ -1079,8 +1083,15 @@ impl Generator {
         let t0 = Eal::tsc();
         let mut last_send = t0;
         let mut k = 0usize;
-        let total = pool.len();
+        let mut total = pool.len();
+        let stop_at = spec
+            .max_send
+            .map(|d| t0 + (d.as_secs_f64() * self.hz as f64) as u64);
         while k < total {
+            if stop_at.is_some_and(|t| Eal::tsc() >= t) {
+                total = k;
+                break;
+            }
             let due = if clocks_per_packet > 0.0 {
                 (((Eal::tsc() - t0) as f64 / clocks_per_packet) as usize + 1).min(total)
             } else {

@@ -335,6 +335,7 @@ impl Session {
                 count: 16 * u64::from(c.peers).min(64),
                 latency: false,
                 baseline: false,
+                max_send: None,
                 drain: Duration::from_millis(500),
             })?;
         }
@@ -534,6 +535,7 @@ fn run(
                 count,
                 latency,
                 baseline: false,
+                max_send: None,
                 drain: Duration::from_secs(2),
             },
             timeout,
@@ -625,6 +627,9 @@ fn search_all(
                             count,
                             latency: false,
                             baseline: false,
+                            // As fast as it can: for twice a trial's length at most.
+                            max_send: (!rate.is_finite())
+                                .then(|| Duration::from_millis(2 * trial_ms.max(500))),
                             drain: Duration::from_millis(200),
                         },
                         timeout,
@@ -690,6 +695,7 @@ fn search_all(
                         count: latency_count,
                         latency: true,
                         baseline: false,
+                        max_send: None,
                         drain: Duration::from_millis(500),
                     },
                     timeout,
@@ -793,6 +799,7 @@ fn baseline(common: &Common, rate: f64, count: u64, sizes: &[Size]) -> Result<bo
                     count,
                     latency: true,
                     baseline: true,
+                    max_send: None,
                     drain: Duration::from_millis(500),
                 },
                 Duration::from_secs(common.setup_timeout),
