@@ -957,8 +957,9 @@ impl Generator {
                 Direction::Decrypt => {
                     let len =
                         self.inner_packet(self.peers[p].tunnel, self.link.inside, frame, stamp);
-                    let inner = self.scratch[..len].to_vec();
-                    self.seal_into(&mut pool, p, &inner, k as u16);
+                    let scratch = std::mem::take(&mut self.scratch);
+                    self.seal_into(&mut pool, p, &scratch[..len], k as u16);
+                    self.scratch = scratch;
                 }
                 Direction::Encrypt => {
                     let flow = UdpFlow {
