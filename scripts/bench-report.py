@@ -132,7 +132,7 @@ def histogram(plots, name, title, ylabel, columns, rows, style):
         (f'"{name}.dat" using {i + 2}:xtic(1) title columnheader({i + 2})' if i == 0
          else f"'' using {i + 2} title columnheader({i + 2})")
         for i in range(len(columns)))
-    key = "outside right" if style == "rowstacked" else "top right"
+    key = "outside right"
     script = f"""
 set terminal pngcairo size 900,480 font "sans,10" noenhanced
 set output "{name}.png"
@@ -367,6 +367,16 @@ def main():
                   f"{fmt(b and (l['median_ns'] - b['median_ns']) / 1e3, 1)} |")
             p("")
             if baseline:
+                labels = [f"{r['direction']} {r['size']} B" for r in lat]
+                series = [
+                    ("median", [r["latency"]["median_ns"] / 1e3 for r in lat]),
+                    ("p99", [r["latency"]["p99_ns"] / 1e3 for r in lat]),
+                    ("baseline median", [(baseline.get((r["direction"], r["size"])) or {}).get("median_ns", 0) / 1e3 for r in lat]),
+                ]
+                if bar_plot(a.plots, "latency", "Latency through the gateway over net_memif (us)",
+                            "microseconds", labels, series):
+                    p(f"![Latency through the gateway]({plots_rel}/latency.png)")
+                    p("")
                 p("The baseline: the same generator and the same kind of links with "
                   "`dpdk-testpmd --forward-mode=io` (one forwarding core on lcore 1) in the "
                   "gateway's place, plaintext both ways:")
