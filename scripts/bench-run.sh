@@ -52,8 +52,9 @@ bench_memif() {
     bench_log "throughput and latency over net_memif"
     memif_devices memif
     gw_start memif "$GW_OUT" "$GW_IN" "$BENCH_PEERS"
-    pktgen search --peers "$BENCH_PEERS" --json "$WORK/memif.json" "$@" | tee "$WORK/memif.txt"
-    gw_stop
+    GEN_OUTPUT=$WORK/memif.txt pktgen_memif search --peers "$BENCH_PEERS" \
+        --json "$WORK/memif.json" "$@"
+    cat "$WORK/memif.txt"
 }
 
 # bench_baseline COUNT: latency through dpdk-testpmd forwarding between the same
@@ -72,16 +73,22 @@ bench_baseline() {
     pid=$!
     PIDS+=("$pid")
     for ((i = 0; i < 300; i++)); do
-        [[ -S $WORK/testpmd-out.sock && -S $WORK/testpmd-in.sock ]] && break
+        memif_listening "$WORK/testpmd-out.sock" && memif_listening "$WORK/testpmd-in.sock" && break
         kill -0 "$pid" 2>/dev/null || die "dpdk-testpmd exited (log: $log)"
         sleep 0.1
     done
     local -a eal=()
     for i in $(eal_memory); do eal+=("--eal-arg=$i"); done
     "$PKTGEN" baseline --outside "$GEN_OUT" --inside "$GEN_IN" --lcore 0 "${eal[@]}" \
-        --count "$1" --json "$WORK/baseline.json" | tee "$WORK/baseline.txt"
+        --count "$1" --json "$WORK/baseline.json" --linger-file "$WORK/baseline.done" \
+        >"$WORK/baseline.txt" &
+    local gen=$!
+    PIDS+=("$gen")
+    while [[ ! -e $WORK/baseline.done ]] && kill -0 "$gen" 2>/dev/null; do sleep 0.1; done
     kill -TERM "$pid"
     wait "$pid" || true
+    wait "$gen" || echo "bench: wgdp-pktgen baseline failed" >&2
+    cat "$WORK/baseline.txt"
     rm -rf "/var/run/dpdk/$prefix"
 }
 

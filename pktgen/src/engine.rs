@@ -770,6 +770,19 @@ impl Generator {
         Ok(())
     }
 
+    /// Waits, without polling the ports, until the other end has closed both links;
+    /// false if they are still up after `timeout`.
+    pub fn wait_links_down(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.outside.link_up() || self.inside.link_up() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// Asks for the gateway's MAC on both links until both are known.
     pub fn resolve(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;

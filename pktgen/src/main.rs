@@ -208,6 +208,12 @@ struct Common {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// When the traffic is done, create this file and keep the ports open, without
+    /// polling them, until the gateway has closed both links (at most
+    /// --setup-timeout seconds): DPDK 22.11's memif server can crash when its client
+    /// disconnects while it polls, so stop the gateway first, then the generator.
+    #[arg(long)]
+    linger_file: Option<std::path::PathBuf>,
     /// Give up on ARP and handshakes after this many seconds.
     #[arg(long, default_value_t = 20)]
     setup_timeout: u64,
@@ -419,6 +425,25 @@ impl Session {
         })
     }
 
+    /// With --linger-file: tells that the traffic is done, then waits for the other
+    /// end to close the links.
+    fn linger(&self, c: &Common) -> Result<(), String> {
+        let Some(path) = &c.linger_file else {
+            return Ok(());
+        };
+        std::fs::write(path, b"done\n").map_err(|e| format!("{}: {e}", path.display()))?;
+        if !self
+            .gen
+            .wait_links_down(Duration::from_secs(c.setup_timeout))
+        {
+            eprintln!(
+                "wgdp-pktgen: the links are still up {} s after the traffic ended; closing them",
+                c.setup_timeout
+            );
+        }
+        Ok(())
+    }
+
     fn metrics_text(&self) -> Result<Option<String>, String> {
         self.metrics.map(control::runtime::fetch).transpose()
     }
@@ -558,6 +583,7 @@ fn run(
             ok = false;
         }
     }
+    s.linger(common)?;
     let tsc_hz = s.gen.tsc_hz();
     let totals = s.gen.totals;
     let records = std::mem::take(&mut s.records);
@@ -705,6 +731,7 @@ fn search_all(
             }
         }
     }
+    s.linger(common)?;
     let tsc_hz = s.gen.tsc_hz();
     let totals = s.gen.totals;
     let records = std::mem::take(&mut s.records);
@@ -773,6 +800,7 @@ fn pcap(common: &Common, out: &std::path::Path, size: Size, count: u64) -> Resul
     .join("\n")
         + "\n";
     std::fs::write(out.join("session.txt"), info).map_err(|e| format!("{}: {e}", out.display()))?;
+    s.linger(common)?;
     let left = s.gen.finish();
     println!(
         "wrote {count} packets each to {}/decrypt.pcap and encrypt.pcap",
@@ -808,6 +836,7 @@ fn baseline(common: &Common, rate: f64, count: u64, sizes: &[Size]) -> Result<bo
             latency.push(r);
         }
     }
+    s.linger(common)?;
     let tsc_hz = s.gen.tsc_hz();
     let totals = s.gen.totals;
     let records = std::mem::take(&mut s.records);
