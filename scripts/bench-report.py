@@ -336,9 +336,14 @@ def main():
             return
         p("    " + tidy(report["command"]))
         p("")
+        retries = report.get("retries") or 0
         p(f"RFC 2544 throughput: trials of {report.get('trial_ms')} ms, binary search to 1 % "
           "(the first trial as fast as the generator can send), zero loss: every packet "
-          "offered came out, checked.")
+          "offered came out, checked."
+          + (f" A rate that lost is tried {retries} more time{'s' if retries > 1 else ''} "
+             "before it counts as failed: on these shared vCPUs a single preemption of the "
+             "worker loses packets at any rate (RFC 2544 proper is `--retries 0`)."
+             if retries else ""))
         p("")
         p("| direction | frame | Mpps | Gbit/s | ratio to the bound | trials | lossless trial at the rate found |")
         p("|---|---|---|---|---|---|---|")

@@ -221,7 +221,12 @@ pktgen() {
 # stops first. Output goes to $GEN_OUTPUT (default: stdout).
 pktgen_memif() {
     local flag=$WORK/linger.$RANDOM status=0 gen
-    pktgen "$@" --linger-file "$flag" >"${GEN_OUTPUT:-/dev/stdout}" &
+    # (Not ">/dev/stdout": that opens the file stdout is, truncating it.)
+    if [[ -n ${GEN_OUTPUT:-} ]]; then
+        pktgen "$@" --linger-file "$flag" >"$GEN_OUTPUT" &
+    else
+        pktgen "$@" --linger-file "$flag" &
+    fi
     gen=$!
     PIDS+=("$gen")
     while [[ ! -e $flag ]] && kill -0 "$gen" 2>/dev/null; do

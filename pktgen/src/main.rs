@@ -120,6 +120,10 @@ enum Command {
         /// Most trials per search after the first.
         #[arg(long, default_value_t = 14)]
         max_trials: usize,
+        /// Try a rate that lost this many more times before it counts as failed (0:
+        /// strictly one trial per rate, as RFC 2544).
+        #[arg(long, default_value_t = 1)]
+        retries: usize,
         /// Latency trial rate (packets/s); 0 for no latency trials.
         #[arg(long, default_value_t = 10000.0)]
         latency_rate: f64,
@@ -272,6 +276,8 @@ struct Report {
     tsc_hz: u64,
     peers: u32,
     trial_ms: Option<u64>,
+    /// Repeats of a trial that lost before its rate counts as failed.
+    retries: Option<usize>,
     throughput: Vec<Throughput>,
     latency: Vec<Record>,
     trials: Vec<Record>,
@@ -603,6 +609,7 @@ fn run(
             tsc_hz,
             peers: common.peers,
             trial_ms: None,
+            retries: None,
             throughput: Vec::new(),
             latency: Vec::new(),
             trials: records,
@@ -621,6 +628,7 @@ fn search_all(
     trial_ms: u64,
     resolution: f64,
     max_trials: usize,
+    retries: usize,
     latency_rate: f64,
     latency_count: u64,
     latency_sizes: &[Size],
@@ -638,6 +646,7 @@ fn search_all(
                 search::Settings {
                     resolution,
                     max_trials,
+                    retries,
                 },
                 |rate| {
                     let count = if rate.is_finite() {
@@ -745,6 +754,7 @@ fn search_all(
             tsc_hz,
             peers: common.peers,
             trial_ms: Some(trial_ms),
+            retries: Some(retries),
             throughput: rows,
             latency,
             trials: records,
@@ -850,6 +860,7 @@ fn baseline(common: &Common, rate: f64, count: u64, sizes: &[Size]) -> Result<bo
             tsc_hz,
             peers: common.peers,
             trial_ms: None,
+            retries: None,
             throughput: Vec::new(),
             latency,
             trials: records,
@@ -899,6 +910,7 @@ fn main() -> ExitCode {
             trial_ms,
             resolution,
             max_trials,
+            retries,
             latency_rate,
             latency_count,
             latency_sizes,
@@ -909,6 +921,7 @@ fn main() -> ExitCode {
             trial_ms,
             resolution,
             max_trials,
+            retries,
             latency_rate,
             latency_count,
             &latency_sizes,
