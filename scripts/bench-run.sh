@@ -44,6 +44,8 @@ bench_aead() {
             --optype aead --aead-algo chacha20-poly1305 --aead-op encrypt --aead-key-sz 32 \
             --aead-iv-sz 12 --digest-sz 16 --buffer-sz "$AEAD_SIZES" --total-ops 2000000 \
             --burst-sz 32 >"$WORK/cryptoperf.txt" 2>&1 || echo "failed: $?" >>"$WORK/cryptoperf.txt"
+        # It leaves its runtime directory (telemetry sockets) behind.
+        rm -rf "/var/run/dpdk/wgdp-bench-cp-$$"
     fi
 }
 
