@@ -450,6 +450,41 @@ impl Session {
         Ok(())
     }
 
+    /// Lingers if asked, closes the generator and writes the JSON report (with
+    /// --json); returns how many mbufs were still out of its pool.
+    fn close(
+        mut self,
+        c: &Common,
+        trial_ms: Option<u64>,
+        retries: Option<usize>,
+        throughput: Vec<Throughput>,
+        latency: Vec<Record>,
+    ) -> Result<u32, String> {
+        self.linger(c)?;
+        let tsc_hz = self.gen.tsc_hz();
+        let totals = self.gen.totals;
+        let trials = std::mem::take(&mut self.records);
+        let out = self.gen.finish();
+        write_json(
+            &c.json,
+            &Report {
+                generator: format!("wgdp-pktgen {}", env!("CARGO_PKG_VERSION")),
+                command: command_line(),
+                date: utc_now(),
+                tsc_hz,
+                peers: c.peers,
+                trial_ms,
+                retries,
+                throughput,
+                latency,
+                trials,
+                totals,
+                mbufs_out_at_end: out,
+            },
+        )?;
+        Ok(out)
+    }
+
     fn metrics_text(&self) -> Result<Option<String>, String> {
         self.metrics.map(control::runtime::fetch).transpose()
     }
@@ -589,34 +624,13 @@ fn run(
             ok = false;
         }
     }
-    s.linger(common)?;
-    let tsc_hz = s.gen.tsc_hz();
-    let totals = s.gen.totals;
-    let records = std::mem::take(&mut s.records);
-    let out = s.gen.finish();
+    let out = s.close(common, None, None, Vec::new(), Vec::new())?;
     if out == 0 {
         println!("every mbuf is back in the generator's pool");
     } else {
         println!("{out} mbufs are still out of the generator's pool");
         ok = false;
     }
-    write_json(
-        &common.json,
-        &Report {
-            generator: format!("wgdp-pktgen {}", env!("CARGO_PKG_VERSION")),
-            command: command_line(),
-            date: utc_now(),
-            tsc_hz,
-            peers: common.peers,
-            trial_ms: None,
-            retries: None,
-            throughput: Vec::new(),
-            latency: Vec::new(),
-            trials: records,
-            totals,
-            mbufs_out_at_end: out,
-        },
-    )?;
     Ok(ok || !check)
 }
 
@@ -740,28 +754,7 @@ fn search_all(
             }
         }
     }
-    s.linger(common)?;
-    let tsc_hz = s.gen.tsc_hz();
-    let totals = s.gen.totals;
-    let records = std::mem::take(&mut s.records);
-    let out = s.gen.finish();
-    write_json(
-        &common.json,
-        &Report {
-            generator: format!("wgdp-pktgen {}", env!("CARGO_PKG_VERSION")),
-            command: command_line(),
-            date: utc_now(),
-            tsc_hz,
-            peers: common.peers,
-            trial_ms: Some(trial_ms),
-            retries: Some(retries),
-            throughput: rows,
-            latency,
-            trials: records,
-            totals,
-            mbufs_out_at_end: out,
-        },
-    )?;
+    let out = s.close(common, Some(trial_ms), Some(retries), rows, latency)?;
     if out != 0 {
         println!("{out} mbufs are still out of the generator's pool");
     }
@@ -846,28 +839,7 @@ fn baseline(common: &Common, rate: f64, count: u64, sizes: &[Size]) -> Result<bo
             latency.push(r);
         }
     }
-    s.linger(common)?;
-    let tsc_hz = s.gen.tsc_hz();
-    let totals = s.gen.totals;
-    let records = std::mem::take(&mut s.records);
-    let out = s.gen.finish();
-    write_json(
-        &common.json,
-        &Report {
-            generator: format!("wgdp-pktgen {}", env!("CARGO_PKG_VERSION")),
-            command: command_line(),
-            date: utc_now(),
-            tsc_hz,
-            peers: common.peers,
-            trial_ms: None,
-            retries: None,
-            throughput: Vec::new(),
-            latency,
-            trials: records,
-            totals,
-            mbufs_out_at_end: out,
-        },
-    )?;
+    let out = s.close(common, None, None, Vec::new(), latency)?;
     Ok(out == 0)
 }
 
