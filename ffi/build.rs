@@ -85,6 +85,44 @@ fn main() {
         .atleast_version(DPDK_MIN_VERSION)
         .probe("libdpdk")
         .expect("libdpdk was found above");
+
+    ipsec_mb(&manifest_dir, &out_dir);
+}
+
+/// Bindings for the Intel IPsec-MB library (`ipsec_mb.h`), linked as a shared
+/// library. Debian ships no pkg-config file for it; the header's presence is
+/// checked so that a missing package gets a message naming it.
+fn ipsec_mb(manifest_dir: &std::path::Path, out_dir: &std::path::Path) {
+    let header = manifest_dir.join("ipsec_mb.h");
+    println!("cargo:rerun-if-changed={}", header.display());
+    let found = ["/usr/include", "/usr/local/include"]
+        .iter()
+        .any(|d| std::path::Path::new(d).join("intel-ipsec-mb.h").exists());
+    assert!(
+        found,
+        "intel-ipsec-mb.h not found: install the IPsec-MB library (Debian: libipsec-mb-dev)"
+    );
+    let bindings = bindgen::Builder::default()
+        .header(header.to_str().expect("ipsec_mb.h path is not UTF-8"))
+        .parse_callbacks(Box::new(Callbacks(bindgen::CargoCallbacks::new())))
+        .allowlist_function("alloc_mb_mgr")
+        .allowlist_function("free_mb_mgr")
+        .allowlist_function("init_mb_mgr_auto")
+        .allowlist_function("imb_get_version_str")
+        .allowlist_function("imb_get_errno")
+        .allowlist_function("imb_get_strerror")
+        .allowlist_type("IMB_.*")
+        .allowlist_var("IMB_.*")
+        .default_enum_style(bindgen::EnumVariation::Consts)
+        .prepend_enum_name(false)
+        .derive_default(true)
+        .layout_tests(true)
+        .generate()
+        .expect("bindgen failed on ipsec_mb.h");
+    bindings
+        .write_to_file(out_dir.join("ipsec_mb.rs"))
+        .expect("cannot write ipsec_mb.rs");
+    println!("cargo:rustc-link-lib=IPSec_MB");
 }
 
 /// Cargo's rerun-if-changed tracking, plus DPDK's Doxygen comments kept as

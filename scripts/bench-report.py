@@ -300,13 +300,16 @@ def main():
     # ---- bound
     p("## The AEAD bound")
     p("")
-    p("The worker's in-line ChaCha20-Poly1305 (`ring`, the software backend) with nothing "
-      "else to do, pinned to the worker's CPU: fresh counters, packets from a 64 MiB pool "
-      "walked in order, best of 3 runs. No gateway can forward faster on this core. The sizes "
-      "are the AEAD plaintexts the benchmark's frames become (the inner packet padded to 16 "
-      "bytes: 64 -> 64, 512 -> 512, 570 -> 560, 1420 -> 1408).")
+    aead = load(w("aead.json")) or {}
+    default = aead.get("backend", "?")
+    p(f"The worker's in-line ChaCha20-Poly1305 (`{default}`, the software backend) with nothing "
+      "else to do, pinned to the worker's CPU: fresh counters, vectors of 256 packets from a "
+      "64 MiB pool walked in order, best of 3 runs. No gateway can forward faster on this core. "
+      "The sizes are the AEAD plaintexts the benchmark's frames become (the inner packet padded "
+      "to 16 bytes: 64 -> 64, 512 -> 512, 570 -> 560, 1420 -> 1408). Open includes copying the "
+      "sealed vector back in place first.")
     p("")
-    p("    taskset -c 1 target/release/examples/aead_bound SECONDS 64,512,560,1408")
+    p("    taskset -c 1 target/release/examples/aead_bound SECONDS 64,512,560,1408 --compare")
     p("")
     if bound.rows:
         p("| plaintext | seal Mpps | seal clocks | open Mpps | open clocks |")
@@ -314,6 +317,35 @@ def main():
         for size, r in sorted(bound.rows.items()):
             p(f"| {size} B | {r['seal_mpps']:.3f} | {r['seal_clocks']:.0f} | "
               f"{r['open_mpps']:.3f} | {r['open_clocks']:.0f} |")
+        p("")
+    cands = aead.get("candidates") or {}
+    if cands:
+        p("### Which AEAD in line")
+        p("")
+        p("Every in-line candidate, same run, same core: `ring` 0.17 (BoringSSL's assembly), "
+          "the `chacha20poly1305` crate 0.10 (RustCrypto, its AVX2 backends chosen at run "
+          "time), `aws-lc-rs` (AWS-LC's assembly), and the Intel IPsec-MB library through its "
+          "job API, a vector at a time. The fastest is the software backend. Clocks per "
+          "packet, and in brackets the ratio of Mpps to `ring`:")
+        p("")
+        sizes = sorted({r["size"] for rows in cands.values() for r in rows})
+        p("| implementation | " + " | ".join(f"seal {z} B | open {z} B" for z in sizes) + " |")
+        p("|---|" + "---|---|" * len(sizes))
+        ring = {r["size"]: r for r in cands.get("ring", [])}
+        for name, rows in cands.items():
+            by = {r["size"]: r for r in rows}
+            cells = []
+            for z in sizes:
+                for op in ("seal", "open"):
+                    r = by.get(z)
+                    base = ring.get(z, {}).get(f"{op}_mpps")
+                    if r is None:
+                        cells.append("-")
+                        continue
+                    ratio = f" ({r[f'{op}_mpps'] / base:.2f})" if base else ""
+                    cells.append(f"{r[f'{op}_clocks']:.0f}{ratio}")
+            mark = " (default)" if name == default else ""
+            p(f"| `{name}`{mark} | " + " | ".join(cells) + " |")
         p("")
     if cp:
         p("The reference of the field on the same core: `dpdk-test-crypto-perf` with the "
@@ -325,7 +357,7 @@ def main():
         p("        --aead-algo chacha20-poly1305 --aead-op encrypt --aead-key-sz 32 \\")
         p("        --aead-iv-sz 12 --digest-sz 16 --buffer-sz 64,512,560,1408 --total-ops 2000000 --burst-sz 32")
         p("")
-        p("| size | Mops | Gbit/s | cycles/buf | against `ring` seal |")
+        p(f"| size | Mops | Gbit/s | cycles/buf | against `{default}` in line, seal |")
         p("|---|---|---|---|---|")
         for r in cp:
             ring = bound.rows.get(r["size"], {}).get("seal_mpps")
@@ -469,7 +501,7 @@ def main():
         "wireguard-go (Debian's) as the gateway, in a network namespace with the gateway's "
         "veth ends, IP forwarding and a wireguard-go interface holding the generator's "
         "peers; the generator on the other ends through net_af_xdp, as in the section "
-        "above. The ratio column is against the AEAD bound of the in-line `ring` code, "
+        "above. The ratio column is against the AEAD bound of wgdp's in-line code, "
         "which wireguard-go does not use (it has Go's ChaCha20-Poly1305).")
     if arows and grows:
         p("wgdp over veth and AF_XDP against wireguard-go over the same veths, same generator, "

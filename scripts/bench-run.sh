@@ -35,7 +35,7 @@ AEAD_SIZES=64,512,560,1408
 bench_aead() {
     local secs=$1
     bench_log "AEAD bound on CPU 1 (the worker's), ${secs} s per run"
-    taskset -c 1 "$REPO/target/release/examples/aead_bound" "$secs" "$AEAD_SIZES" --json >"$WORK/aead.json"
+    taskset -c 1 "$REPO/target/release/examples/aead_bound" "$secs" "$AEAD_SIZES" --json --compare >"$WORK/aead.json"
     if command -v dpdk-test-crypto-perf >/dev/null; then
         bench_log "dpdk-test-crypto-perf, crypto_aesni_mb, ChaCha20-Poly1305 on lcore 1"
         # shellcheck disable=SC2046

@@ -19,6 +19,8 @@ PACKAGES=(
     # (net_af_xdp with libbpf and libxdp, net_af_packet, net_ring, net_memif,
     # net_null, the ipsec_mb crypto drivers); dpdk adds its tools.
     build-essential pkg-config clang libclang-dev libdpdk-dev dpdk
+    # The workers' in-line ChaCha20-Poly1305 (bindgen over intel-ipsec-mb.h).
+    libipsec-mb-dev
     # Running the end-to-end tests and the demo.
     wireguard-go wireguard-tools iperf3 iputils-ping iproute2 ethtool procps util-linux curl
     # python3 reads iperf3's JSON reports in the end-to-end tests.

@@ -421,8 +421,9 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         let backend = match &crypto {
             Some(dev) => Backend::cryptodev(dev, q as u16)
                 .map_err(|e| format!("crypto.device: queue pair {q}: {e}"))?,
-            None => Backend::Software,
+            None => Backend::software(),
         };
+        let aead = backend.describe();
         eal.remote_launch(lcore, move || {
             let mut w = Worker::new(io, shared, c, backend, burst);
             w.run(&stop, idle);
@@ -440,7 +441,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             0
         })
         .map_err(|e| format!("dpdk.lcores.workers: launching lcore {lcore}: {e}"))?;
-        info!(lcore, queue = q, "worker started");
+        info!(lcore, queue = q, aead = %aead, "worker started");
         handles.push(WorkerHandle {
             lcore,
             to_control,

@@ -88,7 +88,7 @@ fn gateway(
         MemIo::default(),
         shared.clone(),
         Arc::new(WorkerCounters::default()),
-        Backend::Software,
+        Backend::software(),
         256,
     );
     Gw {

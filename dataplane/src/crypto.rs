@@ -7,8 +7,14 @@
 //! its tag appended (the caller made room); a failed job's data is undefined.
 //!
 //! Backends:
-//! - [`Backend::Software`] works in place on the worker with the `ring` crate, the
-//!   fastest in-line ChaCha20-Poly1305 measured on our machines (see DESIGN.md).
+//! - [`Backend::Software`] works in place on the worker with the Intel IPsec-MB
+//!   library's job API (`dpdk_sys::ipsec_mb`): the whole batch is queued before any of
+//!   it is asked back, so the library's multi-buffer code seals or opens several packets
+//!   at once. It is the fastest in-line ChaCha20-Poly1305 of the candidates measured
+//!   side by side on one core (`aead_bound --compare`; docs/benchmarks.md, "Which AEAD
+//!   in line"). [`Backend::Ring`] does the same one packet at a time with the `ring`
+//!   crate: the reference the tests hold the others to, and what [`TransportKey::seal`]
+//!   and [`TransportKey::open`] use for single packets.
 //! - [`Backend::Cryptodev`] hands the vector to the worker's own queue pair of a DPDK
 //!   crypto device ([`DeviceQueue`]): everything is enqueued, then polled until every
 //!   operation is back or the device has taken too long (those jobs fail; the mbufs are
@@ -24,6 +30,7 @@
 
 use crate::buf::PacketBuf;
 use crate::session::Keypair;
+use dpdk_sys::ipsec_mb::{self, MbManager};
 use dpdk_sys::{AeadDirection, AeadSession, CryptoDev, CryptoQueue, CryptoQueueStats};
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
 use std::fmt;
@@ -31,6 +38,9 @@ use std::mem::ManuallyDrop;
 use std::sync::{Arc, OnceLock};
 
 pub const TAG_LEN: usize = 16;
+/// The in-line implementation of [`Backend::Software`] (`aead_bound` measures it as the
+/// bound of the core).
+pub const SOFTWARE_NAME: &str = "ipsec-mb";
 
 /// One direction's key. The key schedule and the key bytes are wiped when dropped, and
 /// a device session made from it is freed.
@@ -62,6 +72,12 @@ impl TransportKey {
             raw: *key,
             session: OnceLock::new(),
         }
+    }
+
+    /// The key itself, for an implementation that takes raw keys.
+    #[inline]
+    fn bytes(&self) -> &[u8; 32] {
+        &self.raw
     }
 
     /// Encrypt `in_out` in place and return the tag.
@@ -140,15 +156,27 @@ pub struct CryptoJob {
 }
 
 /// Which implementation runs the batches.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub enum Backend {
-    #[default]
-    Software,
+    /// IPsec-MB in line, with the worker's own manager.
+    Software(Box<Inline>),
+    /// `ring` in line, a packet at a time.
+    Ring,
     /// A queue pair of a crypto device, owned by one worker.
     Cryptodev(Box<DeviceQueue>),
 }
 
 impl Backend {
+    /// The default in-line backend ([`SOFTWARE_NAME`]).
+    pub fn software() -> Backend {
+        // The library allocates a manager with malloc and falls back to plain x86-64 code
+        // on a CPU without AES-NI or AVX, so this only fails when memory does.
+        Backend::Software(Box::new(Inline {
+            mb: MbManager::new().expect("cannot allocate an IPsec-MB manager"),
+            job_of_pkt: Vec::new(),
+        }))
+    }
+
     /// The backend of the worker that uses queue pair `queue_pair` of `dev`; fails if
     /// the pair does not exist or another backend has it.
     pub fn cryptodev(dev: &Arc<CryptoDev>, queue_pair: u16) -> Result<Backend, dpdk_sys::Error> {
@@ -163,16 +191,25 @@ impl Backend {
         })))
     }
 
+    /// What runs the batches, for the log: "ipsec-mb (avx512)", "ring", "cryptodev".
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Software(m) => format!("{SOFTWARE_NAME} ({})", m.mb.arch_name()),
+            Backend::Ring => "ring".into(),
+            Backend::Cryptodev(d) => format!("cryptodev {}", d.dev.name()),
+        }
+    }
+
     /// The counters of a cryptodev backend.
     pub fn device_stats(&self) -> Option<DeviceStats> {
         match self {
-            Backend::Software => None,
+            Backend::Software(_) | Backend::Ring => None,
             Backend::Cryptodev(d) => Some(d.stats()),
         }
     }
 
     /// Open every job's packet in place (data = ciphertext + tag). On success the tag is
-    /// trimmed off and `ok` is set.
+    /// trimmed off and `ok` is set. At most one job per packet.
     pub fn open_batch<B: PacketBuf>(
         &mut self,
         pkts: &mut [B],
@@ -180,7 +217,13 @@ impl Backend {
         jobs: &mut [CryptoJob],
     ) {
         match self {
-            Backend::Software => {
+            Backend::Software(m) => {
+                m.run(ipsec_mb::Direction::Open, pkts, keys, jobs);
+                for job in jobs.iter_mut().filter(|j| j.ok) {
+                    job.ok = pkts[job.pkt as usize].trim(TAG_LEN);
+                }
+            }
+            Backend::Ring => {
                 for job in jobs.iter_mut() {
                     open_one(&mut pkts[job.pkt as usize], keys, job);
                 }
@@ -190,7 +233,7 @@ impl Backend {
     }
 
     /// Seal every job's packet in place (data = padded plaintext) and append the tag.
-    /// The caller made sure there is tailroom for it.
+    /// The caller made sure there is tailroom for it. At most one job per packet.
     pub fn seal_batch<B: PacketBuf>(
         &mut self,
         pkts: &mut [B],
@@ -198,13 +241,64 @@ impl Backend {
         jobs: &mut [CryptoJob],
     ) {
         match self {
-            Backend::Software => {
+            Backend::Software(m) => m.run(ipsec_mb::Direction::Seal, pkts, keys, jobs),
+            Backend::Ring => {
                 for job in jobs.iter_mut() {
                     seal_one(&mut pkts[job.pkt as usize], keys, job);
                 }
             }
             Backend::Cryptodev(d) => d.run(AeadDirection::Seal, pkts, keys, jobs),
         }
+    }
+}
+
+/// The in-line backend's state: the worker's IPsec-MB manager.
+#[derive(Debug)]
+pub struct Inline {
+    mb: MbManager,
+    /// The job of each packet of the vector, or `NO_JOB`.
+    job_of_pkt: Vec<u16>,
+}
+
+impl Inline {
+    /// One IPsec-MB batch over the jobs' packets, walking the vector so that each packet
+    /// is borrowed once. A seal gets its tag's room appended first (no room: the job
+    /// fails untouched); an open leaves the tag in place for the caller to trim.
+    fn run<B: PacketBuf>(
+        &mut self,
+        dir: ipsec_mb::Direction,
+        pkts: &mut [B],
+        keys: &[Arc<Keypair>],
+        jobs: &mut [CryptoJob],
+    ) {
+        let seal = dir == ipsec_mb::Direction::Seal;
+        mark_jobs(&mut self.job_of_pkt, pkts.len(), jobs);
+        let mut batch = self.mb.batch(dir);
+        for (pkt, &j) in pkts.iter_mut().zip(self.job_of_pkt.iter()) {
+            if j == NO_JOB {
+                continue;
+            }
+            let job = &jobs[j as usize];
+            let kp = &keys[job.key as usize];
+            let key = if seal { kp.send_key() } else { kp.recv_key() };
+            if seal && pkt.append(TAG_LEN).is_none() {
+                continue;
+            }
+            batch.push(key.bytes(), job.counter, pkt.data_mut(), j);
+        }
+        batch.finish(|j, ok| jobs[j as usize].ok = ok);
+    }
+}
+
+/// Fill `job_of_pkt` with the job of each of `n` packets (`NO_JOB` for none) and clear
+/// every job's `ok`.
+fn mark_jobs(job_of_pkt: &mut Vec<u16>, n: usize, jobs: &mut [CryptoJob]) {
+    job_of_pkt.clear();
+    job_of_pkt.resize(n, NO_JOB);
+    for (j, job) in jobs.iter_mut().enumerate() {
+        debug_assert_eq!(job_of_pkt[job.pkt as usize], NO_JOB, "one job per packet");
+        job.ok = false;
+        job_of_pkt[job.pkt as usize] = j as u16;
     }
 }
 
@@ -297,13 +391,7 @@ impl DeviceQueue {
             no_session,
             stats,
         } = self;
-        job_of_pkt.clear();
-        job_of_pkt.resize(pkts.len(), NO_JOB);
-        for (j, job) in jobs.iter_mut().enumerate() {
-            debug_assert_eq!(job_of_pkt[job.pkt as usize], NO_JOB, "one job per packet");
-            job.ok = false;
-            job_of_pkt[job.pkt as usize] = j as u16;
-        }
+        mark_jobs(job_of_pkt, pkts.len(), jobs);
         no_session.clear();
         no_session.resize(keys.len(), false);
         pushed.clear();

@@ -1,4 +1,5 @@
-//! `Backend::Cryptodev` against `Backend::Software` on the `ipsec_mb` crypto vdevs
+//! `Backend::Cryptodev` against the in-line backends (`Backend::Software`, IPsec-MB, and
+//! `Backend::Ring`) on the `ipsec_mb` crypto vdevs
 //! (`crypto_aesni_mb0`, `crypto_chacha20_poly1305_0`).
 //!
 //! On each device: a few hundred packets of varying sizes under several keypairs, in a
@@ -168,19 +169,26 @@ fn same_as_software(dev: &Arc<CryptoDev>, pool: &Mempool) {
     let (sealers, openers) = keypairs();
     let plain: Vec<Vec<u8>> = (0..PACKETS).map(plaintext).collect();
     let mut device = Backend::cryptodev(dev, 0).unwrap();
-    let mut software = Backend::Software;
+    let mut software = Backend::software();
+    let mut ring = Backend::Ring;
 
     // Seal.
     let mut by_device = mbufs(pool, &plain);
     let mut by_software = mbufs(pool, &plain);
+    let mut by_ring = mbufs(pool, &plain);
     let mut dev_jobs = jobs();
     let mut sw_jobs = jobs();
+    let mut ring_jobs = jobs();
     device.seal_batch(&mut by_device, &sealers, &mut dev_jobs);
     software.seal_batch(&mut by_software, &sealers, &mut sw_jobs);
+    ring.seal_batch(&mut by_ring, &sealers, &mut ring_jobs);
     assert!(sw_jobs.iter().all(|j| j.ok));
     assert_eq!(oks(&dev_jobs), oks(&sw_jobs), "{name}: seal results");
+    assert_eq!(oks(&ring_jobs), oks(&sw_jobs), "{name}: seal results, ring");
     let sealed = contents(&by_device);
     assert_eq!(sealed, contents(&by_software), "{name}: sealed bytes");
+    assert_eq!(sealed, contents(&by_ring), "{name}: sealed bytes, ring");
+    drop(by_ring);
     for (i, (s, p)) in sealed.iter().zip(&plain).enumerate() {
         let want = if i % NO_JOB_EVERY == 3 {
             p.len()
@@ -216,11 +224,24 @@ fn same_as_software(dev: &Arc<CryptoDev>, pool: &Mempool) {
     }
     let mut by_device = mbufs(pool, &wire);
     let mut by_software = mbufs(pool, &wire);
+    let mut by_ring = mbufs(pool, &wire);
     let mut dev_jobs = jobs();
     let mut sw_jobs = jobs();
+    let mut ring_jobs = jobs();
     device.open_batch(&mut by_device, &openers, &mut dev_jobs);
     software.open_batch(&mut by_software, &openers, &mut sw_jobs);
+    ring.open_batch(&mut by_ring, &openers, &mut ring_jobs);
     assert_eq!(oks(&dev_jobs), oks(&sw_jobs), "{name}: open results");
+    assert_eq!(oks(&ring_jobs), oks(&sw_jobs), "{name}: open results, ring");
+    for job in ring_jobs.iter().filter(|j| j.ok) {
+        let i = job.pkt as usize;
+        assert_eq!(
+            by_ring[i].data(),
+            plain[i],
+            "{name}: packet {i} opened by ring"
+        );
+    }
+    drop(by_ring);
     for job in &dev_jobs {
         let i = job.pkt as usize;
         assert_eq!(job.ok, !tampered[i], "{name}: packet {i}");
@@ -278,7 +299,7 @@ fn two_workers(eal: &Eal, dev: &Arc<CryptoDev>, pool: &Mempool) {
     let plain: Vec<Vec<u8>> = (0..PACKETS).map(plaintext).collect();
     let mut expected = mbufs(pool, &plain);
     let mut sw_jobs = jobs();
-    Backend::Software.seal_batch(&mut expected, &sealers, &mut sw_jobs);
+    Backend::software().seal_batch(&mut expected, &sealers, &mut sw_jobs);
     let expected = Arc::new(contents(&expected));
 
     let run = {
@@ -310,7 +331,10 @@ fn throughput(devices: &[Arc<CryptoDev>], pool: &Mempool) {
     const RUN: Duration = Duration::from_millis(200);
     let (sealers, _) = keypairs();
     let sealers = &sealers[..1];
-    let mut backends: Vec<(String, Backend)> = vec![("software (ring)".into(), Backend::Software)];
+    let mut backends: Vec<(String, Backend)> = vec![
+        ("software (ipsec-mb in line)".into(), Backend::software()),
+        ("ring".into(), Backend::Ring),
+    ];
     for dev in devices {
         backends.push((dev.name().to_owned(), Backend::cryptodev(dev, 0).unwrap()));
     }

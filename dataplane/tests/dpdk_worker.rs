@@ -131,7 +131,7 @@ fn worker_on_lcore_moves_traffic_and_returns_every_mbuf() {
         io,
         gw.shared.clone(),
         counters.clone(),
-        Backend::Software,
+        Backend::software(),
         BURST,
     );
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));

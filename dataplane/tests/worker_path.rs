@@ -108,7 +108,7 @@ fn gateway(with_keypair: bool, with_neighbors: bool) -> Gw {
         io,
         shared.clone(),
         Arc::new(WorkerCounters::default()),
-        Backend::Software,
+        Backend::software(),
         256,
     );
     Gw {

@@ -25,6 +25,7 @@ mod cryptodev;
 mod eal;
 mod error;
 mod exclusive;
+pub mod ipsec_mb;
 mod lifecycle;
 mod mbuf;
 mod mempool;

@@ -261,7 +261,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             next_id: 0,
             pending: HashMap::new(),
             resolver: Resolver::default(),
-            backend: Backend::Software,
+            backend: Backend::software(),
             enc: encrypt::Scratch::default(),
             counters: Arc::new(WorkerCounters::default()),
             stats: ControlStats::default(),
