@@ -4,6 +4,8 @@
 #
 # usage: scripts/bench.sh smoke
 #        scripts/bench.sh bench [--quick] [--json-dir DIR] [--doc FILE]
+#        scripts/bench.sh profile [--size N] [--rate PPS] [--count N] [--direction D]
+#                                 [--perf FILE]
 #
 #   smoke   what `make test` runs: wgdp with two net_memif ports and wgdp-pktgen on
 #           the other end; the generator's peers handshake, a few thousand packets
@@ -17,6 +19,14 @@
 #           the runtime accounting per stage, iperf3 through wgdp and through
 #           wireguard-go, then writes docs/benchmarks.md and its plots.
 #           --quick: shorter trials and fewer sizes (a check of the harness).
+#   profile where the worker's clocks go: wgdp over net_memif with 4 peers, the
+#           generator at --rate packets/s (default 1000000; keep it below what the
+#           gateway forwards, or the backlog spills into the next trial's figures),
+#           --count packets (default 3000000) of --size bytes (default 64), in
+#           --direction decrypt, encrypt or both (default), and the gateway's clocks
+#           per packet by stage; --perf FILE also records the
+#           worker thread with `perf record -g -t` into FILE and prints the top of
+#           `perf report`. Not a test, and not a throughput figure.
 #
 # Environment: WGDP_BIN, PKTGEN_BIN (default: target/release/ of this checkout),
 # WGDP_NO_HUGE (DPDK runs with --no-huge even when hugepages are free).
@@ -298,8 +308,46 @@ PY
     echo "bench smoke: passed"
 }
 
+profile() {
+    need
+    local size=64 rate=1000000 count=3000000 direction=both perf_out= tid perf_pid=
+    while (($#)); do
+        case $1 in
+        --size) size=$2 && shift 2 ;;
+        --rate) rate=$2 && shift 2 ;;
+        --count) count=$2 && shift 2 ;;
+        --direction) direction=$2 && shift 2 ;;
+        --perf) perf_out=$2 && shift 2 ;;
+        *) die "profile: unknown option $1" ;;
+        esac
+    done
+    memif_devices profile
+    gw_start profile "$GW_OUT" "$GW_IN" 4
+    if [[ -n $perf_out ]]; then
+        command -v perf >/dev/null || die "perf is missing: run scripts/setup.sh (linux-perf)"
+        # Debian's DPDK 22.11 names its worker threads rte-worker-N (lcore-worker-N
+        # upstream); wgdp has one, on lcore 1.
+        tid=$(ps -T -o tid=,comm= -p "$GW_PID" | awk '$2 ~ /^(rte|lcore)-worker/ {print $1; exit}')
+        [[ -n $tid ]] || die "profile: no worker thread in wgdp"
+        perf record -q -g -t "$tid" -o "$perf_out" >"$WORK/perf.log" 2>&1 &
+        perf_pid=$!
+        PIDS+=("$perf_pid")
+    fi
+    pktgen_memif run --peers 4 --count "$count" --rate "$rate" --size "$size" --direction "$direction"
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        perf report -i "$perf_out" --no-children --stdio --percent-limit 1.5 -g none 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | head -40
+    fi
+}
+
 case ${1:-} in
 smoke) smoke ;;
+profile)
+    shift
+    profile "$@"
+    ;;
 bench)
     shift
     # shellcheck source-path=SCRIPTDIR source=bench-run.sh

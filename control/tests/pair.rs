@@ -630,11 +630,14 @@ fn worker_times_newer_than_the_tick_do_not_look_like_a_dead_peer() {
     {
         let v = a.plane.peer_views().next().unwrap();
         let st = &v.peer.stats;
-        st.last_rx
+        st.rx
+            .last
             .store(t - MS, std::sync::atomic::Ordering::Relaxed);
-        st.last_tx_data
+        st.tx
+            .last_data
             .store(t + MS, std::sync::atomic::Ordering::Relaxed);
-        st.last_tx
+        st.tx
+            .last
             .store(t + MS, std::sync::atomic::Ordering::Relaxed);
     }
     let mut alloc = || Some(HeapBuf::new(&[]));

@@ -36,6 +36,13 @@ pub trait PacketBuf: Send {
     fn as_mbuf_mut(&mut self) -> Option<&mut dpdk_sys::Mbuf> {
         None
     }
+    /// Free every buffer of `bufs` and leave it empty (mbufs go back with one DPDK call).
+    fn free_all(bufs: &mut Vec<Self>)
+    where
+        Self: Sized,
+    {
+        bufs.clear();
+    }
 
     #[inline]
     fn len(&self) -> usize {

@@ -128,6 +128,11 @@ reasons! {
         Loop = "loop",
         /// Martian: multicast, broadcast or unspecified where a unicast is required.
         BadAddress = "bad_address",
+        /// Not an IPv4 or IPv6 header that parses (from the inside: classify checked
+        /// it already; from a peer: decrypt checked its length).
+        Malformed = "malformed",
+        /// No headroom left for the inside Ethernet header.
+        NoHeadroom = "no_headroom",
     }
 }
 
@@ -142,6 +147,9 @@ reasons! {
         NoRoom = "no_room",
         /// No outside route to the peer's endpoint.
         NoOuterRoute = "no_outer_route",
+        /// The AEAD backend did not seal the packet (a crypto device's error or
+        /// timeout).
+        SealFailed = "seal_failed",
     }
 }
 
@@ -261,7 +269,8 @@ impl WorkerCounters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Stage {
-    /// `rx_burst` on both ports, empty polls included.
+    /// `rx_burst` on both ports and the dequeue from the control thread's ring, once per
+    /// poll, empty polls included.
     Rx,
     Classify,
     Decrypt,
@@ -270,7 +279,7 @@ pub enum Stage {
     Route,
     Encrypt,
     EncryptCrypto,
-    /// Taking frames from the control thread's ring.
+    /// Sorting the frames from the control thread's ring to their ports.
     Control,
     /// `tx_burst` on both ports and the hand-over to the control thread.
     Tx,

@@ -71,6 +71,10 @@ impl PacketBuf for Mbuf {
     fn as_mbuf_mut(&mut self) -> Option<&mut Mbuf> {
         Some(self)
     }
+    #[inline]
+    fn free_all(bufs: &mut Vec<Mbuf>) {
+        Mbuf::free_bulk(bufs)
+    }
 }
 
 /// One worker's queues: queue `queue` of both ports, and its rings to and from control.

@@ -20,7 +20,7 @@ use crate::replay::{ReplayError, ReplayWindow};
 use arc_swap::ArcSwapOption;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Protocol constants, whitepaper section 6.1 ("Timers & Stateless UX").
 pub mod limits {
@@ -37,42 +37,61 @@ pub mod limits {
     pub const REKEY_ON_RECEIVE_AGE: u64 = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT;
 }
 
-/// Activity counters of one peer, written by workers, read by control.
+/// A value on cache lines of its own, so that the threads writing it do not slow down
+/// those reading its neighbours (false sharing).
+#[derive(Default, Debug)]
+#[repr(align(64))]
+pub struct CacheLine<T>(pub T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One direction's activity counters of a peer.
+#[derive(Default, Debug)]
+pub struct Activity {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Last authenticated packet of any kind, keepalives included (`clock::now_ns`).
+    pub last: AtomicU64,
+    /// Last packet that carried data.
+    pub last_data: AtomicU64,
+}
+
+impl Activity {
+    #[inline]
+    fn add(&self, packets: u64, bytes: u64, data: bool, now: u64) {
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.last.store(now, Ordering::Relaxed);
+        if data {
+            self.last_data.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Activity counters of one peer, written by workers (once per vector), read by control.
+/// What receiving workers write and what sending workers write are on separate cache
+/// lines.
 #[derive(Default, Debug)]
 pub struct PeerStats {
-    pub rx_packets: AtomicU64,
-    pub rx_bytes: AtomicU64,
-    pub tx_packets: AtomicU64,
-    pub tx_bytes: AtomicU64,
-    /// Last authenticated packet of any kind, keepalives included (`clock::now_ns`).
-    pub last_rx: AtomicU64,
-    /// Last authenticated packet that carried data.
-    pub last_rx_data: AtomicU64,
-    /// Last transport packet sent, keepalives included.
-    pub last_tx: AtomicU64,
-    /// Last transport packet sent that carried data.
-    pub last_tx_data: AtomicU64,
+    pub rx: CacheLine<Activity>,
+    pub tx: CacheLine<Activity>,
 }
 
 impl PeerStats {
     #[inline]
     pub fn add_rx(&self, packets: u64, bytes: u64, data: bool, now: u64) {
-        self.rx_packets.fetch_add(packets, Ordering::Relaxed);
-        self.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.last_rx.store(now, Ordering::Relaxed);
-        if data {
-            self.last_rx_data.store(now, Ordering::Relaxed);
-        }
+        self.rx.add(packets, bytes, data, now)
     }
 
     #[inline]
     pub fn add_tx(&self, packets: u64, bytes: u64, data: bool, now: u64) {
-        self.tx_packets.fetch_add(packets, Ordering::Relaxed);
-        self.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.last_tx.store(now, Ordering::Relaxed);
-        if data {
-            self.last_tx_data.store(now, Ordering::Relaxed);
-        }
+        self.tx.add(packets, bytes, data, now)
     }
 }
 
@@ -134,8 +153,10 @@ pub struct Keypair {
     pub created: u64,
     send: TransportKey,
     recv: TransportKey,
-    send_counter: AtomicU64,
-    replay: Mutex<ReplayWindow>,
+    /// Written by every worker that sends under this keypair.
+    send_counter: CacheLine<AtomicU64>,
+    /// Written by the workers that receive under it.
+    replay: CacheLine<Mutex<ReplayWindow>>,
     /// For a keypair we answered: set by the first authenticated packet under it.
     confirmed: AtomicBool,
     /// Age at which an initiator starts replacing this keypair when it sends:
@@ -181,8 +202,8 @@ impl Keypair {
             created,
             send: TransportKey::new(send_key),
             recv: TransportKey::new(recv_key),
-            send_counter: AtomicU64::new(0),
-            replay: Mutex::new(ReplayWindow::new()),
+            send_counter: CacheLine(AtomicU64::new(0)),
+            replay: CacheLine(Mutex::new(ReplayWindow::new())),
             confirmed: AtomicBool::new(initiator),
             rekey_after: limits::REKEY_AFTER_TIME,
         }
@@ -242,22 +263,23 @@ impl Keypair {
         self.send_counter.load(Ordering::Relaxed)
     }
 
+    /// The replay window, locked: a stage takes it once per vector for all of the
+    /// keypair's packets (its check before the AEAD, its update after).
+    #[inline]
+    pub fn replay(&self) -> MutexGuard<'_, ReplayWindow> {
+        self.replay.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Fast rejection before spending an AEAD open.
     #[inline]
     pub fn replay_check(&self, counter: u64) -> Result<(), ReplayError> {
-        self.replay
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(counter)
+        self.replay().check(counter)
     }
 
     /// Record an authenticated counter.
     #[inline]
     pub fn replay_update(&self, counter: u64) -> Result<(), ReplayError> {
-        self.replay
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .update(counter)
+        self.replay().update(counter)
     }
 
     #[inline]

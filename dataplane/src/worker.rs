@@ -1,11 +1,13 @@
 //! The poll-mode worker: one per configured lcore, each with its own queues.
 //!
-//! Contract: [`Worker::poll`] reads one burst from each port, pushes the vectors through
-//! the stages, transmits what is ready, hands what needs the control thread to it, and
-//! sends the frames control queued for this worker. It reads the clock once per poll and
-//! loads the published tables once per poll. [`Worker::run`] polls until told to stop,
-//! sleeping when idle if asked to. Every packet that enters a poll leaves it: sent, handed
-//! to control, or dropped under a named counter; no buffer outlives the worker.
+//! Contract: [`Worker::poll`] reads one burst from each port and the frames control
+//! queued for this worker, pushes the vectors through the stages (one [`Poll`] context
+//! for all of them), transmits what is ready, hands what needs the control thread to it,
+//! and frees what was dropped in one call. A poll with work reads the clock once and
+//! loads the published tables once; an empty poll reads neither. [`Worker::run`] polls
+//! until told to stop, sleeping when idle if asked to. Every packet that enters a poll
+//! leaves it: sent, handed to control, or dropped under a named counter; no buffer
+//! outlives the worker.
 //!
 //! I/O sits behind [`Io`], so the loop and every stage run on plain memory in tests and
 //! on DPDK queues and rings in production.
@@ -14,7 +16,7 @@ use crate::buf::PacketBuf;
 use crate::clock::tsc;
 use crate::counters::{Stage, TxDrop, WorkerCounters};
 use crate::crypto::Backend;
-use crate::stages::{classify, decrypt, encrypt, offload, route};
+use crate::stages::{classify, decrypt, encrypt, offload, route, Poll};
 use crate::tables::{Shared, Side};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -52,6 +54,7 @@ pub enum Idle {
 /// The vectors a poll passes between stages; allocated once per worker.
 pub struct Vectors<B> {
     rx: Vec<B>,
+    rx_inside: Vec<B>,
     transport: Vec<B>,
     sources: Vec<classify::Origin>,
     plain: Vec<B>,
@@ -61,6 +64,8 @@ pub struct Vectors<B> {
     to_outside: Vec<B>,
     punt: Vec<B>,
     control: Vec<B>,
+    /// Packets dropped this poll, freed together at its end.
+    dropped: Vec<B>,
     scratch: decrypt::Scratch<B>,
     enc_scratch: encrypt::Scratch<B>,
 }
@@ -70,6 +75,7 @@ impl<B> Default for Vectors<B> {
         let v = || Vec::with_capacity(MAX_BURST * 2);
         Vectors {
             rx: v(),
+            rx_inside: v(),
             transport: v(),
             sources: Vec::with_capacity(MAX_BURST),
             plain: v(),
@@ -79,6 +85,7 @@ impl<B> Default for Vectors<B> {
             to_outside: v(),
             punt: v(),
             control: v(),
+            dropped: v(),
             scratch: decrypt::Scratch::default(),
             enc_scratch: encrypt::Scratch::default(),
         }
@@ -126,14 +133,24 @@ impl<I: Io> Worker<I> {
     /// Each step's clocks go to the runtime accounting (`WorkerCounters::runtime`): one
     /// TSC read after each step that ran, none per packet.
     pub fn poll(&mut self) -> usize {
-        let now = self.io.now();
-        let tables = self.shared.tables.load();
-        let neighbors = self.shared.neighbors.load();
-        let sessions = &self.shared.sessions;
         let c = &*self.counters;
         let rt = &c.runtime;
-        let v = &mut self.v;
-        let mut seen = 0;
+        let Vectors {
+            rx,
+            rx_inside,
+            transport,
+            sources,
+            plain,
+            finished,
+            to_peer,
+            to_inside,
+            to_outside,
+            punt,
+            control,
+            dropped,
+            scratch,
+            enc_scratch,
+        } = &mut self.v;
         let mut t = tsc();
         // Records `stage` over `n` packets from the last mark to now.
         let mut mark = |stage: Stage, n: usize| {
@@ -142,136 +159,104 @@ impl<I: Io> Worker<I> {
             t = t1;
         };
 
+        // An empty poll costs the reads of the queues and nothing else: the clock and the
+        // tables are read only when there is work.
+        self.io.rx(Side::Outside, rx, self.burst);
+        self.io.rx(Side::Inside, rx_inside, self.burst);
+        self.io.control_frames(control, self.burst);
+        mark(Stage::Rx, rx.len() + rx_inside.len());
+        if rx.is_empty() && rx_inside.is_empty() && control.is_empty() {
+            return 0;
+        }
+        let tables = self.shared.tables.load();
+        let neighbors = self.shared.neighbors.load();
+        let mut p = Poll {
+            now: self.io.now(),
+            tables: &tables,
+            neighbors: &neighbors,
+            sessions: &self.shared.sessions,
+            counters: c,
+            backend: &mut self.backend,
+            dropped,
+        };
+        let mut seen = 0;
+
         // Outside: encrypted traffic in.
-        self.io.rx(Side::Outside, &mut v.rx, self.burst);
-        let n = v.rx.len();
-        mark(Stage::Rx, n);
+        let n = rx.len();
         if n > 0 {
             seen += n;
             c.traffic.rx_outside.add(n as u64);
             c.traffic.vectors.inc();
             c.traffic.vector_packets.add(n as u64);
-            classify::outside(
-                &mut v.rx,
-                &tables,
-                c,
-                &mut v.transport,
-                &mut v.sources,
-                &mut v.punt,
-            );
+            classify::outside(&mut p, rx, transport, sources, punt);
             mark(Stage::Classify, n);
-            let n = v.transport.len();
+            let n = transport.len();
             if n > 0 {
-                decrypt::run(
-                    &mut v.transport,
-                    &v.sources,
-                    sessions,
-                    &mut self.backend,
-                    now,
-                    c,
-                    &mut v.scratch,
-                    &mut v.plain,
-                );
+                decrypt::run(&mut p, transport, sources, scratch, plain);
                 mark(Stage::Decrypt, n);
             }
-            v.sources.clear();
-            let n = v.plain.len();
+            sources.clear();
+            let n = plain.len();
             if n > 0 {
-                route::run(
-                    Side::Outside,
-                    &mut v.plain,
-                    &tables,
-                    &neighbors,
-                    c,
-                    &mut v.to_peer,
-                    &mut v.to_inside,
-                    &mut v.punt,
-                );
+                route::run(&mut p, Side::Outside, plain, to_peer, to_inside, punt);
                 mark(Stage::Route, n);
             }
         }
 
         // Inside: plaintext in.
-        self.io.rx(Side::Inside, &mut v.rx, self.burst);
-        let n = v.rx.len();
-        mark(Stage::Rx, n);
+        let n = rx_inside.len();
         if n > 0 {
             seen += n;
             c.traffic.rx_inside.add(n as u64);
             c.traffic.vectors.inc();
             c.traffic.vector_packets.add(n as u64);
-            classify::inside(&mut v.rx, &tables, c, &mut v.plain, &mut v.punt);
+            classify::inside(&mut p, rx_inside, plain, punt);
             mark(Stage::Classify, n);
-            let n = v.plain.len();
+            let n = plain.len();
             if n > 0 {
                 let io = &mut self.io;
-                offload::run(
-                    &mut v.plain,
-                    tables.port(Side::Inside),
-                    tables.mtu,
-                    c,
-                    &mut |out, n| io.alloc(out, n),
-                    &mut v.finished,
-                );
+                offload::run(&mut p, plain, &mut |out, n| io.alloc(out, n), finished);
                 mark(Stage::Offload, n);
             }
-            let n = v.finished.len();
+            let n = finished.len();
             if n > 0 {
-                route::run(
-                    Side::Inside,
-                    &mut v.finished,
-                    &tables,
-                    &neighbors,
-                    c,
-                    &mut v.to_peer,
-                    &mut v.to_inside,
-                    &mut v.punt,
-                );
+                route::run(&mut p, Side::Inside, finished, to_peer, to_inside, punt);
                 mark(Stage::Route, n);
             }
         }
 
-        let n = v.to_peer.len();
+        let n = to_peer.len();
         if n > 0 {
-            encrypt::run(
-                &mut v.to_peer,
-                &tables,
-                &neighbors,
-                sessions,
-                &mut self.backend,
-                now,
-                c,
-                &mut v.enc_scratch,
-                &mut v.to_outside,
-                &mut v.punt,
-            );
+            encrypt::run(&mut p, to_peer, enc_scratch, to_outside, punt);
             mark(Stage::Encrypt, n);
         }
 
         // Frames the control thread built (handshakes, ARP replies, released queues).
-        self.io.control_frames(&mut v.control, self.burst);
-        if !v.control.is_empty() {
-            let n = v.control.len();
+        if !control.is_empty() {
+            let n = control.len();
             c.traffic.from_control.add(n as u64);
-            for pkt in v.control.drain(..) {
+            for pkt in control.drain(..) {
                 match crate::meta::side(pkt.meta()) {
-                    Side::Outside => v.to_outside.push(pkt),
-                    Side::Inside => v.to_inside.push(pkt),
+                    Side::Outside => to_outside.push(pkt),
+                    Side::Inside => to_inside.push(pkt),
                 }
             }
             mark(Stage::Control, n);
         }
 
-        let n = v.to_outside.len() + v.to_inside.len() + v.punt.len();
+        let n = to_outside.len() + to_inside.len() + punt.len();
         if n > 0 {
-            transmit(&mut self.io, Side::Outside, &mut v.to_outside, c);
-            transmit(&mut self.io, Side::Inside, &mut v.to_inside, c);
-            if !v.punt.is_empty() {
-                self.io.punt(&mut v.punt);
-                c.tx.add(TxDrop::ControlRingFull, v.punt.len() as u64);
-                v.punt.clear();
+            transmit(&mut self.io, Side::Outside, to_outside, c);
+            transmit(&mut self.io, Side::Inside, to_inside, c);
+            if !punt.is_empty() {
+                self.io.punt(punt);
+                c.tx.add(TxDrop::ControlRingFull, punt.len() as u64);
+                I::Buf::free_all(punt);
             }
             mark(Stage::Tx, n);
+        }
+        if !p.dropped.is_empty() {
+            I::Buf::free_all(p.dropped);
         }
         seen
     }
@@ -300,6 +285,7 @@ impl<I: Io> Worker<I> {
 
 /// Send a vector out of `side`, retrying a few times while the queue drains; what still
 /// does not fit is dropped and counted.
+#[inline(never)]
 fn transmit<I: Io>(io: &mut I, side: Side, pkts: &mut Vec<I::Buf>, c: &WorkerCounters) {
     if pkts.is_empty() {
         return;
@@ -319,6 +305,6 @@ fn transmit<I: Io>(io: &mut I, side: Side, pkts: &mut Vec<I::Buf>, c: &WorkerCou
     }
     if left > 0 {
         c.tx.add(TxDrop::QueueFull, left);
-        pkts.clear();
+        I::Buf::free_all(pkts);
     }
 }

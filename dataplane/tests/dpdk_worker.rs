@@ -590,8 +590,8 @@ fn check_counters(c: &WorkerCounters, peer: &Peer) {
     assert_eq!(entered, left, "{c:?}");
 
     let s = &peer.stats;
-    assert_eq!(s.rx_packets.load(Ordering::Relaxed), FROM_PEER as u64);
-    assert_eq!(s.tx_packets.load(Ordering::Relaxed), TO_PEER as u64);
+    assert_eq!(s.rx.packets.load(Ordering::Relaxed), FROM_PEER as u64);
+    assert_eq!(s.tx.packets.load(Ordering::Relaxed), TO_PEER as u64);
 }
 
 /// The reasons of a counter block that counted something, by name.

@@ -143,47 +143,92 @@ impl Mbuf {
     /// Free bytes after the data of the last segment (where `append` writes).
     #[inline]
     pub fn tailroom(&self) -> u16 {
-        // SAFETY: walks the chain we own.
-        let last = unsafe { &*sys::rte_pktmbuf_lastseg(self.0.as_ptr()) };
+        let last = self.last_segment();
         last.buf_len - last.data_off - last.data_len
     }
+
+    /// The last segment of the chain: the mbuf itself when it is alone.
+    #[inline]
+    fn last_segment(&self) -> &sys::rte_mbuf {
+        let m = self.raw();
+        if m.nb_segs == 1 {
+            return m;
+        }
+        // SAFETY: walks the chain we own.
+        unsafe { &*sys::rte_pktmbuf_lastseg(self.0.as_ptr()) }
+    }
+
+    // The four length changes below are DPDK's inline rte_pktmbuf_prepend, _adj, _append
+    // and _trim (rte_mbuf.h, 22.11), written out in Rust so that they inline into the
+    // stages: the bindgen wrappers of static-inline functions are real calls. A chain
+    // still goes through DPDK for its last segment.
 
     /// Grows the packet by `n` bytes at the front and returns them; `None`
     /// (packet unchanged) if the headroom is smaller than `n`.
     #[inline]
     pub fn prepend(&mut self, n: u16) -> Option<&mut [u8]> {
-        // SAFETY: we own the mbuf; DPDK checks the headroom.
-        let start = unsafe { sys::rte_pktmbuf_prepend(self.0.as_ptr(), n) };
-        // SAFETY: on success `start` points at the n new bytes of our buffer.
-        NonNull::new(start.cast::<u8>())
-            .map(|p| unsafe { slice::from_raw_parts_mut(p.as_ptr(), n.into()) })
+        let m = self.raw_mut();
+        if n > m.data_off {
+            return None;
+        }
+        m.data_off -= n;
+        m.data_len += n;
+        m.pkt_len += u32::from(n);
+        // SAFETY: the n bytes before the old data start are in our buffer (headroom).
+        Some(unsafe { slice::from_raw_parts_mut(self.data_ptr(), n.into()) })
     }
 
     /// Removes `n` bytes from the front; false (packet unchanged) if the
     /// first segment holds fewer than `n` bytes.
     #[inline]
     pub fn adj(&mut self, n: u16) -> bool {
-        // SAFETY: we own the mbuf; DPDK checks the length.
-        !unsafe { sys::rte_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+        let m = self.raw_mut();
+        if n > m.data_len {
+            return false;
+        }
+        m.data_len -= n;
+        m.data_off += n;
+        m.pkt_len -= u32::from(n);
+        true
     }
 
     /// Grows the packet by `n` bytes at the end of its last segment and
     /// returns them; `None` (packet unchanged) if the tailroom is smaller.
     #[inline]
     pub fn append(&mut self, n: u16) -> Option<&mut [u8]> {
-        // SAFETY: we own the mbuf; DPDK checks the tailroom.
-        let start = unsafe { sys::rte_pktmbuf_append(self.0.as_ptr(), n) };
-        // SAFETY: on success `start` points at the n new bytes of our buffer.
-        NonNull::new(start.cast::<u8>())
-            .map(|p| unsafe { slice::from_raw_parts_mut(p.as_ptr(), n.into()) })
+        if self.raw().nb_segs != 1 {
+            // SAFETY: we own the mbuf; DPDK checks the tailroom.
+            let start = unsafe { sys::rte_pktmbuf_append(self.0.as_ptr(), n) };
+            // SAFETY: on success `start` points at the n new bytes of our buffer.
+            return NonNull::new(start.cast::<u8>())
+                .map(|p| unsafe { slice::from_raw_parts_mut(p.as_ptr(), n.into()) });
+        }
+        if n > self.tailroom() {
+            return None;
+        }
+        let m = self.raw_mut();
+        let old = m.data_len;
+        m.data_len += n;
+        m.pkt_len += u32::from(n);
+        // SAFETY: the n bytes after the old data end are in our buffer (tailroom).
+        Some(unsafe { slice::from_raw_parts_mut(self.data_ptr().add(old.into()), n.into()) })
     }
 
     /// Removes `n` bytes from the end; false (packet unchanged) if the last
     /// segment holds fewer than `n` bytes.
     #[inline]
     pub fn trim(&mut self, n: u16) -> bool {
-        // SAFETY: we own the mbuf; DPDK checks the length.
-        unsafe { sys::rte_pktmbuf_trim(self.0.as_ptr(), n) == 0 }
+        if self.raw().nb_segs != 1 {
+            // SAFETY: we own the mbuf; DPDK checks the length.
+            return unsafe { sys::rte_pktmbuf_trim(self.0.as_ptr(), n) == 0 };
+        }
+        let m = self.raw_mut();
+        if n > m.data_len {
+            return false;
+        }
+        m.data_len -= n;
+        m.pkt_len -= u32::from(n);
+        true
     }
 
     /// The input port (set by RX) or the port an application assigned.

@@ -14,8 +14,10 @@
 use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::counters::{Punt, WorkerCounters};
 use dataplane::meta;
-use dataplane::stages::classify;
-use dataplane::tables::Side;
+use dataplane::crypto::Backend;
+use dataplane::session::Sessions;
+use dataplane::stages::{classify, Poll};
+use dataplane::tables::{Neighbors, Side};
 use dataplane::wire::wireguard::{self, MessageKind, Transport};
 use dataplane::wire::{Ipv4Packet, Ipv6Packet};
 use libfuzzer_sys::fuzz_target;
@@ -48,10 +50,22 @@ fuzz_target!(|data: &[u8]| {
     let mut fwd = Vec::new();
     let mut sources: Vec<classify::Origin> = Vec::new();
     let mut punt = Vec::new();
+    let (neighbors, sessions) = (Neighbors::default(), Sessions::new(1, 1));
+    let (mut backend, mut dropped) = (Backend::Ring, Vec::new());
+    let mut p = Poll {
+        now: 0,
+        tables: &tables,
+        neighbors: &neighbors,
+        sessions: &sessions,
+        counters: &c,
+        backend: &mut backend,
+        dropped: &mut dropped,
+    };
     match side {
-        Side::Outside => classify::outside(&mut rx, &tables, &c, &mut fwd, &mut sources, &mut punt),
-        Side::Inside => classify::inside(&mut rx, &tables, &c, &mut fwd, &mut punt),
+        Side::Outside => classify::outside(&mut p, &mut rx, &mut fwd, &mut sources, &mut punt),
+        Side::Inside => classify::inside(&mut p, &mut rx, &mut fwd, &mut punt),
     }
+    assert_eq!(dropped.len() as u64, c.classify.total(), "every drop is in the bin");
 
     assert!(rx.is_empty(), "classify leaves its input empty");
     assert_eq!(

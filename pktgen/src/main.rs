@@ -550,6 +550,19 @@ fn print_trial(r: &Record) {
     for (series, d) in &r.gateway_drops {
         println!("           {d:>9}  {series}");
     }
+    if !r.stages.is_empty() {
+        println!("           gateway stages: worker stage packets packets/vector clocks/packet");
+        for st in r.stages.iter().filter(|st| st.packets > 0) {
+            println!(
+                "           {:>6} {:<16} {:>9} {:>7.1} {:>8.1}",
+                st.worker,
+                st.stage,
+                st.packets,
+                st.packets as f64 / st.vectors.max(1) as f64,
+                st.clocks as f64 / st.packets as f64
+            );
+        }
+    }
     if let Some(l) = &t.latency {
         println!(
             "           latency over {} packets: min {:.1} us, median {:.1} us, p99 {:.1} us, max {:.1} us",

@@ -123,10 +123,10 @@ impl PeerSnapshot {
         PeerSnapshot {
             id,
             public_key: crate::keys::encode(public_key),
-            rx_packets: stats.rx_packets.load(Ordering::Relaxed),
-            tx_packets: stats.tx_packets.load(Ordering::Relaxed),
-            rx_bytes: stats.rx_bytes.load(Ordering::Relaxed),
-            tx_bytes: stats.tx_bytes.load(Ordering::Relaxed),
+            rx_packets: stats.rx.packets.load(Ordering::Relaxed),
+            tx_packets: stats.tx.packets.load(Ordering::Relaxed),
+            rx_bytes: stats.rx.bytes.load(Ordering::Relaxed),
+            tx_bytes: stats.tx.bytes.load(Ordering::Relaxed),
             latest_handshake: 0,
             handshakes: 0,
         }

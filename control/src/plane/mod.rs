@@ -25,7 +25,7 @@ use dataplane::crypto::Backend;
 use dataplane::lpm::PrefixTable;
 use dataplane::meta;
 use dataplane::session::{limits, Keypair, Peer, Sessions};
-use dataplane::stages::encrypt;
+use dataplane::stages::{encrypt, Poll};
 use dataplane::tables::{Shared, Side, Tables};
 use dataplane::wire::wireguard::{self, CookieReply, MessageKind, Response};
 use dataplane::wire::{EthernetFrame, Ipv4Packet, Ipv6Packet};
@@ -940,9 +940,9 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             peer = %crate::keys::encode(&peer!(self, i).spec.public_key),
             id = i,
             why,
-            since_rx_ms = now.mono.saturating_sub(st.last_rx.load(Ordering::Relaxed)) / 1_000_000,
+            since_rx_ms = now.mono.saturating_sub(st.rx.last.load(Ordering::Relaxed)) / 1_000_000,
             since_tx_data_ms =
-                now.mono.saturating_sub(st.last_tx_data.load(Ordering::Relaxed)) / 1_000_000,
+                now.mono.saturating_sub(st.tx.last_data.load(Ordering::Relaxed)) / 1_000_000,
             "initiating a handshake"
         );
         let Some(endpoint) = peer_mut!(self, i).shared.endpoint() else {
@@ -1006,18 +1006,18 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let n = self.shared.neighbors.load_full();
         let mut frames = Vec::new();
         let mut punts = Vec::new();
-        encrypt::run(
-            &mut pkts,
-            &t,
-            &n,
-            &self.shared.sessions,
-            &mut self.backend,
-            now.mono,
-            &self.counters,
-            &mut self.enc,
-            &mut frames,
-            &mut punts,
-        );
+        let mut dropped = Vec::new();
+        let mut p = Poll {
+            now: now.mono,
+            tables: &t,
+            neighbors: &n,
+            sessions: &self.shared.sessions,
+            counters: &self.counters,
+            backend: &mut self.backend,
+            dropped: &mut dropped,
+        };
+        encrypt::run(&mut p, &mut pkts, &mut self.enc, &mut frames, &mut punts);
+        B::free_all(&mut dropped);
         for mut f in frames {
             f.set_meta(meta::send_on(Side::Outside));
             self.out.push(f);
@@ -1073,10 +1073,10 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             }
             let ps = peer!(self, i);
             let st = &ps.shared.stats;
-            let last_rx = st.last_rx.load(Ordering::Relaxed);
-            let last_rx_data = st.last_rx_data.load(Ordering::Relaxed);
-            let last_tx = st.last_tx.load(Ordering::Relaxed);
-            let last_tx_data = st.last_tx_data.load(Ordering::Relaxed);
+            let last_rx = st.rx.last.load(Ordering::Relaxed);
+            let last_rx_data = st.rx.last_data.load(Ordering::Relaxed);
+            let last_tx = st.tx.last.load(Ordering::Relaxed);
+            let last_tx_data = st.tx.last_data.load(Ordering::Relaxed);
 
             if let Some(since) = ps.attempt_since {
                 if t >= ps.retry_at {

@@ -23,8 +23,8 @@ pub fn describe<B: PacketBuf, R: RngCore + CryptoRng>(plane: &ControlPlane<B, R>
             preshared_key: v.spec.preshared_key.map(crate::config::Key::from_bytes),
             endpoint: v.peer.endpoint(),
             last_handshake: v.last_handshake,
-            rx_bytes: v.peer.stats.rx_bytes.load(Ordering::Relaxed),
-            tx_bytes: v.peer.stats.tx_bytes.load(Ordering::Relaxed),
+            rx_bytes: v.peer.stats.rx.bytes.load(Ordering::Relaxed),
+            tx_bytes: v.peer.stats.tx.bytes.load(Ordering::Relaxed),
             persistent_keepalive: v.spec.persistent_keepalive,
             allowed_ips: v.spec.allowed_ips.clone(),
         })

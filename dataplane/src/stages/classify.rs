@@ -9,8 +9,9 @@
 //! ARP, neighbor discovery and traffic for our own addresses go to control.
 
 use crate::buf::PacketBuf;
-use crate::counters::{ClassifyDrop, Punt, WorkerCounters};
+use crate::counters::{ClassifyDrop, Punt};
 use crate::meta;
+use crate::stages::Poll;
 use crate::tables::{PortTables, Side, Tables};
 use crate::wire::wireguard::{self, MessageKind};
 use crate::wire::{
@@ -167,14 +168,15 @@ fn inside_one(data: &[u8], t: &Tables) -> Result<Verdict> {
 }
 
 fn sort<B: PacketBuf>(
+    p: &mut Poll<'_, B>,
     side: Side,
     mut pkt: B,
     verdict: Result<Verdict>,
-    c: &WorkerCounters,
     fwd: &mut Vec<B>,
     sources: &mut Vec<Origin>,
     punt: &mut Vec<B>,
 ) {
+    let c = p.counters;
     match verdict {
         Ok(Verdict::Transport(offset, len, src)) => {
             let trailer = pkt.len() - offset - len;
@@ -183,6 +185,7 @@ fn sort<B: PacketBuf>(
                 sources.push(src);
             } else {
                 c.classify.inc(ClassifyDrop::Malformed);
+                p.discard(pkt);
             }
         }
         Ok(Verdict::Forward(len)) => {
@@ -191,6 +194,7 @@ fn sort<B: PacketBuf>(
                 fwd.push(pkt);
             } else {
                 c.classify.inc(ClassifyDrop::Malformed);
+                p.discard(pkt);
             }
         }
         Ok(Verdict::Punt(reason)) => {
@@ -198,46 +202,49 @@ fn sort<B: PacketBuf>(
             pkt.set_meta(meta::punt(reason, side, 0));
             punt.push(pkt);
         }
-        Err(reason) => c.classify.inc(reason),
+        Err(reason) => {
+            c.classify.inc(reason);
+            p.discard(pkt);
+        }
     }
 }
 
 /// Sort frames from the outside port: transport messages to `transport` (stripped to the
 /// message, sender and outer ECN in `sources`), the rest to `punt` or dropped.
+#[inline(never)]
 pub fn outside<B: PacketBuf>(
+    p: &mut Poll<'_, B>,
     rx: &mut Vec<B>,
-    t: &Tables,
-    c: &WorkerCounters,
     transport: &mut Vec<B>,
     sources: &mut Vec<Origin>,
     punt: &mut Vec<B>,
 ) {
     for pkt in rx.drain(..) {
         let verdict = if pkt.is_contiguous() {
-            outside_one(pkt.data(), t)
+            outside_one(pkt.data(), p.tables)
         } else {
             Err(ClassifyDrop::MultiSegment)
         };
-        sort(Side::Outside, pkt, verdict, c, transport, sources, punt);
+        sort(p, Side::Outside, pkt, verdict, transport, sources, punt);
     }
 }
 
 /// Sort frames from the inside port: IP packets to forward to `fwd` (Ethernet header
 /// stripped, trailing padding trimmed), the rest to `punt` or dropped.
+#[inline(never)]
 pub fn inside<B: PacketBuf>(
+    p: &mut Poll<'_, B>,
     rx: &mut Vec<B>,
-    t: &Tables,
-    c: &WorkerCounters,
     fwd: &mut Vec<B>,
     punt: &mut Vec<B>,
 ) {
     let mut no_sources = Vec::new();
     for pkt in rx.drain(..) {
         let verdict = if pkt.is_contiguous() {
-            inside_one(pkt.data(), t)
+            inside_one(pkt.data(), p.tables)
         } else {
             Err(ClassifyDrop::MultiSegment)
         };
-        sort(Side::Inside, pkt, verdict, c, fwd, &mut no_sources, punt);
+        sort(p, Side::Inside, pkt, verdict, fwd, &mut no_sources, punt);
     }
 }

@@ -1,43 +1,98 @@
 //! Decrypt: transport messages in, authenticated inner IP packets out.
 //!
-//! Shape (VPP `wg_input`): a first pass looks each message's receiver index up (caching
-//! the last keypair), refuses what can be refused without crypto (expired keypair,
-//! counter outside the replay window) and lines the rest up as one batch; one backend
-//! call opens them all; a post pass records the counter in the replay window (only now,
-//! after authentication), updates the peer (activity, roaming, confirmation of a new
-//! keypair), trims the padding off by the inner packet's own length and carries a
-//! congestion mark of the outer header over to the inner one (RFC 6040; module `ecn`).
+//! Shape (VPP `wg_input`), in passes over the vector so that what is shared with other
+//! threads is touched once per keypair per vector, not once per packet:
+//! 1. each message's receiver index is looked up (through a per-vector cache, so each
+//!    distinct index costs one table lookup, unknown ones included) and what can be
+//!    refused without crypto is (truncated, unknown index, expired keypair);
+//! 2. the replay check, with each keypair's window locked once for all its packets (the
+//!    packets grouped by keypair, each group in vector order);
+//! 3. one backend call opens the rest;
+//! 4. the authenticated counters are recorded in the windows, again a lock per keypair;
+//! 5. in vector order, the padding is trimmed off by the inner packet's own length and a
+//!    congestion mark of the outer header is carried over to the inner one (RFC 6040;
+//!    module `ecn`);
+//! 6. each keypair's peer is updated once: activity counters, confirmation of a new
+//!    keypair, the endpoint (roaming), a handshake when an initiator's keypair is old.
 //!
 //! Output packets start at the inner IP header and carry their peer's id in `meta`, for
 //! route's source check.
 
 use crate::buf::PacketBuf;
-use crate::counters::{DecryptDrop, WorkerCounters};
-use crate::crypto::{Backend, CryptoJob};
+use crate::counters::{DecryptDrop, Stage};
+use crate::crypto::CryptoJob;
 use crate::ecn;
-use crate::session::{limits, Keypair, Sessions};
+use crate::session::{limits, Keypair};
 use crate::stages::classify::Origin;
+use crate::stages::{Groups, Poll, VectorCache};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use crate::wire::{Ipv4Packet, Ipv6Packet};
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// Where a packet the stage holds stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Passed the replay check; goes to the AEAD.
+    Pending,
+    /// Counter already seen, before or after the AEAD.
+    Replay,
+    /// Did not authenticate.
+    BadTag,
+    /// Authenticated and recorded in the replay window.
+    Opened,
+}
+
+/// What the stage knows of one packet it holds.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    src: Origin,
+    /// Length of the transport message, for the peer's byte count.
+    wire_len: u16,
+    /// Position of its keypair in `Scratch::keys`.
+    key: u16,
+    counter: u64,
+    state: State,
+}
+
+/// What a keypair's packets of this vector add up to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    packets: u64,
+    bytes: u64,
+    data: bool,
+    /// Position of its last authenticated packet, and where that packet came from.
+    last: Option<(u16, SocketAddr)>,
+}
+
+/// The cache's answer for a receiver index that no keypair has, so that a vector full of
+/// them costs one table lookup per distinct index.
+const UNKNOWN: u16 = u16::MAX;
 
 /// Buffers decrypt reuses from vector to vector.
 pub struct Scratch<B> {
+    /// The keypairs seen this vector, found by receiver index through `cache`.
     keys: Vec<Arc<Keypair>>,
+    tally: Vec<Tally>,
+    cache: VectorCache,
+    groups: Groups,
     jobs: Vec<CryptoJob>,
     held: Vec<B>,
-    sources: Vec<Origin>,
-    wire_len: Vec<u16>,
+    info: Vec<Held>,
+    endpoints: Vec<(u16, u16)>,
 }
 
 impl<B> Default for Scratch<B> {
     fn default() -> Self {
         Scratch {
             keys: Vec::new(),
+            tally: Vec::new(),
+            cache: VectorCache::default(),
+            groups: Groups::default(),
             jobs: Vec::new(),
             held: Vec::new(),
-            sources: Vec::new(),
-            wire_len: Vec::new(),
+            info: Vec::new(),
+            endpoints: Vec::new(),
         }
     }
 }
@@ -54,121 +109,193 @@ fn inner_len(data: &[u8]) -> Option<usize> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Decrypt `pkts` (transport messages from `sources`) into `out`.
+#[inline(never)]
 pub fn run<B: PacketBuf>(
+    p: &mut Poll<'_, B>,
     pkts: &mut Vec<B>,
     sources: &[Origin],
-    sessions: &Sessions,
-    backend: &mut Backend,
-    now: u64,
-    c: &WorkerCounters,
     s: &mut Scratch<B>,
     out: &mut Vec<B>,
 ) {
     debug_assert_eq!(pkts.len(), sources.len());
+    let c = p.counters;
+    let now = p.now;
     s.keys.clear();
+    s.tally.clear();
     s.jobs.clear();
+    s.info.clear();
+    s.cache.next_vector();
 
+    // Find each message's keypair, and refuse what needs no crypto to refuse.
     for (mut pkt, src) in pkts.drain(..).zip(sources.iter().copied()) {
         let (index, counter) = match Transport::new_checked(pkt.data()) {
             Ok(t) => (t.receiver(), t.counter()),
             Err(_) => {
                 c.decrypt.inc(DecryptDrop::Truncated);
+                p.discard(pkt);
                 continue;
             }
         };
-        let key = match s.keys.last() {
-            Some(k) if k.local_index == index => s.keys.len() - 1,
-            _ => match sessions.lookup(index) {
-                Some(kp) => {
-                    s.keys.push(kp);
-                    s.keys.len() - 1
-                }
-                None => {
-                    c.decrypt.inc(DecryptDrop::UnknownIndex);
-                    continue;
-                }
-            },
+        let key = match s.cache.get(index) {
+            Some(k) => k,
+            None => {
+                let k = match p.sessions.lookup(index) {
+                    Some(kp) => {
+                        s.keys.push(kp);
+                        s.tally.push(Tally::default());
+                        (s.keys.len() - 1) as u16
+                    }
+                    None => UNKNOWN,
+                };
+                s.cache.insert(index, k);
+                k
+            }
         };
-        let kp = &s.keys[key];
-        if !kp.can_receive(now) {
+        if key == UNKNOWN {
+            c.decrypt.inc(DecryptDrop::UnknownIndex);
+            p.discard(pkt);
+            continue;
+        }
+        if !s.keys[key as usize].can_receive(now) {
             c.decrypt.inc(DecryptDrop::Expired);
+            p.discard(pkt);
             continue;
         }
-        if kp.replay_check(counter).is_err() {
-            c.decrypt.inc(DecryptDrop::Replay);
-            continue;
-        }
-        s.wire_len.push(pkt.len() as u16);
-        pkt.adj(TRANSPORT_HEADER_LEN);
-        s.jobs.push(CryptoJob {
-            pkt: s.held.len() as u16,
-            key: key as u16,
+        s.info.push(Held {
+            src,
+            wire_len: pkt.len() as u16,
+            key,
             counter,
-            ok: false,
+            state: State::Pending,
         });
+        pkt.adj(TRANSPORT_HEADER_LEN);
         s.held.push(pkt);
-        s.sources.push(src);
     }
 
-    c.runtime
-        .timed(crate::counters::Stage::DecryptCrypto, s.jobs.len(), || {
-            backend.open_batch(&mut s.held, &s.keys, &mut s.jobs);
-        });
-
-    for (((mut pkt, job), src), wire_len) in s
-        .held
-        .drain(..)
-        .zip(s.jobs.iter())
-        .zip(s.sources.drain(..))
-        .zip(s.wire_len.drain(..))
-    {
-        if !job.ok {
-            c.decrypt.inc(DecryptDrop::BadTag);
+    // The replay check, each keypair's window locked once for all of its packets; only
+    // what passes is opened.
+    s.groups.build(s.info.iter().map(|h| h.key), s.keys.len());
+    for (k, kp) in s.keys.iter().enumerate() {
+        let group = s.groups.of(k);
+        if group.is_empty() {
             continue;
         }
-        let kp = &s.keys[job.key as usize];
-        // Two packets with one counter may both pass the check before the batch; only
-        // the first to be recorded is accepted.
-        if kp.replay_update(job.counter).is_err() {
-            c.decrypt.inc(DecryptDrop::Replay);
+        let window = kp.replay();
+        for &i in group {
+            let h = &mut s.info[i as usize];
+            if window.check(h.counter).is_err() {
+                h.state = State::Replay;
+            }
+        }
+    }
+    for (i, h) in s.info.iter().enumerate() {
+        if h.state == State::Pending {
+            s.jobs.push(CryptoJob {
+                pkt: i as u16,
+                key: h.key,
+                counter: h.counter,
+                ok: false,
+            });
+        }
+    }
+
+    let backend = &mut *p.backend;
+    c.runtime.timed(Stage::DecryptCrypto, s.jobs.len(), || {
+        backend.open_batch(&mut s.held, &s.keys, &mut s.jobs);
+    });
+    for job in &s.jobs {
+        s.info[job.pkt as usize].state = if job.ok { State::Opened } else { State::BadTag };
+    }
+
+    // Record the authenticated counters, again a lock per keypair. Two packets with one
+    // counter may both have passed the check; only the first is accepted.
+    for (k, kp) in s.keys.iter().enumerate() {
+        let group = s.groups.of(k);
+        if group.is_empty() {
+            continue;
+        }
+        let mut window = kp.replay();
+        for &i in group {
+            let h = &mut s.info[i as usize];
+            if h.state == State::Opened && window.update(h.counter).is_err() {
+                h.state = State::Replay;
+            }
+        }
+    }
+
+    for (i, (mut pkt, h)) in s.held.drain(..).zip(s.info.iter()).enumerate() {
+        match h.state {
+            State::Opened => {}
+            State::Replay => {
+                c.decrypt.inc(DecryptDrop::Replay);
+                p.discard(pkt);
+                continue;
+            }
+            State::BadTag | State::Pending => {
+                c.decrypt.inc(DecryptDrop::BadTag);
+                p.discard(pkt);
+                continue;
+            }
+        }
+        let tally = &mut s.tally[h.key as usize];
+        tally.packets += 1;
+        tally.bytes += u64::from(h.wire_len);
+        tally.last = Some((i as u16, h.src.src));
+        if pkt.is_empty() {
+            c.traffic.keepalives_rx.inc();
+            p.discard(pkt);
+            continue;
+        }
+        tally.data = true;
+        let Some(len) = inner_len(pkt.data()).filter(|&len| len <= pkt.len()) else {
+            c.decrypt.inc(DecryptDrop::BadInner);
+            p.discard(pkt);
+            continue;
+        };
+        pkt.trim(pkt.len() - len);
+        if h.src.ecn != ecn::NOT_ECT {
+            let inner = ecn::get(pkt.data()).unwrap_or(ecn::NOT_ECT);
+            match ecn::decapsulate(h.src.ecn, inner) {
+                Some(e) if e == inner => {}
+                Some(e) => ecn::set(pkt.data_mut(), e),
+                None => {
+                    c.decrypt.inc(DecryptDrop::CeOnNotEct);
+                    p.discard(pkt);
+                    continue;
+                }
+            }
+        }
+        pkt.set_meta(s.keys[h.key as usize].peer.id as u64);
+        c.traffic.decrypted.inc();
+        out.push(pkt);
+    }
+
+    // What each keypair's peer learns from this vector, once per keypair.
+    s.endpoints.clear();
+    for (k, (kp, tally)) in s.keys.iter().zip(s.tally.iter()).enumerate() {
+        if tally.packets == 0 {
             continue;
         }
         let peer = &kp.peer;
-        let data = !pkt.is_empty();
-        peer.stats.add_rx(1, wire_len as u64, data, now);
+        peer.stats
+            .add_rx(tally.packets, tally.bytes, tally.data, now);
         if !kp.is_confirmed() && kp.confirm() {
-            sessions.promote(kp);
+            p.sessions.promote(kp);
         }
-        // Whitepaper 6.5: the endpoint follows the latest authenticated packet.
-        peer.set_endpoint(src.src);
         if kp.initiator && kp.age(now) >= limits::REKEY_ON_RECEIVE_AGE {
             peer.request_handshake();
         }
-        if !data {
-            c.traffic.keepalives_rx.inc();
-            continue;
+        if let Some((pos, _)) = tally.last {
+            s.endpoints.push((pos, k as u16));
         }
-        match inner_len(pkt.data()) {
-            Some(len) if len <= pkt.len() => {
-                let padding = pkt.len() - len;
-                pkt.trim(padding);
-                if src.ecn != ecn::NOT_ECT {
-                    let inner = ecn::get(pkt.data()).unwrap_or(ecn::NOT_ECT);
-                    match ecn::decapsulate(src.ecn, inner) {
-                        Some(e) if e == inner => {}
-                        Some(e) => ecn::set(pkt.data_mut(), e),
-                        None => {
-                            c.decrypt.inc(DecryptDrop::CeOnNotEct);
-                            continue;
-                        }
-                    }
-                }
-                pkt.set_meta(peer.id as u64);
-                c.traffic.decrypted.inc();
-                out.push(pkt);
-            }
-            _ => c.decrypt.inc(DecryptDrop::BadInner),
+    }
+    // Whitepaper 6.5: the endpoint follows the latest authenticated packet, so the
+    // keypairs are applied in the order of their last packets.
+    s.endpoints.sort_unstable();
+    for &(_, k) in &s.endpoints {
+        if let Some((_, src)) = s.tally[k as usize].last {
+            s.keys[k as usize].peer.set_endpoint(src);
         }
     }
 }

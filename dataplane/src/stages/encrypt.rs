@@ -1,21 +1,27 @@
 //! Encrypt: IP packets for a peer in, WireGuard transport frames for the outside port out.
 //!
-//! A first pass finds each packet's sending keypair (cached per peer), reserves its
-//! nonce, pads the plaintext to a multiple of 16 (never past the MTU; whitepaper 5.4.6)
-//! and lines it up; one backend call seals the batch; a post pass prepends the transport
-//! header, UDP, IP and Ethernet toward the peer's endpoint. The outer header carries the
-//! inner packet's ECN field (RFC 6040) and the configured DSCP (module `ecn`), read
-//! before sealing.
+//! In passes over the vector, so that what is shared with other threads is touched once
+//! per keypair per vector:
+//! 1. each packet's sending keypair and path (endpoint, source address, next hop) are
+//!    found through a per-vector cache by peer id, and counted per keypair;
+//! 2. each keypair reserves the nonces of all its packets with one atomic addition;
+//! 3. each packet gets the next of its keypair's nonces, is padded to a multiple of 16
+//!    (never past the MTU; whitepaper 5.4.6) and lined up; the outer header's ECN field
+//!    (RFC 6040) and DSCP (module `ecn`) are read from it before sealing;
+//! 4. one backend call seals the batch;
+//! 5. the transport header, UDP, IP and Ethernet toward the peer's endpoint are
+//!    prepended, and each keypair's peer counts its packets once.
 //!
 //! A packet for a peer with no usable keypair goes to the control thread, which queues it
 //! and starts a handshake. A frame whose next hop has no known link-layer address goes to
 //! control complete but for its destination MAC.
 
 use crate::buf::PacketBuf;
-use crate::counters::{EncryptDrop, Punt, WorkerCounters};
-use crate::crypto::{Backend, CryptoJob, TAG_LEN};
+use crate::counters::{EncryptDrop, Punt, Stage};
+use crate::crypto::{CryptoJob, TAG_LEN};
 use crate::meta;
-use crate::session::{Keypair, Sessions};
+use crate::session::Keypair;
+use crate::stages::{Poll, VectorCache};
 use crate::tables::{Neighbors, Side, Tables};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use crate::wire::{
@@ -37,15 +43,40 @@ struct Path {
     dst_mac: Option<[u8; 6]>,
 }
 
+/// A keypair's packets of this vector: how many, the next nonce to give out (`None` if
+/// the keypair could not reserve them), and what they add up to once sealed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    wanted: u64,
+    next: Option<u64>,
+    packets: u64,
+    bytes: u64,
+    data: bool,
+}
+
+/// What the cache says of a peer besides a keypair's position.
+const NO_SESSION: u16 = u16::MAX;
+/// A peer whose path failed: `DROP_BASE + EncryptDrop as u16`.
+const DROP_BASE: u16 = u16::MAX - 16;
+
+/// Each held packet's outer DSCP and ECN byte, and whether it carries data (an empty
+/// one is a keepalive).
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    tos: u8,
+    data: bool,
+}
+
 pub struct Scratch<B> {
     keys: Vec<Arc<Keypair>>,
     paths: Vec<Path>,
+    tally: Vec<Tally>,
+    cache: VectorCache,
+    /// Each input packet's keypair position or what the cache said instead.
+    keyed: Vec<u16>,
     jobs: Vec<CryptoJob>,
     held: Vec<B>,
-    /// Whether each held packet carries data (an empty one is a keepalive).
-    data: Vec<bool>,
-    /// Each held packet's outer DSCP and ECN byte.
-    tos: Vec<u8>,
+    info: Vec<Held>,
 }
 
 impl<B> Default for Scratch<B> {
@@ -53,10 +84,12 @@ impl<B> Default for Scratch<B> {
         Scratch {
             keys: Vec::new(),
             paths: Vec::new(),
+            tally: Vec::new(),
+            cache: VectorCache::default(),
+            keyed: Vec::new(),
             jobs: Vec::new(),
             held: Vec::new(),
-            data: Vec::new(),
-            tos: Vec::new(),
+            info: Vec::new(),
         }
     }
 }
@@ -162,110 +195,149 @@ fn encapsulate<B: PacketBuf>(
     eth.set_ethertype(ethertype);
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The cache's entry for `peer`: a new keypair position, `NO_SESSION`, or a drop.
+fn find<B>(p: &Poll<'_, B>, s: &mut Scratch<B>, peer: u32) -> u16 {
+    let Some(kp) = p.sessions.sending(peer) else {
+        return NO_SESSION;
+    };
+    match path(&kp, p.tables, p.neighbors) {
+        Ok(path) => {
+            s.keys.push(kp);
+            s.paths.push(path);
+            s.tally.push(Tally::default());
+            (s.keys.len() - 1) as u16
+        }
+        Err(reason) => DROP_BASE + reason as u16,
+    }
+}
+
+/// Encrypt `pkts` (IP packets with their peer's id in `meta`) into frames for the
+/// outside port in `out`; packets control must handle go to `punt`.
+#[inline(never)]
 pub fn run<B: PacketBuf>(
+    p: &mut Poll<'_, B>,
     pkts: &mut Vec<B>,
-    t: &Tables,
-    n: &Neighbors,
-    sessions: &Sessions,
-    backend: &mut Backend,
-    now: u64,
-    c: &WorkerCounters,
     s: &mut Scratch<B>,
     out: &mut Vec<B>,
     punt: &mut Vec<B>,
 ) {
+    let c = p.counters;
+    let now = p.now;
+    let t = p.tables;
     s.keys.clear();
     s.paths.clear();
+    s.tally.clear();
+    s.keyed.clear();
     s.jobs.clear();
+    s.info.clear();
+    s.cache.next_vector();
     let mtu = t.mtu as usize;
 
-    for mut pkt in pkts.drain(..) {
+    for pkt in pkts.iter() {
         let peer = pkt.meta() as u32;
-        let cached = s.keys.iter().rposition(|k| k.peer.id == peer);
-        let key = match cached {
-            Some(i) => Some(i),
-            None => match sessions.sending(peer) {
-                Some(kp) => match path(&kp, t, n) {
-                    Ok(p) => {
-                        s.keys.push(kp);
-                        s.paths.push(p);
-                        Some(s.keys.len() - 1)
-                    }
-                    Err(reason) => {
-                        c.encrypt.inc(reason);
-                        continue;
-                    }
-                },
-                None => None,
-            },
+        let k = match s.cache.get(peer) {
+            Some(k) => k,
+            None => {
+                let k = find(p, s, peer);
+                s.cache.insert(peer, k);
+                k
+            }
         };
-        let counter = key.and_then(|k| s.keys[k].reserve_nonces(1, now).ok());
-        let (Some(key), Some(counter)) = (key, counter) else {
-            // No keypair, or it is too old or used up: control queues the packet and
-            // makes a new one.
-            c.punt.inc(Punt::NoSession);
-            pkt.set_meta(meta::punt(Punt::NoSession, Side::Inside, peer));
-            punt.push(pkt);
+        if k < DROP_BASE {
+            s.tally[k as usize].wanted += 1;
+        }
+        s.keyed.push(k);
+    }
+
+    // One reservation per keypair. A keypair too old or used up sends nothing: control
+    // queues its packets and makes a new one.
+    for (kp, tally) in s.keys.iter().zip(s.tally.iter_mut()) {
+        tally.next = kp.reserve_nonces(tally.wanted, now).ok();
+    }
+
+    for (mut pkt, &k) in pkts.drain(..).zip(s.keyed.iter()) {
+        let peer = pkt.meta() as u32;
+        if (DROP_BASE..NO_SESSION).contains(&k) {
+            let reason = EncryptDrop::ALL[(k - DROP_BASE) as usize];
+            c.encrypt.inc(reason);
+            p.discard(pkt);
             continue;
+        }
+        let next = match s.tally.get_mut(k as usize).and_then(|t| t.next.as_mut()) {
+            Some(next) => next,
+            None => {
+                c.punt.inc(Punt::NoSession);
+                pkt.set_meta(meta::punt(Punt::NoSession, Side::Inside, peer));
+                punt.push(pkt);
+                continue;
+            }
         };
+        let counter = *next;
+        *next += 1;
         let pad = padding(pkt.len(), mtu);
         if pkt.headroom() < MAX_OVERHEAD || pkt.tailroom() < pad + TAG_LEN {
             c.encrypt.inc(EncryptDrop::NoRoom);
+            p.discard(pkt);
             continue;
         }
-        s.data.push(!pkt.is_empty());
-        s.tos.push(t.outer_dscp.outer_tos(pkt.data()));
+        s.info.push(Held {
+            tos: t.outer_dscp.outer_tos(pkt.data()),
+            data: !pkt.is_empty(),
+        });
         if let Some(tail) = pkt.append(pad) {
             tail.fill(0);
         }
         s.jobs.push(CryptoJob {
             pkt: s.held.len() as u16,
-            key: key as u16,
+            key: k,
             counter,
             ok: false,
         });
         s.held.push(pkt);
     }
 
-    c.runtime
-        .timed(crate::counters::Stage::EncryptCrypto, s.jobs.len(), || {
-            backend.seal_batch(&mut s.held, &s.keys, &mut s.jobs);
-        });
+    let backend = &mut *p.backend;
+    c.runtime.timed(Stage::EncryptCrypto, s.jobs.len(), || {
+        backend.seal_batch(&mut s.held, &s.keys, &mut s.jobs);
+    });
 
     let outside = t.port(Side::Outside);
-    for (((mut pkt, job), data), tos) in s
-        .held
-        .drain(..)
-        .zip(s.jobs.iter())
-        .zip(s.data.drain(..))
-        .zip(s.tos.drain(..))
-    {
+    for ((mut pkt, job), h) in s.held.drain(..).zip(s.jobs.iter()).zip(s.info.iter()) {
         if !job.ok {
-            c.encrypt.inc(EncryptDrop::NoRoom);
+            c.encrypt.inc(EncryptDrop::SealFailed);
+            p.discard(pkt);
             continue;
         }
         let kp = &s.keys[job.key as usize];
-        let p = &s.paths[job.key as usize];
+        let path = &s.paths[job.key as usize];
         encapsulate(
             &mut pkt,
             kp,
             job.counter,
-            p,
+            path,
             outside.mac,
             t.listen_port,
-            tos,
+            h.tos,
         );
-        kp.peer
-            .stats
-            .add_tx(1, (pkt.len() - ethernet::HEADER_LEN) as u64, data, now);
+        let tally = &mut s.tally[job.key as usize];
+        tally.packets += 1;
+        tally.bytes += (pkt.len() - ethernet::HEADER_LEN) as u64;
+        tally.data |= h.data;
         c.traffic.encrypted.inc();
-        if p.dst_mac.is_some() {
+        if path.dst_mac.is_some() {
             out.push(pkt);
         } else {
             c.punt.inc(Punt::NoNeighbor);
             pkt.set_meta(meta::punt(Punt::NoNeighbor, Side::Outside, kp.peer.id));
             punt.push(pkt);
+        }
+    }
+
+    for (kp, tally) in s.keys.iter().zip(s.tally.iter()) {
+        if tally.packets > 0 {
+            kp.peer
+                .stats
+                .add_tx(tally.packets, tally.bytes, tally.data, now);
         }
     }
 }

@@ -15,48 +15,53 @@
 //! worker's packet pool through `alloc` and inherit the super-packet's port and meta.
 
 use crate::buf::PacketBuf;
-use crate::counters::{OffloadDrop, OffloadEvent, WorkerCounters};
+use crate::counters::{OffloadDrop, OffloadEvent};
 use crate::offload;
-use crate::tables::PortTables;
+use crate::stages::Poll;
+use crate::tables::Side;
 
-/// Finish `pkts` (IP packets received on `port`) into `out`. `tunnel_mtu` bounds the
-/// pieces of a super-packet; `alloc(v, n)` appends `n` empty buffers to `v` or returns
-/// false without change.
+/// Finish `pkts` (IP packets received on the inside port) into `out`. The tunnel MTU
+/// bounds the pieces of a super-packet; `alloc(v, n)` appends `n` empty buffers to `v`
+/// or returns false without change.
+#[inline(never)]
 pub fn run<B: PacketBuf>(
+    p: &mut Poll<'_, B>,
     pkts: &mut Vec<B>,
-    port: &PortTables,
-    tunnel_mtu: u16,
-    c: &WorkerCounters,
     alloc: &mut impl FnMut(&mut Vec<B>, usize) -> bool,
     out: &mut Vec<B>,
 ) {
+    let port = p.tables.port(Side::Inside);
     let link_mtu = usize::from(port.link_mtu);
-    let piece_max = usize::from(tunnel_mtu.min(port.link_mtu));
+    let piece_max = usize::from(p.tables.mtu.min(port.link_mtu));
     for mut pkt in pkts.drain(..) {
         if pkt.len() > link_mtu {
             match offload::plan(pkt.data(), piece_max, None) {
-                Ok(plan) => cut(pkt, &plan, c, alloc, out),
+                Ok(plan) => cut(p, pkt, &plan, alloc, out),
                 Err(_) => out.push(pkt),
             }
             continue;
         }
         if port.complete_checksums && offload::complete(pkt.data_mut()) {
-            c.offload_events.inc(OffloadEvent::ChecksumCompleted);
+            p.counters
+                .offload_events
+                .inc(OffloadEvent::ChecksumCompleted);
         }
         out.push(pkt);
     }
 }
 
 fn cut<B: PacketBuf>(
+    p: &mut Poll<'_, B>,
     pkt: B,
     plan: &offload::Plan,
-    c: &WorkerCounters,
     alloc: &mut impl FnMut(&mut Vec<B>, usize) -> bool,
     out: &mut Vec<B>,
 ) {
+    let c = p.counters;
     let first = out.len();
     if !alloc(out, plan.count) {
         c.offload.inc(OffloadDrop::NoBuffers);
+        p.discard(pkt);
         return;
     }
     let total = pkt.len();
@@ -71,13 +76,27 @@ fn cut<B: PacketBuf>(
     c.offload_events.inc(OffloadEvent::SuperpacketCut);
     c.offload_events
         .add(OffloadEvent::SuperpacketPieces, plan.count as u64);
+    // The super-packet itself is done with.
+    p.discard(pkt);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::buf::HeapBuf;
-    use crate::tables::PortTables;
+    use crate::stages::TestPoll;
+    use crate::tables::{PortTables, Tables};
+
+    /// A poll whose inside port is `port`, with a tunnel MTU of 1420.
+    fn with_inside(port: PortTables) -> TestPoll<HeapBuf> {
+        TestPoll::new(Tables {
+            ports: [PortTables::new([1; 6], vec![]), port],
+            allowed: Default::default(),
+            listen_port: 51820,
+            mtu: 1420,
+            outer_dscp: Default::default(),
+        })
+    }
 
     fn tcp_super(payload: usize) -> Vec<u8> {
         let mut ip = vec![
@@ -103,7 +122,7 @@ mod tests {
     fn super_packets_are_cut_and_counted_small_ones_pass() {
         let mut port = PortTables::new([2; 6], vec![]);
         port.link_mtu = 1500;
-        let c = WorkerCounters::default();
+        let mut tp = with_inside(port);
         let big = tcp_super(20_000);
         let mut pkts = vec![
             HeapBuf::with_room(&big, 128, 128 + big.len()),
@@ -111,7 +130,8 @@ mod tests {
         ];
         pkts[0].set_meta(7);
         let mut out = Vec::new();
-        run(&mut pkts, &port, 1420, &c, &mut alloc_heap, &mut out);
+        run(&mut tp.poll(), &mut pkts, &mut alloc_heap, &mut out);
+        let c = &tp.counters;
         let pieces = 20_000usize.div_ceil(1420 - 40);
         assert_eq!(out.len(), pieces + 1);
         assert!(out[..pieces]
@@ -124,12 +144,13 @@ mod tests {
             pieces as u64
         );
         assert_eq!(c.drops(), 0);
+        // The super-packet went to the bin, not counted as a drop.
+        assert_eq!(tp.dropped.len(), 1);
     }
 
     #[test]
     fn no_buffers_is_a_counted_drop_udp_without_size_goes_on() {
-        let port = PortTables::new([2; 6], vec![]);
-        let c = WorkerCounters::default();
+        let mut tp = with_inside(PortTables::new([2; 6], vec![]));
         let big = tcp_super(5000);
         let mut udp = big.clone();
         udp[9] = 17;
@@ -140,7 +161,8 @@ mod tests {
             HeapBuf::with_room(&udp, 128, room),
         ];
         let mut out = Vec::new();
-        run(&mut pkts, &port, 1420, &c, &mut |_, _| false, &mut out);
+        run(&mut tp.poll(), &mut pkts, &mut |_, _| false, &mut out);
+        let c = &tp.counters;
         assert_eq!(c.offload.get(OffloadDrop::NoBuffers), 1);
         assert_eq!(c.drops(), 1);
         // Left whole for route's too-big path.
@@ -163,10 +185,11 @@ mod tests {
         for complete in [false, true] {
             let mut port = PortTables::new([2; 6], vec![]);
             port.complete_checksums = complete;
-            let c = WorkerCounters::default();
+            let mut tp = with_inside(port);
             let mut pkts = vec![HeapBuf::new(&ip)];
             let mut out = Vec::new();
-            run(&mut pkts, &port, 1420, &c, &mut alloc_heap, &mut out);
+            run(&mut tp.poll(), &mut pkts, &mut alloc_heap, &mut out);
+            let c = &tp.counters;
             assert_eq!(out[0].data() != &ip[..], complete);
             assert_eq!(
                 c.offload_events.get(OffloadEvent::ChecksumCompleted),

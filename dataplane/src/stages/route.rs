@@ -16,8 +16,9 @@
 //! `meta`. Packets for a peer leave with the peer's id in `meta`.
 
 use crate::buf::PacketBuf;
-use crate::counters::{Punt, RouteDrop, WorkerCounters};
+use crate::counters::{Punt, RouteDrop};
 use crate::meta;
+use crate::stages::Poll;
 use crate::tables::{Neighbors, Side, Tables};
 use crate::wire::{ethernet, EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr};
 use std::net::IpAddr;
@@ -137,22 +138,24 @@ fn push_ethernet(pkt: &mut impl PacketBuf, dst: [u8; 6], src: [u8; 6], v6: bool)
     true
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Route `pkts` (IP packets that came in on `from`): to a peer (`to_peer`), out of the
+/// inside port as frames (`to_inside`), to control (`punt`), or dropped.
+#[inline(never)]
 pub fn run<B: PacketBuf>(
+    p: &mut Poll<'_, B>,
     from: Side,
     pkts: &mut Vec<B>,
-    t: &Tables,
-    n: &Neighbors,
-    c: &WorkerCounters,
     to_peer: &mut Vec<B>,
     to_inside: &mut Vec<B>,
     punt: &mut Vec<B>,
 ) {
+    let (t, n, c) = (p.tables, p.neighbors, p.counters);
     let inside_mac = t.port(Side::Inside).mac;
     for mut pkt in pkts.drain(..) {
         let src_peer = (from == Side::Outside).then(|| pkt.meta() as u32);
         let Some(h) = header(pkt.data()) else {
-            c.route.inc(RouteDrop::BadAddress);
+            c.route.inc(RouteDrop::Malformed);
+            p.discard(pkt);
             continue;
         };
         match decide(pkt.len(), src_peer, &h, t, n) {
@@ -166,7 +169,8 @@ pub fn run<B: PacketBuf>(
                 if push_ethernet(&mut pkt, mac, inside_mac, h.v6) {
                     to_inside.push(pkt);
                 } else {
-                    c.route.inc(RouteDrop::NoRoute);
+                    c.route.inc(RouteDrop::NoHeadroom);
+                    p.discard(pkt);
                 }
             }
             Ok(Next::Punt(reason)) => {
@@ -174,7 +178,8 @@ pub fn run<B: PacketBuf>(
                     // Control resolves the next hop and sends the frame as it is then.
                     decrement(&mut pkt, h.v6);
                     if !push_ethernet(&mut pkt, [0; 6], inside_mac, h.v6) {
-                        c.route.inc(RouteDrop::NoRoute);
+                        c.route.inc(RouteDrop::NoHeadroom);
+                        p.discard(pkt);
                         continue;
                     }
                 }
@@ -189,7 +194,10 @@ pub fn run<B: PacketBuf>(
                 pkt.set_meta(meta::punt(reason, side, src_peer.unwrap_or(0)));
                 punt.push(pkt);
             }
-            Err(reason) => c.route.inc(reason),
+            Err(reason) => {
+                c.route.inc(reason);
+                p.discard(pkt);
+            }
         }
     }
 }
