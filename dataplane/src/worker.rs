@@ -67,6 +67,7 @@ pub struct Vectors<B> {
     /// Packets dropped this poll, freed together at its end.
     dropped: Vec<B>,
     scratch: decrypt::Scratch<B>,
+    route_scratch: route::Scratch,
     enc_scratch: encrypt::Scratch<B>,
 }
 
@@ -87,6 +88,7 @@ impl<B> Default for Vectors<B> {
             control: v(),
             dropped: v(),
             scratch: decrypt::Scratch::default(),
+            route_scratch: route::Scratch::default(),
             enc_scratch: encrypt::Scratch::default(),
         }
     }
@@ -149,6 +151,7 @@ impl<I: Io> Worker<I> {
             control,
             dropped,
             scratch,
+            route_scratch,
             enc_scratch,
         } = &mut self.v;
         let mut t = tsc();
@@ -198,7 +201,15 @@ impl<I: Io> Worker<I> {
             sources.clear();
             let n = plain.len();
             if n > 0 {
-                route::run(&mut p, Side::Outside, plain, to_peer, to_inside, punt);
+                route::run(
+                    &mut p,
+                    Side::Outside,
+                    plain,
+                    route_scratch,
+                    to_peer,
+                    to_inside,
+                    punt,
+                );
                 mark(Stage::Route, n);
             }
         }
@@ -220,7 +231,15 @@ impl<I: Io> Worker<I> {
             }
             let n = finished.len();
             if n > 0 {
-                route::run(&mut p, Side::Inside, finished, to_peer, to_inside, punt);
+                route::run(
+                    &mut p,
+                    Side::Inside,
+                    finished,
+                    route_scratch,
+                    to_peer,
+                    to_inside,
+                    punt,
+                );
                 mark(Stage::Route, n);
             }
         }

@@ -44,35 +44,58 @@ impl<B: PacketBuf> Poll<'_, B> {
     }
 }
 
-/// A direct-mapped cache from a 32-bit key (a receiver index, a peer id) to a small
-/// position (in a stage's list of the keypairs seen this vector), valid for one vector:
-/// [`VectorCache::next_vector`] forgets every entry in O(1) by moving to a new
-/// generation. A collision overwrites: the loser is looked up again, never wrongly found.
-pub struct VectorCache {
-    slots: Box<[Slot; CACHE_SLOTS]>,
+/// A key of a [`VectorCache`]: a receiver index, a peer id, an address.
+pub trait CacheKey: Copy + Eq + Default {
+    /// 32 well-spread bits of the key.
+    fn spread(self) -> u32;
+}
+
+impl CacheKey for u32 {
+    #[inline]
+    fn spread(self) -> u32 {
+        // Receiver indexes are random and peer ids dense: a multiplicative hash spreads
+        // both (Knuth's 2^32 / golden ratio).
+        self.wrapping_mul(0x9e37_79b9)
+    }
+}
+
+impl CacheKey for u128 {
+    #[inline]
+    fn spread(self) -> u32 {
+        let folded = (self as u64) ^ ((self >> 64) as u64).rotate_left(17);
+        (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
+    }
+}
+
+/// A direct-mapped cache from a key (a receiver index, a peer id, an address) to what a
+/// stage found for it, valid for one vector: [`VectorCache::next_vector`] forgets every
+/// entry in O(1) by moving to a new generation. A collision overwrites: the loser is
+/// looked up again, never wrongly found.
+pub struct VectorCache<K = u32, V = u16> {
+    slots: Box<[Slot<K, V>]>,
     generation: u16,
 }
 
 #[derive(Clone, Copy, Default)]
-struct Slot {
-    key: u32,
-    value: u16,
+struct Slot<K, V> {
+    key: K,
+    value: V,
     generation: u16,
 }
 
 const CACHE_SLOTS: usize = 512;
 
-impl Default for VectorCache {
+impl<K: CacheKey, V: Copy + Default> Default for VectorCache<K, V> {
     fn default() -> Self {
         VectorCache {
-            slots: Box::new([Slot::default(); CACHE_SLOTS]),
+            slots: vec![Slot::default(); CACHE_SLOTS].into_boxed_slice(),
             // Slots start at generation 0, so the first vector is 1.
             generation: 1,
         }
     }
 }
 
-impl VectorCache {
+impl<K: CacheKey, V: Copy + Default> VectorCache<K, V> {
     /// Forget every entry.
     #[inline]
     pub fn next_vector(&mut self) {
@@ -85,25 +108,36 @@ impl VectorCache {
     }
 
     #[inline]
-    fn slot(key: u32) -> usize {
-        // Receiver indexes are random and peer ids dense: a multiplicative hash spreads
-        // both (Knuth's 2^32 / golden ratio).
-        (key.wrapping_mul(0x9e37_79b9) >> 23) as usize % CACHE_SLOTS
+    fn slot(key: K) -> usize {
+        (key.spread() >> 23) as usize % CACHE_SLOTS
     }
 
     #[inline]
-    pub fn get(&self, key: u32) -> Option<u16> {
+    pub fn get(&self, key: K) -> Option<V> {
         let s = &self.slots[Self::slot(key)];
         (s.generation == self.generation && s.key == key).then_some(s.value)
     }
 
     #[inline]
-    pub fn insert(&mut self, key: u32, value: u16) {
+    pub fn insert(&mut self, key: K, value: V) {
         self.slots[Self::slot(key)] = Slot {
             key,
             value,
             generation: self.generation,
         };
+    }
+
+    /// The cached value of `key`, or `find(key)`, cached.
+    #[inline]
+    pub fn get_or(&mut self, key: K, find: impl FnOnce() -> V) -> V {
+        match self.get(key) {
+            Some(v) => v,
+            None => {
+                let v = find();
+                self.insert(key, v);
+                v
+            }
+        }
     }
 }
 
@@ -195,7 +229,7 @@ mod tests {
 
     #[test]
     fn cache_forgets_each_vector_and_survives_wrapping() {
-        let mut c = VectorCache::default();
+        let mut c: VectorCache = VectorCache::default();
         c.insert(0xdead_beef, 3);
         assert_eq!(c.get(0xdead_beef), Some(3));
         assert_eq!(c.get(0xdead_beee), None);
@@ -209,7 +243,9 @@ mod tests {
         // Colliding keys: the later one wins, the earlier is simply not found.
         let a = 5u32;
         let b = (1u32..)
-            .find(|&k| k != a && VectorCache::slot(k) == VectorCache::slot(a))
+            .find(|&k| {
+                k != a && VectorCache::<u32, u16>::slot(k) == VectorCache::<u32, u16>::slot(a)
+            })
             .unwrap();
         c.insert(a, 1);
         c.insert(b, 2);

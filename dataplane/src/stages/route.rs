@@ -12,13 +12,19 @@
 //!   may be fragmented, and packets whose next hop is not resolved yet go to the
 //!   control thread, unchanged but for the last; packets for our own addresses too.
 //!
+//! What the tables say of an address (the peer its source belongs to; where its
+//! destination goes) is the same for every packet of a vector, so it is found once per
+//! distinct address per vector, through per-vector caches (`Scratch`); the checks that
+//! depend on the packet itself (TTL, length, a loop back to its own peer) are made on
+//! each packet.
+//!
 //! Input packets start at the IP header; those from the tunnel carry their peer's id in
 //! `meta`. Packets for a peer leave with the peer's id in `meta`.
 
 use crate::buf::PacketBuf;
 use crate::counters::{Punt, RouteDrop};
 use crate::meta;
-use crate::stages::Poll;
+use crate::stages::{Poll, VectorCache};
 use crate::tables::{Neighbors, Side, Tables};
 use crate::wire::{ethernet, EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr};
 use std::net::IpAddr;
@@ -71,48 +77,101 @@ fn is_unicast(a: IpAddr) -> bool {
     }
 }
 
+/// Where the tables send a destination address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Dest {
+    /// One of the gateway's own addresses.
+    #[default]
+    Local,
+    /// In a peer's allowed IPs.
+    Peer(u32),
+    /// Out of the inside port to a next hop with this link-layer address.
+    Inside([u8; 6]),
+    /// Out of the inside port, next hop not resolved yet.
+    NoNeighbor,
+    /// Nowhere.
+    NoRoute,
+}
+
+fn destination(dst: IpAddr, t: &Tables, n: &Neighbors) -> Dest {
+    if t.port(Side::Inside).is_local(dst) || t.port(Side::Outside).is_local(dst) {
+        return Dest::Local;
+    }
+    if let Some(peer) = t.allowed.lookup(dst) {
+        return Dest::Peer(peer.id);
+    }
+    match t.port(Side::Inside).next_hop(dst) {
+        None => Dest::NoRoute,
+        Some(hop) => n
+            .get(Side::Inside, hop)
+            .map_or(Dest::NoNeighbor, Dest::Inside),
+    }
+}
+
+/// An address as a cache key: IPv4 with a bit no IPv6 address of ours has set apart.
+#[inline]
+fn key(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u32::from(a) as u128 | (1u128 << 127),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The per-vector caches of what the tables say of addresses.
+#[derive(Default)]
+pub struct Scratch {
+    /// Source address -> the peer whose allowed IPs hold it (`u32::MAX`: none).
+    sources: VectorCache<u128, u32>,
+    dests: VectorCache<u128, Dest>,
+}
+
+const NO_PEER: u32 = u32::MAX;
+
 fn decide(
     len: usize,
     src_peer: Option<u32>,
     h: &Header,
+    s: &mut Scratch,
     t: &Tables,
     n: &Neighbors,
 ) -> Result<Next, RouteDrop> {
     if let Some(id) = src_peer {
-        if t.allowed.lookup(h.src).map(|p| p.id) != Some(id) {
+        let owner = s.sources.get_or(key(h.src), || {
+            t.allowed.lookup(h.src).map_or(NO_PEER, |p| p.id)
+        });
+        if owner != id {
             return Err(RouteDrop::SourceNotAllowed);
         }
     }
     if !is_unicast(h.dst) {
         return Err(RouteDrop::BadAddress);
     }
-    if t.port(Side::Inside).is_local(h.dst) || t.port(Side::Outside).is_local(h.dst) {
+    let dest = s.dests.get_or(key(h.dst), || destination(h.dst, t, n));
+    if dest == Dest::Local {
         // From the inside, classify has already punted these as frames.
         return Ok(Next::Punt(Punt::TunnelLocal));
     }
     if h.ttl <= 1 {
         return Ok(Next::Punt(Punt::IcmpError));
     }
-    if let Some(peer) = t.allowed.lookup(h.dst) {
-        if src_peer == Some(peer.id) {
-            return Err(RouteDrop::Loop);
+    match dest {
+        Dest::Peer(peer) => {
+            if src_peer == Some(peer) {
+                return Err(RouteDrop::Loop);
+            }
+            if len > t.mtu as usize {
+                return Ok(Next::Punt(if h.may_fragment {
+                    Punt::Fragment
+                } else {
+                    Punt::IcmpError
+                }));
+            }
+            Ok(Next::Peer(peer))
         }
-        if len > t.mtu as usize {
-            return Ok(Next::Punt(if h.may_fragment {
-                Punt::Fragment
-            } else {
-                Punt::IcmpError
-            }));
-        }
-        return Ok(Next::Peer(peer.id));
-    }
-    let hop = t
-        .port(Side::Inside)
-        .next_hop(h.dst)
-        .ok_or(RouteDrop::NoRoute)?;
-    match n.get(Side::Inside, hop) {
-        Some(mac) => Ok(Next::Inside(mac)),
-        None => Ok(Next::Punt(Punt::NoNeighbor)),
+        Dest::Inside(mac) => Ok(Next::Inside(mac)),
+        Dest::NoNeighbor => Ok(Next::Punt(Punt::NoNeighbor)),
+        Dest::NoRoute => Err(RouteDrop::NoRoute),
+        Dest::Local => unreachable!("handled above"),
     }
 }
 
@@ -145,12 +204,15 @@ pub fn run<B: PacketBuf>(
     p: &mut Poll<'_, B>,
     from: Side,
     pkts: &mut Vec<B>,
+    s: &mut Scratch,
     to_peer: &mut Vec<B>,
     to_inside: &mut Vec<B>,
     punt: &mut Vec<B>,
 ) {
     let (t, n, c) = (p.tables, p.neighbors, p.counters);
     let inside_mac = t.port(Side::Inside).mac;
+    s.sources.next_vector();
+    s.dests.next_vector();
     for mut pkt in pkts.drain(..) {
         let src_peer = (from == Side::Outside).then(|| pkt.meta() as u32);
         let Some(h) = header(pkt.data()) else {
@@ -158,7 +220,7 @@ pub fn run<B: PacketBuf>(
             p.discard(pkt);
             continue;
         };
-        match decide(pkt.len(), src_peer, &h, t, n) {
+        match decide(pkt.len(), src_peer, &h, s, t, n) {
             Ok(Next::Peer(id)) => {
                 decrement(&mut pkt, h.v6);
                 pkt.set_meta(id as u64);
