@@ -442,6 +442,51 @@ def main():
         "counted as the gateway's loss.",
         base)
 
+    # ---- adaptive idle
+    idle = load(w("idle.json")) or {}
+    idle_runs = {mode: [t for t in (load(w(f"idle-{mode}.json")) or {}).get("trials", [])
+                        if t.get("latency")]
+                 for mode in ("poll", "adaptive")}
+    if idle.get("rows") or any(idle_runs.values()):
+        p("## Adaptive idle")
+        p("")
+        p("With `idle: adaptive` a worker sleeps after 64 empty polls, 1 us first, doubling "
+          "every 64 polls up to half the time its smallest RX ring takes to fill at line rate "
+          "(at most 256 us; the gateway logs the figure at start). Latency at 10000 packets/s, "
+          "64-byte frames, so that the worker is idle between packets, with each `idle` "
+          "setting (median, p99, generator to generator over net_memif; the testpmd "
+          "baseline above is what the links and generator add):")
+        p("")
+        p("    GW_IDLE=adaptive ... wgdp-pktgen run --latency --rate 10000 --size 64")
+        p("")
+        if any(idle_runs.values()):
+            p("| idle | direction | median | p99 | max |")
+            p("|---|---|---|---|---|")
+            for mode, trials in idle_runs.items():
+                for t in trials:
+                    l = t["latency"]
+                    p(f"| `{mode}` | {t['direction']} | {l['median_ns'] / 1e3:.1f} us | "
+                      f"{l['p99_ns'] / 1e3:.1f} us | {l['max_ns'] / 1e3:.1f} us |")
+            p("")
+        if idle.get("rows"):
+            p("How long the sleeps really last on the worker's CPU "
+              f"(`examples/idle_wakeup`, {idle.get('samples')} sleeps each): with the kernel's "
+              "default timer slack of 50 us, and with the 1 ns that `Worker::run` sets for "
+              "`idle: adaptive`:")
+            p("")
+            p("    taskset -c 1 target/release/examples/idle_wakeup 1000")
+            p("")
+            p("| asked | default slack: median | p99 | 1 ns slack: median | p99 |")
+            p("|---|---|---|---|---|")
+            by = {}
+            for r in idle["rows"]:
+                by.setdefault(r["asked_us"], {})[r["slack_ns"]] = r
+            for asked, rows in sorted(by.items()):
+                d, f = rows.get(50000, {}), rows.get(1, {})
+                p(f"| {asked} us | {fmt(d.get('median_us'), 1)} us | {fmt(d.get('p99_us'), 1)} us | "
+                  f"{fmt(f.get('median_us'), 1)} us | {fmt(f.get('p99_us'), 1)} us |")
+            p("")
+
     # ---- stages
     p("## Where the clocks go")
     p("")

@@ -167,6 +167,23 @@ bench_iperf() {
     done
 }
 
+# bench_idle COUNT: what `idle: adaptive` costs a packet that arrives while the worker
+# sleeps: latency at a low rate (10000 packets/s, so the worker is idle between them)
+# through wgdp with `idle: poll` and with `idle: adaptive`, and the sleeps themselves
+# (examples/idle_wakeup).
+bench_idle() {
+    local count=$1 idle
+    bench_log "adaptive idle: sleep lengths, and latency at 10000 packets/s"
+    taskset -c 1 "$REPO/target/release/examples/idle_wakeup" 1000 --json >"$WORK/idle.json" || true
+    for idle in poll adaptive; do
+        memif_devices "idle-$idle"
+        GW_IDLE=$idle gw_start "idle-$idle" "$GW_OUT" "$GW_IN" "$BENCH_PEERS"
+        GEN_OUTPUT=$WORK/idle-$idle.txt pktgen_memif run --peers "$BENCH_PEERS" --latency \
+            --rate 10000 --count "$count" --size 64 --json "$WORK/idle-$idle.json" || true
+        cat "$WORK/idle-$idle.txt"
+    done
+}
+
 bench_costs() {
     bench_log "offload and accounting costs"
     taskset -c 1 "$REPO/target/release/examples/offload_cost" >"$WORK/offload.txt" 2>&1 || true
@@ -202,6 +219,7 @@ bench_main() {
     bench_costs
     bench_memif "${search[@]}"
     bench_baseline "$latency_count"
+    bench_idle "$latency_count"
     bench_afxdp "${search_afxdp[@]}"
     bench_wireguard_go "${search_afxdp[@]}"
     bench_iperf "$iperf_secs"

@@ -106,7 +106,7 @@ gw_start() {
 dpdk:
   eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-$name" $(eal_memory))
   lcores: { control: 0, workers: [1] }
-  idle: poll
+  idle: ${GW_IDLE:-poll}
 ports:
   outside:
     device: "$out_dev"

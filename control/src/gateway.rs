@@ -391,9 +391,20 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     let crypto = start_crypto(&cfg, nworkers)?;
     let worker_stop = Arc::new(AtomicBool::new(false));
     let idle = match cfg.dpdk.idle {
-        IdleMode::Adaptive => Idle::Adaptive,
+        IdleMode::Adaptive => Idle::adaptive(
+            &ports
+                .iter()
+                .map(|p| (p.rx_desc(), p.link_speed_mbps()))
+                .collect::<Vec<_>>(),
+        ),
         IdleMode::Poll => Idle::Poll,
     };
+    if let Idle::Adaptive { max_sleep } = idle {
+        info!(
+            max_sleep_us = max_sleep.as_micros() as u64,
+            "adaptive idle: workers sleep when the ports are quiet"
+        );
+    }
     let mut handles = Vec::new();
     for (q, &lcore) in workers.iter().enumerate() {
         let to_control = Arc::new(

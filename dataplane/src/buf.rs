@@ -4,7 +4,8 @@
 //! (headroom for outer headers, tailroom for padding and the AEAD tag). Dropping it
 //! returns it to where it came from (an mbuf to its mempool). Two words of metadata ride
 //! along: `port` (the port it arrived on or must leave by) and `meta` (a stage's note to
-//! the next consumer, such as why a packet was handed to the control thread).
+//! the next consumer, such as why a packet was handed to the control thread: a
+//! `meta::Note`, whose encoding says which kind of note it is).
 //!
 //! `dpdk_sys::Mbuf` implements it for the real data path; [`HeapBuf`] implements it on
 //! plain memory so every stage and the worker loop run in unit tests.
@@ -25,6 +26,8 @@ pub trait PacketBuf: Send {
     fn tailroom(&self) -> usize;
     fn port(&self) -> u16;
     fn set_port(&mut self, port: u16);
+    /// The raw note: written with `meta::Note::encode` (or the `meta` helpers), read back
+    /// with `meta::Note::decode`.
     fn meta(&self) -> u64;
     fn set_meta(&mut self, meta: u64);
     /// False for a chained (multi-segment) buffer, which the stages refuse.

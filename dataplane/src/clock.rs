@@ -36,3 +36,20 @@ pub fn tsc() -> u64 {
         now_ns()
     }
 }
+
+/// Set the calling thread's timer slack (`PR_SET_TIMERSLACK`): how much later than asked
+/// the kernel may end its sleeps, to batch wake-ups. The default is 50 µs. Returns
+/// whether the kernel took it.
+pub fn set_timer_slack_ns(ns: u64) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl with PR_SET_TIMERSLACK takes one integer argument and touches
+        // only the calling thread.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = ns;
+        false
+    }
+}

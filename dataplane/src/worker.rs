@@ -47,8 +47,50 @@ pub trait Io {
 pub enum Idle {
     /// Spin on the queues (lowest latency, one core at 100 %).
     Poll,
-    /// After a run of empty polls, sleep a little, longer as the quiet lasts.
-    Adaptive,
+    /// After a run of empty polls, sleep a little, longer as the quiet lasts, but never
+    /// longer than `max_sleep` (see [`Idle::adaptive`]).
+    Adaptive { max_sleep: Duration },
+}
+
+/// Empty polls before the first sleep, and between doublings of the sleep.
+const QUIET_POLLS: u32 = 64;
+/// The first sleep, and the longest whatever the rings.
+const MIN_SLEEP: Duration = Duration::from_micros(1);
+const MAX_SLEEP: Duration = Duration::from_micros(256);
+/// The link speed assumed for a port whose driver reports none (Mbit/s).
+const UNKNOWN_SPEED_MBPS: u32 = 100_000;
+
+impl Idle {
+    /// Adaptive idle for ports whose RX queues have `(descriptors, link Mbit/s)`: the
+    /// longest sleep is half the time the smallest of them takes to fill with
+    /// minimum-size frames at line rate (84 bytes on the wire each: 64 + preamble and
+    /// inter-frame gap), within 1..=256 µs, so that a burst arriving during a sleep
+    /// finds room. A link of unknown speed counts as 100 Gbit/s.
+    pub fn adaptive(rings: &[(u16, Option<u32>)]) -> Idle {
+        let fill = rings
+            .iter()
+            .map(|&(desc, mbps)| {
+                let pps = f64::from(mbps.unwrap_or(UNKNOWN_SPEED_MBPS)) * 1e6 / (84.0 * 8.0);
+                Duration::from_secs_f64(f64::from(desc.max(1)) / pps / 2.0)
+            })
+            .min()
+            .unwrap_or(MAX_SLEEP);
+        Idle::Adaptive {
+            max_sleep: fill.clamp(MIN_SLEEP, MAX_SLEEP),
+        }
+    }
+
+    /// The sleep after `quiet` empty polls in a row, if any: none before
+    /// `QUIET_POLLS`, then 1 µs, doubling every `QUIET_POLLS` up to `max_sleep`.
+    pub fn sleep_after(self, quiet: u32) -> Option<Duration> {
+        match self {
+            Idle::Poll => None,
+            Idle::Adaptive { max_sleep } => (quiet > QUIET_POLLS).then(|| {
+                let doublings = ((quiet - QUIET_POLLS) / QUIET_POLLS).min(8);
+                (MIN_SLEEP * (1 << doublings)).min(max_sleep)
+            }),
+        }
+    }
 }
 
 /// The vectors a poll passes between stages; allocated once per worker.
@@ -130,7 +172,8 @@ impl<I: Io> Worker<I> {
         &self.counters
     }
 
-    /// One pass over every queue; the number of packets that entered.
+    /// One pass over every queue; the number of packets that entered (from the ports and
+    /// from control).
     ///
     /// Each step's clocks go to the runtime accounting (`WorkerCounters::runtime`): one
     /// TSC read after each step that ran, none per packet.
@@ -253,6 +296,7 @@ impl<I: Io> Worker<I> {
         // Frames the control thread built (handshakes, ARP replies, released queues).
         if !control.is_empty() {
             let n = control.len();
+            seen += n;
             c.traffic.from_control.add(n as u64);
             for pkt in control.drain(..) {
                 match crate::meta::side(pkt.meta()) {
@@ -281,7 +325,13 @@ impl<I: Io> Worker<I> {
     }
 
     /// Poll until `stop` is set.
+    ///
+    /// With adaptive idle, the thread's timer slack is set to 1 ns first: the kernel's
+    /// default of 50 µs would stretch every "1 µs" sleep to about 50 µs.
     pub fn run(&mut self, stop: &AtomicBool, idle: Idle) {
+        if matches!(idle, Idle::Adaptive { .. }) {
+            crate::clock::set_timer_slack_ns(1);
+        }
         let mut quiet = 0u32;
         while !stop.load(Ordering::Relaxed) {
             let n = self.poll();
@@ -292,11 +342,8 @@ impl<I: Io> Worker<I> {
                 continue;
             }
             quiet = quiet.saturating_add(1);
-            if idle == Idle::Adaptive && quiet > 64 {
-                // From 1 µs after 64 empty polls up to 256 µs: a burst after a quiet spell
-                // waits at most that long, and an idle gateway does not burn its cores.
-                let us = 1u64 << ((quiet - 64) / 64).min(8);
-                std::thread::sleep(Duration::from_micros(us));
+            if let Some(d) = idle.sleep_after(quiet) {
+                std::thread::sleep(d);
             }
         }
     }
@@ -325,5 +372,53 @@ fn transmit<I: Io>(io: &mut I, side: Side, pkts: &mut Vec<I::Buf>, c: &WorkerCou
     if left > 0 {
         c.tx.add(TxDrop::QueueFull, left);
         I::Buf::free_all(pkts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adaptive_sleep_fits_the_smallest_ring_at_line_rate() {
+        // 1024 descriptors at 10 Gbit/s fill in 1024 / 14.88 Mpps = 68.8 µs: half is 34 µs.
+        let Idle::Adaptive { max_sleep } = Idle::adaptive(&[(1024, Some(10_000))]) else {
+            panic!("adaptive");
+        };
+        assert_eq!(max_sleep.as_micros(), 34);
+        // The faster or smaller ring decides; unknown speed counts as 100 Gbit/s.
+        let Idle::Adaptive { max_sleep } = Idle::adaptive(&[(4096, Some(10_000)), (1024, None)])
+        else {
+            panic!("adaptive");
+        };
+        assert_eq!(max_sleep.as_micros(), 3);
+        // Within 1..=256 µs.
+        assert_eq!(
+            Idle::adaptive(&[(64, Some(400_000))]),
+            Idle::Adaptive {
+                max_sleep: MIN_SLEEP
+            }
+        );
+        assert_eq!(
+            Idle::adaptive(&[(u16::MAX, Some(1_000))]),
+            Idle::Adaptive {
+                max_sleep: MAX_SLEEP
+            }
+        );
+    }
+
+    #[test]
+    fn sleeps_start_after_a_run_of_empty_polls_and_double_up_to_the_cap() {
+        let idle = Idle::Adaptive {
+            max_sleep: Duration::from_micros(34),
+        };
+        assert_eq!(idle.sleep_after(QUIET_POLLS), None);
+        let us = |q| idle.sleep_after(q).map(|d| d.as_micros());
+        assert_eq!(us(QUIET_POLLS + 1), Some(1));
+        assert_eq!(us(2 * QUIET_POLLS), Some(2));
+        assert_eq!(us(6 * QUIET_POLLS), Some(32));
+        assert_eq!(us(7 * QUIET_POLLS), Some(34));
+        assert_eq!(us(u32::MAX), Some(34));
+        assert_eq!(Idle::Poll.sleep_after(u32::MAX), None);
     }
 }

@@ -176,6 +176,26 @@ fn frame(dst: [u8; 6], src: [u8; 6], ethertype: EtherType, payload: &[u8]) -> He
 
 /// What the peer would send: `inner` sealed with the peer's sending key (our K_RECV).
 fn from_peer(inner: &[u8], receiver: u32, counter: u64, key: &[u8; 32]) -> HeapBuf {
+    from_peer_at(
+        inner,
+        receiver,
+        counter,
+        key,
+        "198.19.0.1:51820".parse().unwrap(),
+    )
+}
+
+/// A transport message from `src`.
+fn from_peer_at(
+    inner: &[u8],
+    receiver: u32,
+    counter: u64,
+    key: &[u8; 32],
+    src: SocketAddr,
+) -> HeapBuf {
+    let SocketAddr::V4(src) = src else {
+        panic!("IPv4 sources only");
+    };
     let pad = (16 - inner.len() % 16) % 16;
     let mut msg = vec![0u8; 16];
     {
@@ -199,12 +219,12 @@ fn from_peer(inner: &[u8], receiver: u32, counter: u64, key: &[u8; 32]) -> HeapB
         p.set_total_len(total as u16);
         p.set_ttl(64);
         p.set_protocol(IpProtocol::Udp);
-        p.set_src_addr("198.19.0.1".parse().unwrap());
+        p.set_src_addr(*src.ip());
         p.set_dst_addr("198.19.0.2".parse().unwrap());
         p.fill_checksum();
     }
     let mut u = UdpPacket::new_unchecked(&mut b[20..]);
-    u.set_src_port(51820);
+    u.set_src_port(src.port());
     u.set_dst_port(51820);
     u.set_len((total - 20) as u16);
     frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &b)
@@ -609,4 +629,134 @@ fn runtime_accounting_agrees_with_the_packet_counters() {
     assert!(get(Stage::EncryptCrypto).3 <= get(Stage::Encrypt).3);
     assert_eq!(get(Stage::Control), (0, 0, 0, 0));
     assert_conserved(c);
+}
+
+/// Packets of two peers interleaved in one vector, as a port delivers many flows: each
+/// keypair's replay window, nonces, counters and endpoint are handled once per vector
+/// (grouped by keypair), with the results packet-by-packet handling gives.
+#[test]
+fn interleaved_keypairs_share_a_vector() {
+    const LOCAL_B: u32 = 0x0000_2002;
+    const REMOTE_B: u32 = 0x3003_0000;
+    const K_SEND_B: [u8; 32] = [0x44; 32];
+    const K_RECV_B: [u8; 32] = [0x55; 32];
+    let mut gw = gateway(true, true);
+    let peer_b = Arc::new(Peer::new(1, Some("198.19.0.7:51820".parse().unwrap())));
+    let mut t = (**gw.shared.tables.load()).clone();
+    t.allowed.insert(ip("198.18.98.2"), 32, peer_b.clone());
+    gw.shared.tables.store(Arc::new(t));
+    let mut n = (**gw.shared.neighbors.load()).clone();
+    n.insert(Side::Outside, ip("198.19.0.7"), PEER_MAC);
+    n.insert(Side::Outside, ip("198.19.0.9"), PEER_MAC);
+    gw.shared.neighbors.store(Arc::new(n));
+    let kb = Arc::new(Keypair::new(
+        peer_b.clone(),
+        LOCAL_B,
+        REMOTE_B,
+        &K_SEND_B,
+        &K_RECV_B,
+        true,
+        1,
+    ));
+    gw.shared.sessions.install(kb.clone()).unwrap();
+    gw.shared.sessions.set_sending(kb);
+
+    // Decrypt: A and B interleaved; A roams mid-vector; each sends one counter twice.
+    let (a_home, a_away, b_home): (SocketAddr, SocketAddr, SocketAddr) = (
+        "198.19.0.1:51820".parse().unwrap(),
+        "198.19.0.9:4444".parse().unwrap(),
+        "198.19.0.7:51820".parse().unwrap(),
+    );
+    let from_a = |len, counter, src| {
+        let inner = ipv4_udp("198.18.99.2", "198.18.2.2", len, 64);
+        from_peer_at(&inner, LOCAL_INDEX, counter, &K_RECV, src)
+    };
+    let from_b = |len, counter| {
+        let inner = ipv4_udp("198.18.98.2", "198.18.2.2", len, 64);
+        from_peer_at(&inner, LOCAL_B, counter, &K_RECV_B, b_home)
+    };
+    let q = &mut gw.worker.io.rx[0];
+    q.push_back(from_a(10, 0, a_home));
+    q.push_back(from_b(20, 0));
+    q.push_back(from_a(30, 1, a_away));
+    q.push_back(from_b(21, 0));
+    q.push_back(from_a(11, 0, a_home));
+    q.push_back(from_b(40, 1));
+    gw.worker.poll();
+    let out = std::mem::take(&mut gw.worker.io.tx[1]);
+    let payloads: Vec<usize> = out
+        .iter()
+        .map(|f| f.len() - ethernet::HEADER_LEN - 28)
+        .collect();
+    assert_eq!(
+        payloads,
+        [10, 20, 30, 40],
+        "vector order kept, duplicates gone"
+    );
+    let c = gw.worker.counters();
+    assert_eq!(c.decrypt.get(DecryptDrop::Replay), 2);
+    let rx = |p: &Peer| {
+        p.stats
+            .rx
+            .packets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!((rx(&gw.peer), rx(&peer_b)), (2, 2));
+    assert_eq!(
+        gw.peer.endpoint(),
+        Some(a_away),
+        "A follows its latest packet"
+    );
+    assert_eq!(peer_b.endpoint(), Some(b_home));
+    // The next vector: an old counter is refused before any crypto.
+    gw.worker.io.rx[0].push_back(from_a(12, 1, a_away));
+    gw.worker.poll();
+    assert_eq!(gw.worker.counters().decrypt.get(DecryptDrop::Replay), 3);
+    assert!(gw.worker.io.tx[1].is_empty());
+
+    // Encrypt: A, B, A, A, B from the inside; each keypair's nonces run on in vector
+    // order.
+    for dst in [
+        "198.18.99.2",
+        "198.18.98.2",
+        "198.18.99.2",
+        "198.18.99.2",
+        "198.18.98.2",
+    ] {
+        let inner = ipv4_udp("198.18.2.2", dst, 50, 64);
+        gw.worker.io.rx[1].push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &inner));
+    }
+    gw.worker.poll();
+    let sent: Vec<(u32, u64)> = gw.worker.io.tx[0]
+        .iter()
+        .map(|f| {
+            let e = EthernetFrame::new_checked(f.data()).unwrap();
+            let p = Ipv4Packet::new_checked(e.payload()).unwrap();
+            let u = UdpPacket::new_checked(p.payload()).unwrap();
+            let t = Transport::new_checked(u.payload()).unwrap();
+            (t.receiver(), t.counter())
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (REMOTE_INDEX, 0),
+            (REMOTE_B, 0),
+            (REMOTE_INDEX, 1),
+            (REMOTE_INDEX, 2),
+            (REMOTE_B, 1)
+        ]
+    );
+    let tx = |p: &Peer| {
+        p.stats
+            .tx
+            .packets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!((tx(&gw.peer), tx(&peer_b)), (3, 2));
+    // A's endpoint moved: its frames go there.
+    let e = EthernetFrame::new_checked(gw.worker.io.tx[0][0].data()).unwrap();
+    let p = Ipv4Packet::new_checked(e.payload()).unwrap();
+    assert_eq!(p.dst_addr(), "198.19.0.9".parse::<Ipv4Addr>().unwrap());
+    assert_conserved(gw.worker.counters());
 }

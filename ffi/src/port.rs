@@ -88,6 +88,8 @@ pub struct Port {
     mac: [u8; 6],
     rx_users: Box<[Exclusive]>,
     tx_users: Box<[Exclusive]>,
+    /// Descriptors of each RX queue, as set up.
+    rx_desc: u16,
     /// The rings behind a port from [`Port::start_on_rings`]; empty otherwise.
     /// Declared before the pools so that mbufs left in them are freed while
     /// their pools are certainly alive.
@@ -245,6 +247,7 @@ impl Port {
             tx_users: (0..config.tx_queues)
                 .map(|_| Exclusive::default())
                 .collect(),
+            rx_desc,
             _rings: Vec::new(),
             _pools: pools.iter().map(|&p| p.clone()).collect(),
             _claim: claim,
@@ -349,6 +352,25 @@ impl Port {
         let ret = unsafe { sys::rte_eth_dev_get_mtu(self.id, &mut mtu) };
         check(ret, || format!("rte_eth_dev_get_mtu(port {})", self.name))?;
         Ok(mtu)
+    }
+
+    /// Descriptors of each RX queue as set up (after the driver's adjustment). A driver
+    /// may size its rings otherwise (memif takes the client's).
+    pub fn rx_desc(&self) -> u16 {
+        self.rx_desc
+    }
+
+    /// The link's speed in Mbit/s, if the driver reports one (without waiting for
+    /// negotiation).
+    pub fn link_speed_mbps(&self) -> Option<u32> {
+        let mut link = sys::rte_eth_link::default();
+        // SAFETY: our started port; valid out-pointer.
+        let ret = unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        let speed = link.link_speed;
+        (ret == 0
+            && speed != sys::RTE_ETH_SPEED_NUM_NONE
+            && speed != sys::RTE_ETH_SPEED_NUM_UNKNOWN)
+            .then_some(speed)
     }
 
     /// Whether the link is up, without waiting for negotiation.

@@ -1031,12 +1031,12 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     }
 
     fn flush_staged(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) {
-        let id = peer_mut!(self, i).shared.id as u64;
+        let id = peer_mut!(self, i).shared.id;
         let pkts: Vec<B> = peer_mut!(self, i)
             .staged
             .drain(..)
             .map(|mut p| {
-                p.set_meta(id);
+                p.set_meta(meta::for_peer(id));
                 p
             })
             .collect();
@@ -1048,7 +1048,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             self.stats.other_drops += 1;
             return;
         };
-        b.set_meta(peer_mut!(self, i).shared.id as u64);
+        b.set_meta(meta::for_peer(peer_mut!(self, i).shared.id));
         self.stats.keepalives_sent += 1;
         self.encrypt_and_send(vec![b], now, alloc);
     }

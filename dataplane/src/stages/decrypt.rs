@@ -22,6 +22,7 @@ use crate::buf::PacketBuf;
 use crate::counters::{DecryptDrop, Stage};
 use crate::crypto::CryptoJob;
 use crate::ecn;
+use crate::meta;
 use crate::session::{limits, Keypair};
 use crate::stages::classify::Origin;
 use crate::stages::{Groups, Poll, VectorCache};
@@ -266,7 +267,7 @@ pub fn run<B: PacketBuf>(
                 }
             }
         }
-        pkt.set_meta(s.keys[h.key as usize].peer.id as u64);
+        pkt.set_meta(meta::for_peer(s.keys[h.key as usize].peer.id));
         c.traffic.decrypted.inc();
         out.push(pkt);
     }

@@ -234,7 +234,8 @@ pub fn run<B: PacketBuf>(
     let mtu = t.mtu as usize;
 
     for pkt in pkts.iter() {
-        let peer = pkt.meta() as u32;
+        // A packet without a peer note finds no keypair and goes to control, which drops it.
+        let peer = meta::peer_of(pkt.meta()).unwrap_or(u32::MAX);
         let k = match s.cache.get(peer) {
             Some(k) => k,
             None => {
@@ -256,7 +257,7 @@ pub fn run<B: PacketBuf>(
     }
 
     for (mut pkt, &k) in pkts.drain(..).zip(s.keyed.iter()) {
-        let peer = pkt.meta() as u32;
+        let peer = meta::peer_of(pkt.meta()).unwrap_or(u32::MAX);
         if (DROP_BASE..NO_SESSION).contains(&k) {
             let reason = EncryptDrop::ALL[(k - DROP_BASE) as usize];
             c.encrypt.inc(reason);

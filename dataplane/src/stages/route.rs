@@ -214,7 +214,18 @@ pub fn run<B: PacketBuf>(
     s.sources.next_vector();
     s.dests.next_vector();
     for mut pkt in pkts.drain(..) {
-        let src_peer = (from == Side::Outside).then(|| pkt.meta() as u32);
+        let src_peer = match from {
+            Side::Inside => None,
+            Side::Outside => match meta::peer_of(pkt.meta()) {
+                Some(id) => Some(id),
+                None => {
+                    // Decrypt notes every packet's peer; without one it cannot pass.
+                    c.route.inc(RouteDrop::SourceNotAllowed);
+                    p.discard(pkt);
+                    continue;
+                }
+            },
+        };
         let Some(h) = header(pkt.data()) else {
             c.route.inc(RouteDrop::Malformed);
             p.discard(pkt);
@@ -223,7 +234,7 @@ pub fn run<B: PacketBuf>(
         match decide(pkt.len(), src_peer, &h, s, t, n) {
             Ok(Next::Peer(id)) => {
                 decrement(&mut pkt, h.v6);
-                pkt.set_meta(id as u64);
+                pkt.set_meta(meta::for_peer(id));
                 to_peer.push(pkt);
             }
             Ok(Next::Inside(mac)) => {
