@@ -338,11 +338,11 @@ def main():
             for z in sizes:
                 for op in ("seal", "open"):
                     r = by.get(z)
-                    base = ring.get(z, {}).get(f"{op}_mpps")
+                    ring_mpps = ring.get(z, {}).get(f"{op}_mpps")
                     if r is None:
                         cells.append("-")
                         continue
-                    ratio = f" ({r[f'{op}_mpps'] / base:.2f})" if base else ""
+                    ratio = f" ({r[f'{op}_mpps'] / ring_mpps:.2f})" if ring_mpps else ""
                     cells.append(f"{r[f'{op}_clocks']:.0f}{ratio}")
             mark = " (default)" if name == default else ""
             p(f"| `{name}`{mark} | " + " | ".join(cells) + " |")
