@@ -442,6 +442,25 @@ def main():
         "counted as the gateway's loss.",
         base)
 
+    # ---- cryptodev
+    crows = throughput_rows(load(w("cryptodev.json")))
+    if crows:
+        p("## The cryptodev backend against the in-line one")
+        p("")
+        p("The same memif search with `crypto: { backend: cryptodev, device: crypto_aesni_mb0 }`: "
+          "the Intel IPsec-MB library behind DPDK's cryptodev API, on the worker's own lcore "
+          "(a software PMD does its work inside the enqueue and dequeue calls), against the "
+          "in-line backend above, which calls the same library directly.")
+        p("")
+        p("| direction | frame | in line Mpps | cryptodev Mpps | cryptodev / in line |")
+        p("|---|---|---|---|---|")
+        inline = {(r["direction"], r["size"]): r for r in mrows}
+        for r in crows:
+            i = inline.get((r["direction"], r["size"]))
+            p(f"| {r['direction']} | {r['size']} B | {fmt(i and i['mpps'], 3)} | {r['mpps']:.3f} | "
+              f"{fmt(i and r['mpps'] / i['mpps'], 2)} |")
+        p("")
+
     # ---- adaptive idle
     idle = load(w("idle.json")) or {}
     idle_runs = {mode: [t for t in (load(w(f"idle-{mode}.json")) or {}).get("trials", [])

@@ -167,6 +167,17 @@ bench_iperf() {
     done
 }
 
+# bench_cryptodev ARGS...: the memif search again with the cryptodev backend on the
+# Intel IPsec-MB library's PMD (crypto_aesni_mb), which the in-line backend replaces.
+bench_cryptodev() {
+    bench_log "throughput over net_memif with the cryptodev backend (crypto_aesni_mb)"
+    memif_devices cryptodev
+    GW_CRYPTO=crypto_aesni_mb0 gw_start cryptodev "$GW_OUT" "$GW_IN" "$BENCH_PEERS"
+    GEN_OUTPUT=$WORK/cryptodev.txt pktgen_memif search --peers "$BENCH_PEERS" \
+        --json "$WORK/cryptodev.json" "$@" || true
+    cat "$WORK/cryptodev.txt"
+}
+
 # bench_idle COUNT: what `idle: adaptive` costs a packet that arrives while the worker
 # sleeps: latency at a low rate (10000 packets/s, so the worker is idle between them)
 # through wgdp with `idle: poll` and with `idle: adaptive`, and the sleeps themselves
@@ -205,10 +216,12 @@ bench_main() {
     BENCH_PEERS=4
     local -a search=(--sizes 64,512,1420,imix --trial-ms 1000 --latency-count 20000)
     local -a search_afxdp=(--sizes 64,1420 --trial-ms 1000 --latency-count 20000)
+    local -a search_cryptodev=(--sizes 64,1420 --trial-ms 1000 --latency-count 2000 --latency-sizes 64)
     local aead_secs=1 iperf_secs=10 latency_count=20000
     if [[ -n $quick ]]; then
         search=(--sizes 64,1420 --trial-ms 200 --max-trials 5 --latency-count 2000)
         search_afxdp=(--sizes 64 --trial-ms 200 --max-trials 4 --latency-count 2000 --latency-sizes 64)
+        search_cryptodev=(--sizes 64 --trial-ms 200 --max-trials 4 --latency-count 2000 --latency-sizes 64)
         aead_secs=0.2
         iperf_secs=2
         latency_count=2000
@@ -219,6 +232,7 @@ bench_main() {
     bench_costs
     bench_memif "${search[@]}"
     bench_baseline "$latency_count"
+    bench_cryptodev "${search_cryptodev[@]}"
     bench_idle "$latency_count"
     bench_afxdp "${search_afxdp[@]}"
     bench_wireguard_go "${search_afxdp[@]}"

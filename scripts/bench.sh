@@ -91,7 +91,8 @@ yaml_list() {
 
 # gw_start NAME OUTSIDE_DEV INSIDE_DEV PEERS [NETNS]: writes a wgdp configuration
 # for the generator's PEERS peers and starts wgdp (in NETNS if given); sets GW_PID,
-# GW_LOG, GW_PUB, GW_METRICS. GW_MTU sets the tunnel MTU (default 1420).
+# GW_LOG, GW_PUB, GW_METRICS. GW_MTU sets the tunnel MTU (default 1420), GW_IDLE the
+# idle mode (default poll), GW_CRYPTO a crypto device for the cryptodev backend.
 gw_start() {
     local name=$1 out_dev=$2 in_dev=$3 peers=$4 ns=${5:-} key cfg
     key=$(wg genkey)
@@ -120,6 +121,9 @@ wireguard:
 metrics:
   listen: "$GW_METRICS"
 EOF
+    if [[ -n ${GW_CRYPTO:-} ]]; then
+        printf 'crypto:\n  backend: cryptodev\n  device: "%s"\n' "$GW_CRYPTO" >>"$cfg"
+    fi
     "$PKTGEN" peers --peers "$peers" >>"$cfg"
     GW_LOG=$WORK/$name.log
     if [[ -n $ns ]]; then
