@@ -159,7 +159,8 @@ fn start_crypto(cfg: &Config, workers: u16) -> Result<Option<Arc<CryptoDev>>, St
     let dev = CryptoDev::start(
         id,
         &CryptoDevConfig {
-            queue_pairs: workers,
+            // One queue pair per worker and direction: each stage collects its own.
+            queue_pairs: 2 * workers,
             // Two sessions (one per direction) per keypair, and up to three keypairs per
             // peer; beyond that, packets of the newest keys fall back to software.
             sessions: CRYPTO_SESSIONS,
@@ -170,7 +171,7 @@ fn start_crypto(cfg: &Config, workers: u16) -> Result<Option<Arc<CryptoDev>>, St
     info!(
         device = dev.name(),
         driver = dev.driver(),
-        queue_pairs = workers,
+        queue_pairs = 2 * workers,
         "crypto device started"
     );
     Ok(Some(dev))
@@ -430,8 +431,8 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             cfg.dpdk.burst as usize,
         );
         let backend = match &crypto {
-            Some(dev) => Backend::cryptodev(dev, q as u16)
-                .map_err(|e| format!("crypto.device: queue pair {q}: {e}"))?,
+            Some(dev) => Backend::cryptodev_for_worker(dev, q as u16)
+                .map_err(|e| format!("crypto.device: queue pairs of worker {q}: {e}"))?,
             None => Backend::software(),
         };
         let aead = backend.describe();

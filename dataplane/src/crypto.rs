@@ -15,12 +15,16 @@
 //!   in line"). [`Backend::Ring`] does the same one packet at a time with the `ring`
 //!   crate: the reference the tests hold the others to, and what [`TransportKey::seal`]
 //!   and [`TransportKey::open`] use for single packets.
-//! - [`Backend::Cryptodev`] hands the vector to the worker's own queue pair of a DPDK
-//!   crypto device ([`DeviceQueue`]): everything is enqueued, then polled until every
-//!   operation is back or the device has taken too long (those jobs fail; the mbufs are
-//!   never freed under the device, see `dpdk_sys::CryptoQueue`). Jobs the device cannot
-//!   take (a buffer that is not a single mbuf, a key with no session on this device) go
-//!   through the software path in the same call, with the same result.
+//! - [`Backend::Cryptodev`] hands the vector to the worker's own queue pairs of a DPDK
+//!   crypto device ([`DeviceQueue`]). The worker does not wait for it: the stages
+//!   [`Backend::submit`] a vector in one poll and [`Backend::collect`] what the device
+//!   has finished in the same or a later one, in submission order, one queue pair per
+//!   direction so that each stage collects its own. A device queue that is full holds
+//!   the work back (it is handed over by a later poll), and nothing is freed under the
+//!   device (see `dpdk_sys::CryptoQueue`). [`Backend::open_batch`] and
+//!   [`Backend::seal_batch`] also work on a device, waiting for it. Jobs the device
+//!   cannot take (a buffer that is not a single mbuf, a key with no session on this
+//!   device) go through the software path at once, with the same result.
 //!
 //! Keys: a [`TransportKey`] keeps its 32 bytes so that the first worker that needs it
 //! on a device makes the device session (DPDK's copy of the key). The session is freed
@@ -177,12 +181,30 @@ impl Backend {
         }))
     }
 
-    /// The backend of the worker that uses queue pair `queue_pair` of `dev`; fails if
-    /// the pair does not exist or another backend has it.
+    /// The backend of the worker that uses queue pair `queue_pair` of `dev` for both
+    /// directions; fails if the pair does not exist or another backend has it.
     pub fn cryptodev(dev: &Arc<CryptoDev>, queue_pair: u16) -> Result<Backend, dpdk_sys::Error> {
+        Backend::cryptodev_pairs(dev, queue_pair, None)
+    }
+
+    /// The backend of worker `worker` on `dev` with a queue pair per direction:
+    /// `2 * worker` for opening, `2 * worker + 1` for sealing.
+    pub fn cryptodev_for_worker(
+        dev: &Arc<CryptoDev>,
+        worker: u16,
+    ) -> Result<Backend, dpdk_sys::Error> {
+        Backend::cryptodev_pairs(dev, 2 * worker, Some(2 * worker + 1))
+    }
+
+    fn cryptodev_pairs(
+        dev: &Arc<CryptoDev>,
+        queue_pair: u16,
+        seal_pair: Option<u16>,
+    ) -> Result<Backend, dpdk_sys::Error> {
         Ok(Backend::Cryptodev(Box::new(DeviceQueue {
             dev: Arc::clone(dev),
             queue: dev.queue(queue_pair)?,
+            seal_queue: seal_pair.map(|q| dev.queue(q)).transpose()?,
             job_of_pkt: Vec::new(),
             pushed: Vec::new(),
             software: Vec::new(),
@@ -197,6 +219,55 @@ impl Backend {
             Backend::Software(m) => format!("{SOFTWARE_NAME} ({})", m.mb.arch_name()),
             Backend::Ring => "ring".into(),
             Backend::Cryptodev(d) => format!("cryptodev {}", d.dev.name()),
+        }
+    }
+
+    /// Whether the stages hand work over with [`Backend::submit`] and take it back with
+    /// [`Backend::collect`] (a crypto device), rather than in one call.
+    pub fn is_async(&self) -> bool {
+        matches!(self, Backend::Cryptodev(_))
+    }
+
+    /// Jobs of direction `dir` submitted and not yet collected.
+    pub fn in_flight(&self, dir: AeadDirection) -> usize {
+        match self {
+            Backend::Cryptodev(d) => d.queue_for(dir).in_flight(),
+            _ => 0,
+        }
+    }
+
+    /// Hand every job's packet to the device without waiting; `pending[j]` tells whether
+    /// job `j` went (it is reported later by [`Backend::collect`] as `first + job.pkt`;
+    /// its packet must be left alone until then) or was done at once in software (`ok`
+    /// is its result). A seal gets its tag room appended. On a backend that is not
+    /// asynchronous, every job is done at once.
+    pub fn submit<B: PacketBuf>(
+        &mut self,
+        dir: AeadDirection,
+        pkts: &mut [B],
+        keys: &[Arc<Keypair>],
+        jobs: &mut [CryptoJob],
+        first: u64,
+        pending: &mut Vec<bool>,
+    ) {
+        pending.clear();
+        pending.resize(jobs.len(), false);
+        match self {
+            Backend::Cryptodev(d) => d.submit(dir, pkts, keys, jobs, first, pending),
+            other => match dir {
+                AeadDirection::Open => other.open_batch(pkts, keys, jobs),
+                AeadDirection::Seal => other.seal_batch(pkts, keys, jobs),
+            },
+        }
+    }
+
+    /// Report the submitted jobs of direction `dir` that are done, in submission order,
+    /// as `done(user, ok)` (an opened packet has its tag trimmed off when `ok`).
+    pub fn collect(&mut self, dir: AeadDirection, done: impl FnMut(u64, bool)) {
+        if let Backend::Cryptodev(d) = self {
+            let q = d.queue_for_mut(dir);
+            q.flush();
+            q.collect(done);
         }
     }
 
@@ -341,10 +412,12 @@ pub struct DeviceStats {
 /// Marks a packet without a job in `DeviceQueue::job_of_pkt`.
 const NO_JOB: u16 = u16::MAX;
 
-/// A worker's queue pair of a crypto device and the arrays a batch reuses.
+/// A worker's queue pairs of a crypto device and the arrays a batch reuses.
 pub struct DeviceQueue {
     dev: Arc<CryptoDev>,
+    /// For opening, and for sealing when there is no `seal_queue`.
     queue: CryptoQueue,
+    seal_queue: Option<CryptoQueue>,
     /// The job of each packet of the vector, or `NO_JOB`.
     job_of_pkt: Vec<u16>,
     /// The job of each operation handed to the device, by slot.
@@ -367,10 +440,104 @@ impl fmt::Debug for DeviceQueue {
 
 impl DeviceQueue {
     pub fn stats(&self) -> DeviceStats {
+        let mut queue = self.queue.stats();
+        if let Some(q) = &self.seal_queue {
+            let s = q.stats();
+            queue.enqueued += s.enqueued;
+            queue.failed += s.failed;
+            queue.no_op += s.no_op;
+            queue.timed_out += s.timed_out;
+            queue.reaped += s.reaped;
+        }
         DeviceStats {
-            queue: self.queue.stats(),
+            queue,
             ..self.stats
         }
+    }
+
+    fn queue_for(&self, dir: AeadDirection) -> &CryptoQueue {
+        match (dir, &self.seal_queue) {
+            (AeadDirection::Seal, Some(q)) => q,
+            _ => &self.queue,
+        }
+    }
+
+    fn queue_for_mut(&mut self, dir: AeadDirection) -> &mut CryptoQueue {
+        match (dir, &mut self.seal_queue) {
+            (AeadDirection::Seal, Some(q)) => q,
+            _ => &mut self.queue,
+        }
+    }
+
+    /// The device's part of [`Backend::submit`].
+    fn submit<B: PacketBuf>(
+        &mut self,
+        direction: AeadDirection,
+        pkts: &mut [B],
+        keys: &[Arc<Keypair>],
+        jobs: &mut [CryptoJob],
+        first: u64,
+        pending: &mut [bool],
+    ) {
+        mark_jobs(&mut self.job_of_pkt, pkts.len(), jobs);
+        self.no_session.clear();
+        self.no_session.resize(keys.len(), false);
+        self.software.clear();
+        let mut taken = 0u64;
+        for (pkt, &j) in pkts.iter_mut().zip(self.job_of_pkt.iter()) {
+            if j == NO_JOB {
+                continue;
+            }
+            let job = jobs[j as usize];
+            let k = job.key as usize;
+            let session = if self.no_session[k] {
+                None
+            } else {
+                let key = match direction {
+                    AeadDirection::Seal => keys[k].send_key(),
+                    AeadDirection::Open => keys[k].recv_key(),
+                };
+                let session = key
+                    .device_session(&self.dev, direction)
+                    .unwrap_or_else(|_| {
+                        self.stats.session_errors += 1;
+                        None
+                    });
+                self.no_session[k] = session.is_none();
+                session
+            };
+            let queue = match (direction, &mut self.seal_queue) {
+                (AeadDirection::Seal, Some(q)) => q,
+                _ => &mut self.queue,
+            };
+            let went = match (session, pkt.as_mbuf_mut()) {
+                // SAFETY: the stage leaves the packet alone until `collect` reports it
+                // (the contract of `Backend::submit`).
+                (Some(s), Some(m)) => unsafe {
+                    queue
+                        .submit(s, m, &nonce_bytes(job.counter), first + u64::from(job.pkt))
+                        .is_ok()
+                },
+                _ => false,
+            };
+            if went {
+                pending[j as usize] = true;
+                taken += 1;
+            } else {
+                self.software.push(j);
+            }
+        }
+        for &j in self.software.iter() {
+            let job = &mut jobs[j as usize];
+            let pkt = &mut pkts[job.pkt as usize];
+            match direction {
+                AeadDirection::Seal => seal_one(pkt, keys, job),
+                AeadDirection::Open => open_one(pkt, keys, job),
+            }
+        }
+        self.stats.device_jobs += taken;
+        self.stats.software_jobs += self.software.len() as u64;
+        self.queue_for_mut(direction).flush();
     }
 
     /// The device's part of the batch contract, see [`Backend::open_batch`] and
@@ -385,12 +552,17 @@ impl DeviceQueue {
         let DeviceQueue {
             dev,
             queue,
+            seal_queue,
             job_of_pkt,
             pushed,
             software,
             no_session,
             stats,
         } = self;
+        let queue = match (direction, seal_queue) {
+            (AeadDirection::Seal, Some(q)) => q,
+            _ => queue,
+        };
         mark_jobs(job_of_pkt, pkts.len(), jobs);
         no_session.clear();
         no_session.resize(keys.len(), false);

@@ -143,6 +143,8 @@ pub struct Worker<I: Io> {
     backend: Backend,
     burst: usize,
     v: Vectors<I::Buf>,
+    /// Stopping: polls read no new packets, only finish what is in flight.
+    draining: bool,
 }
 
 impl<I: Io> Worker<I> {
@@ -160,6 +162,7 @@ impl<I: Io> Worker<I> {
             backend,
             burst: burst.clamp(1, MAX_BURST),
             v: Vectors::default(),
+            draining: false,
         }
     }
 
@@ -207,11 +210,14 @@ impl<I: Io> Worker<I> {
 
         // An empty poll costs the reads of the queues and nothing else: the clock and the
         // tables are read only when there is work.
-        self.io.rx(Side::Outside, rx, self.burst);
-        self.io.rx(Side::Inside, rx_inside, self.burst);
-        self.io.control_frames(control, self.burst);
+        if !self.draining {
+            self.io.rx(Side::Outside, rx, self.burst);
+            self.io.rx(Side::Inside, rx_inside, self.burst);
+            self.io.control_frames(control, self.burst);
+        }
         mark(Stage::Rx, rx.len() + rx_inside.len());
-        if rx.is_empty() && rx_inside.is_empty() && control.is_empty() {
+        let flying = decrypt::in_flight(scratch) + encrypt::in_flight(enc_scratch);
+        if rx.is_empty() && rx_inside.is_empty() && control.is_empty() && flying == 0 {
             return 0;
         }
         let tables = self.shared.tables.load();
@@ -227,7 +233,8 @@ impl<I: Io> Worker<I> {
         };
         let mut seen = 0;
 
-        // Outside: encrypted traffic in.
+        // Outside: encrypted traffic in. With an asynchronous crypto backend, decrypt also
+        // runs without new packets while some are in flight, to collect them.
         let n = rx.len();
         if n > 0 {
             seen += n;
@@ -236,12 +243,14 @@ impl<I: Io> Worker<I> {
             c.traffic.vector_packets.add(n as u64);
             classify::outside(&mut p, rx, transport, sources, punt);
             mark(Stage::Classify, n);
-            let n = transport.len();
-            if n > 0 {
-                decrypt::run(&mut p, transport, sources, scratch, plain);
-                mark(Stage::Decrypt, n);
-            }
-            sources.clear();
+        }
+        let n = transport.len();
+        if n > 0 || decrypt::in_flight(scratch) > 0 {
+            decrypt::run(&mut p, transport, sources, scratch, plain);
+            mark(Stage::Decrypt, n);
+        }
+        sources.clear();
+        {
             let n = plain.len();
             if n > 0 {
                 route::run(
@@ -288,7 +297,7 @@ impl<I: Io> Worker<I> {
         }
 
         let n = to_peer.len();
-        if n > 0 {
+        if n > 0 || encrypt::in_flight(enc_scratch) > 0 {
             encrypt::run(&mut p, to_peer, enc_scratch, to_outside, punt);
             mark(Stage::Encrypt, n);
         }
@@ -341,11 +350,32 @@ impl<I: Io> Worker<I> {
                 quiet = 0;
                 continue;
             }
+            if self.in_flight() > 0 {
+                // The crypto device is working for us: no sleeping.
+                continue;
+            }
             quiet = quiet.saturating_add(1);
             if let Some(d) = idle.sleep_after(quiet) {
                 std::thread::sleep(d);
             }
         }
+        self.drain();
+    }
+
+    /// Packets handed to an asynchronous crypto backend and not yet out of the worker.
+    pub fn in_flight(&self) -> usize {
+        decrypt::in_flight(&self.v.scratch) + encrypt::in_flight(&self.v.enc_scratch)
+    }
+
+    /// Finish what is in flight without taking new packets, so that a stop loses
+    /// nothing; gives up after the crypto device's own timeout has long passed (1 s).
+    pub fn drain(&mut self) {
+        self.draining = true;
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while self.in_flight() > 0 && std::time::Instant::now() < deadline {
+            self.poll();
+        }
+        self.draining = false;
     }
 }
 

@@ -21,6 +21,14 @@
 //!   checks the tag (the last 16 bytes of the data) and trims it off on success. The
 //!   batch borrows the mbufs and sessions, so neither can go away while the device holds
 //!   them.
+//! - [`CryptoQueue::submit`], [`CryptoQueue::flush`] and [`CryptoQueue::collect`] are the
+//!   same work without waiting: an operation submitted in one poll is handed to the
+//!   device by `flush` (as many as the device takes; the rest wait their turn, nothing is
+//!   refused for a busy device) and reported by a later `collect`, always in submission
+//!   order, whatever order the device returns them in. Each submitted operation holds a
+//!   reference to its mbuf until it is collected, so the caller may drop its handle at
+//!   any time; it must only leave the data alone meanwhile. At most
+//!   [`MAX_IN_FLIGHT`] operations are submitted and not yet collected.
 //! - A device that stops answering cannot make the caller wait forever nor make it free
 //!   memory the device still writes: after the queue's timeout the remaining operations
 //!   are reported failed, and each keeps an extra reference to its mbuf and its session
@@ -66,6 +74,13 @@ const OP_PRIV_SIZE: u16 = 16 + 16;
 
 /// The most operations one batch can hold (the burst functions count in `u16`).
 pub const MAX_AEAD_BATCH: usize = u16::MAX as usize;
+
+/// The mark's batch number of an operation from [`CryptoQueue::submit`]; its slot is the
+/// low 32 bits of its submission number.
+const SUBMITTED: u64 = u64::MAX;
+
+/// The most operations submitted and not yet collected on one queue.
+pub const MAX_IN_FLIGHT: usize = 8192;
 
 /// How long [`AeadBatch::run`] waits for a device by default. A software device
 /// finishes a batch of 256 full-size packets in well under a millisecond.
@@ -457,6 +472,11 @@ impl CryptoDev {
             sent: 0,
             outstanding: 0,
             strays: Vec::new(),
+            flight: std::collections::VecDeque::new(),
+            flight_base: 0,
+            flight_sent: 0,
+            flight_out: 0,
+            send: Vec::new(),
             stats: CryptoQueueStats::default(),
         })
     }
@@ -656,7 +676,30 @@ pub struct CryptoQueue {
     /// Results of the running batch's ops in `back`, by slot.
     settled: Vec<(usize, bool)>,
     strays: Vec<Stray>,
+    /// Submitted operations not yet collected, oldest first; the first is number
+    /// `flight_base`.
+    flight: std::collections::VecDeque<Flying>,
+    flight_base: u64,
+    /// `flight[..flight_sent]` have been handed to the device.
+    flight_sent: usize,
+    /// Of those, how many the device still holds.
+    flight_out: usize,
+    /// Enqueue buffer for `flush`.
+    send: Vec<*mut sys::rte_crypto_op>,
     stats: CryptoQueueStats,
+}
+
+/// A submitted operation: its op (prepared), a reference to its mbuf and its session.
+struct Flying {
+    op: NonNull<sys::rte_crypto_op>,
+    mbuf: NonNull<sys::rte_mbuf>,
+    session: Arc<SessionInner>,
+    seal: bool,
+    user: u64,
+    /// TSC when handed to the device (0 before).
+    sent_at: u64,
+    /// The result, once back.
+    done: Option<bool>,
 }
 
 // SAFETY: between calls the queue holds no borrowed pointer (`pending`, `ops` and
@@ -713,7 +756,8 @@ impl CryptoQueue {
     /// plus the strays, and settles each: an op of batch `self.seq` is reported to
     /// `done`, a stray is released. Returns how many came back.
     fn dequeue(&mut self, done: &mut dyn FnMut(usize, bool)) -> usize {
-        let want = (self.outstanding + self.strays.len()).clamp(1, MAX_AEAD_BATCH);
+        let want =
+            (self.outstanding + self.strays.len() + self.flight_out).clamp(1, MAX_AEAD_BATCH);
         self.back.clear();
         self.back.reserve(want);
         // SAFETY: our queue pair of a started device (exclusive through `&mut self`);
@@ -736,7 +780,10 @@ impl CryptoQueue {
             // SAFETY: an op this queue enqueued, marked by `prepare`.
             let (seq, slot) = unsafe { read_mark(op) };
             let slot = slot as usize;
-            if seq == self.seq && slot < self.ops.len() && self.ops[slot] == op {
+            // (An op of `submit` carries the low bits of its number as its slot.)
+            if seq == SUBMITTED {
+                self.land(op, slot as u32);
+            } else if seq == self.seq && slot < self.ops.len() && self.ops[slot] == op {
                 self.returned[slot] = true;
                 self.outstanding -= 1;
                 // SAFETY: the op is back, so it and its mbuf (borrowed by the running
@@ -754,6 +801,165 @@ impl CryptoQueue {
             done(slot, ok);
         }
         n
+    }
+
+    /// Submits an operation with `session` on `mbuf`'s data and nonce `iv`, to be handed
+    /// to the device by [`CryptoQueue::flush`] and reported with `user` by
+    /// [`CryptoQueue::collect`]. A seal gets its tag room appended now.
+    ///
+    /// # Safety
+    /// Until `collect` reports `user`, nothing may read or write the mbuf's data or
+    /// change its lengths (the device works on it). Dropping the `Mbuf` is fine: the
+    /// queue holds a reference of its own.
+    pub unsafe fn submit(
+        &mut self,
+        session: &AeadSession,
+        mbuf: &mut Mbuf,
+        iv: &[u8; AEAD_IV_LEN],
+        user: u64,
+    ) -> Result<(), Refused> {
+        let p = pending_op(
+            &self.dev,
+            session,
+            mbuf,
+            iv,
+            self.flight.len() >= MAX_IN_FLIGHT,
+        )?;
+        let mut op = ptr::null_mut();
+        // SAFETY: room for one op pointer; on success DPDK wrote a reset op we own.
+        let got = sys::rte_crypto_op_bulk_alloc(
+            self.dev.op_pool.as_ptr(),
+            sys::RTE_CRYPTO_OP_TYPE_SYMMETRIC,
+            &mut op,
+            1,
+        );
+        let Some(op) = NonNull::new(op).filter(|_| got == 1) else {
+            self.stats.no_op += 1;
+            return Err(Refused::NoOp);
+        };
+        let number = self.flight_base + self.flight.len() as u64;
+        let m = p.mbuf;
+        // SAFETY: a fresh op of our pool; the mbuf and session are alive (the reference
+        // taken below and the Arc keep them so); the lengths and room are checked.
+        prepare(op.as_ptr(), &p, SUBMITTED, number as u32);
+        sys::rte_mbuf_refcnt_update(m.as_ptr(), 1);
+        self.flight.push_back(Flying {
+            op,
+            mbuf: m,
+            session: Arc::clone(&session.inner),
+            seal: p.seal,
+            user,
+            sent_at: 0,
+            done: None,
+        });
+        Ok(())
+    }
+
+    /// Hands submitted operations to the device, as many as it takes now; returns how
+    /// many still wait (they go with the next `flush`).
+    pub fn flush(&mut self) -> usize {
+        let waiting = self.flight.len() - self.flight_sent;
+        if waiting == 0 {
+            return 0;
+        }
+        self.send.clear();
+        self.send
+            .extend(self.flight.range(self.flight_sent..).map(|f| f.op.as_ptr()));
+        let want = waiting.min(MAX_AEAD_BATCH);
+        // SAFETY: our queue pair; the ops are prepared and ours until the device takes
+        // them.
+        let k = usize::from(unsafe {
+            sys::rte_cryptodev_enqueue_burst(
+                self.dev.id,
+                self.qp,
+                self.send.as_mut_ptr(),
+                want as u16,
+            )
+        });
+        let now = Eal::tsc();
+        for f in self
+            .flight
+            .range_mut(self.flight_sent..self.flight_sent + k)
+        {
+            f.sent_at = now;
+        }
+        self.flight_sent += k;
+        self.flight_out += k;
+        self.stats.enqueued += k as u64;
+        waiting - k
+    }
+
+    /// Reports submitted operations that are done, in submission order, as
+    /// `done(user, ok)`: a sealed mbuf has its tag written, an opened one has it trimmed
+    /// off when `ok`; a failed one's data is undefined. One the device has held longer
+    /// than the queue's timeout is reported failed, and its mbuf stays referenced until
+    /// the device returns it. Returns how many were reported.
+    pub fn collect(&mut self, mut done: impl FnMut(u64, bool)) -> usize {
+        if self.flight_out > 0 || !self.strays.is_empty() {
+            while self.dequeue(&mut |_, _| {}) > 0 {}
+        }
+        let now = Eal::tsc();
+        let mut n = 0;
+        while let Some(front) = self.flight.front() {
+            let ok = match front.done {
+                Some(ok) => ok,
+                None if front.sent_at != 0
+                    && now.saturating_sub(front.sent_at) > self.timeout_cycles =>
+                {
+                    let f = self.flight.pop_front().expect("front");
+                    self.flight_base += 1;
+                    self.flight_sent -= 1;
+                    self.flight_out -= 1;
+                    self.stats.timed_out += 1;
+                    self.stats.failed += 1;
+                    // The submit reference stays with the stray until the device returns
+                    // the op.
+                    self.strays.push(Stray {
+                        op: f.op,
+                        mbuf: f.mbuf,
+                        session: f.session,
+                    });
+                    done(f.user, false);
+                    n += 1;
+                    continue;
+                }
+                None => break,
+            };
+            let f = self.flight.pop_front().expect("front");
+            self.flight_base += 1;
+            self.flight_sent -= 1;
+            // SAFETY: the op is back (done), so it and the submit reference are ours.
+            unsafe {
+                sys::rte_mempool_put(self.dev.op_pool.as_ptr(), f.op.as_ptr().cast());
+                sys::rte_pktmbuf_free(f.mbuf.as_ptr());
+            }
+            done(f.user, ok);
+            n += 1;
+        }
+        n
+    }
+
+    /// Operations submitted and not yet collected.
+    pub fn in_flight(&self) -> usize {
+        self.flight.len()
+    }
+
+    /// A submitted op came back: settle it by its number's low bits.
+    fn land(&mut self, op: *mut sys::rte_crypto_op, low: u32) {
+        let at = low.wrapping_sub(self.flight_base as u32) as usize;
+        match self.flight.get_mut(at) {
+            Some(f) if f.op.as_ptr() == op && f.done.is_none() => {
+                // SAFETY: the op is back; its mbuf is alive (the submit reference).
+                let ok = unsafe { finish(op, f.seal) };
+                if !ok {
+                    self.stats.failed += 1;
+                }
+                f.done = Some(ok);
+                self.flight_out -= 1;
+            }
+            // Given up on by `collect` and turned into a stray.
+            _ => self.release_stray(op),
+        }
     }
 
     /// Releases a stray that the device returned.
@@ -844,6 +1050,24 @@ impl fmt::Debug for CryptoQueue {
 
 impl Drop for CryptoQueue {
     fn drop(&mut self) {
+        // Submitted operations not collected: those never sent go back at once; those in
+        // the device become strays, reaped below like any other.
+        for f in self.flight.drain(..) {
+            if f.sent_at == 0 || f.done.is_some() {
+                // SAFETY: never handed to the device, or back from it: ours.
+                unsafe {
+                    sys::rte_mempool_put(self.dev.op_pool.as_ptr(), f.op.as_ptr().cast());
+                    sys::rte_pktmbuf_free(f.mbuf.as_ptr());
+                }
+            } else {
+                self.strays.push(Stray {
+                    op: f.op,
+                    mbuf: f.mbuf,
+                    session: f.session,
+                });
+            }
+        }
+        self.flight_out = 0;
         let deadline = Eal::tsc().saturating_add(self.timeout_cycles);
         while self.reap_strays() > 0 && Eal::tsc() < deadline {
             std::hint::spin_loop();
@@ -877,8 +1101,11 @@ pub enum Refused {
     TooShort,
     /// Seal: no tailroom for the tag.
     NoRoom,
-    /// The batch already holds [`MAX_AEAD_BATCH`] operations.
+    /// The batch already holds [`MAX_AEAD_BATCH`] operations, or the queue
+    /// [`MAX_IN_FLIGHT`] submitted ones.
     Full,
+    /// Submit: the device's op pool is empty.
+    NoOp,
 }
 
 /// Operations collected on one queue pair; see [`CryptoQueue::batch`].
@@ -900,33 +1127,8 @@ impl<'a> AeadBatch<'a> {
         iv: &[u8; AEAD_IV_LEN],
     ) -> Result<usize, Refused> {
         let q = &mut *self.queue;
-        if session.inner.dev.id != q.dev.id {
-            return Err(Refused::OtherDevice);
-        }
-        if !mbuf.is_contiguous() {
-            return Err(Refused::Chained);
-        }
-        if q.pending.len() >= MAX_AEAD_BATCH {
-            return Err(Refused::Full);
-        }
-        let data = u32::from(mbuf.data_len());
-        let seal = session.inner.direction == AeadDirection::Seal;
-        let len = if seal {
-            if usize::from(mbuf.tailroom()) < AEAD_TAG_LEN {
-                return Err(Refused::NoRoom);
-            }
-            data
-        } else {
-            data.checked_sub(AEAD_TAG_LEN as u32)
-                .ok_or(Refused::TooShort)?
-        };
-        q.pending.push(Pending {
-            mbuf: NonNull::new(mbuf.as_ptr()).expect("an Mbuf is never null"),
-            session: Arc::as_ptr(&session.inner),
-            seal,
-            len,
-            iv: *iv,
-        });
+        let p = pending_op(&q.dev, session, mbuf, iv, q.pending.len() >= MAX_AEAD_BATCH)?;
+        q.pending.push(p);
         Ok(q.pending.len() - 1)
     }
 
@@ -1031,6 +1233,44 @@ impl Drop for Running<'_> {
         }
         self.0.end_batch();
     }
+}
+
+/// The operation `session` on `mbuf` with nonce `iv` would be, or why it cannot be
+/// (`full`: no room for it where it would go).
+fn pending_op(
+    dev: &CryptoDev,
+    session: &AeadSession,
+    mbuf: &Mbuf,
+    iv: &[u8; AEAD_IV_LEN],
+    full: bool,
+) -> Result<Pending, Refused> {
+    if session.inner.dev.id != dev.id {
+        return Err(Refused::OtherDevice);
+    }
+    if !mbuf.is_contiguous() {
+        return Err(Refused::Chained);
+    }
+    if full {
+        return Err(Refused::Full);
+    }
+    let data = u32::from(mbuf.data_len());
+    let seal = session.inner.direction == AeadDirection::Seal;
+    let len = if seal {
+        if usize::from(mbuf.tailroom()) < AEAD_TAG_LEN {
+            return Err(Refused::NoRoom);
+        }
+        data
+    } else {
+        data.checked_sub(AEAD_TAG_LEN as u32)
+            .ok_or(Refused::TooShort)?
+    };
+    Ok(Pending {
+        mbuf: NonNull::new(mbuf.as_ptr()).expect("an Mbuf is never null"),
+        session: Arc::as_ptr(&session.inner),
+        seal,
+        len,
+        iv: *iv,
+    })
 }
 
 /// The symmetric part of `op`, which follows it.

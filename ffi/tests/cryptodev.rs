@@ -7,8 +7,10 @@
 //! `chacha20poly1305` crate's), the open round trip, a tampered tag refused in a batch
 //! whose other operations succeed, a batch larger than the queue pair, one larger than
 //! the op pool, operations given up on after a (zero) timeout and reaped later, a panic
-//! in the caller's callback, and afterwards every op, session and mbuf back in its
-//! pool.
+//! in the caller's callback; then the same work submitted without waiting (more than
+//! the device's ring takes at once, reported in submission order, some handles dropped
+//! while in flight, a tampered tag) and a queue dropped with work in flight; and
+//! afterwards every op, session and mbuf back in its pool.
 
 mod common;
 
@@ -127,6 +129,8 @@ fn device(name: &str, pool: &Mempool) {
     big_batch(name, &dev, &mut q, pool);
     more_than_the_op_pool(name, &dev, &mut q, pool);
     given_up_and_reaped(name, &dev, &mut q, pool);
+    submitted_in_order(name, &dev, &mut q, pool);
+    dropped_with_work_in_flight(name, &dev, pool);
 
     assert_eq!(dev.ops_in_use(), 0, "{name}: ops left out");
     assert_eq!(dev.sessions_in_use(), 0, "{name}: sessions left");
@@ -374,4 +378,111 @@ fn given_up_and_reaped(name: &str, dev: &Arc<CryptoDev>, q: &mut CryptoQueue, po
     assert_eq!(dev.ops_in_use(), 0);
     assert_eq!(dev.sessions_in_use(), 0);
     assert_eq!(pool.in_use_count(), 0);
+}
+
+/// `submit`, `flush`, `collect`: 1000 operations, more than the queue pair's 256
+/// descriptors, so that `flush` must leave some waiting; every one reported once, in
+/// submission order, sealed as the reference seals it; every other packet's handle
+/// dropped while it is in flight. Then opened again the same way, one tag tampered with.
+fn submitted_in_order(name: &str, dev: &Arc<CryptoDev>, q: &mut CryptoQueue, pool: &Mempool) {
+    const N: usize = 1000;
+    let key = [0x3c; 32];
+    let seal = dev.session(AeadDirection::Seal, &key).unwrap();
+    let open = dev.session(AeadDirection::Open, &key).unwrap();
+    let base = pool.in_use_count();
+    let nonce = |i: usize| {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&(i as u64).to_le_bytes());
+        n
+    };
+    let plain = |i: usize| vec![i as u8; 16 + i % 200];
+    let mut kept: Vec<Option<Mbuf>> = Vec::new();
+    for i in 0..N {
+        let mut m = mbuf(pool, &plain(i));
+        // SAFETY: the data is not touched until collected.
+        unsafe { q.submit(&seal, &mut m, &nonce(i), i as u64) }.unwrap();
+        kept.push((i % 2 == 0).then_some(m));
+    }
+    assert_eq!(q.in_flight(), N);
+    assert!(
+        q.flush() > 0,
+        "{name}: the device takes {DESCRIPTORS} at a time"
+    );
+    let mut order = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while order.len() < N && std::time::Instant::now() < deadline {
+        q.flush();
+        q.collect(|user, ok| order.push((user, ok)));
+    }
+    assert_eq!(order.len(), N, "{name}: every operation reported");
+    assert!(
+        order
+            .iter()
+            .enumerate()
+            .all(|(i, &(u, ok))| u == i as u64 && ok),
+        "{name}: in submission order, all sealed"
+    );
+    assert_eq!(q.in_flight(), 0);
+    // The dropped handles' mbufs went back when their operations were collected.
+    assert_eq!((pool.in_use_count() - base) as usize, N / 2, "{name}");
+    for (i, m) in kept.iter().enumerate() {
+        if let Some(m) = m {
+            assert_eq!(
+                m.data(),
+                reference_seal(&key, &nonce(i), &plain(i)),
+                "{name}: {i}"
+            );
+        }
+    }
+
+    // Open them again, one tag tampered with.
+    let mut sealed: Vec<(usize, Mbuf)> = kept
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, m)| m.map(|m| (i, m)))
+        .collect();
+    let tampered = sealed[7].0;
+    let last = sealed[7].1.data_len() as usize - 1;
+    sealed[7].1.data_mut()[last] ^= 1;
+    for (i, m) in sealed.iter_mut() {
+        // SAFETY: as above.
+        unsafe { q.submit(&open, m, &nonce(*i), *i as u64) }.unwrap();
+    }
+    let mut results = Vec::new();
+    while results.len() < sealed.len() && std::time::Instant::now() < deadline {
+        q.flush();
+        q.collect(|user, ok| results.push((user as usize, ok)));
+    }
+    let want: Vec<(usize, bool)> = sealed.iter().map(|(i, _)| (*i, *i != tampered)).collect();
+    assert_eq!(
+        results, want,
+        "{name}: in order, only the tampered one failed"
+    );
+    for (i, m) in &sealed {
+        if *i != tampered {
+            assert_eq!(m.data(), plain(*i), "{name}: {i} opened");
+        }
+    }
+    drop(sealed);
+    assert_eq!(pool.in_use_count(), base);
+    assert_eq!(dev.ops_in_use(), 0, "{name}");
+}
+
+/// A queue dropped with operations submitted, some handed to the device and some not:
+/// nothing leaks, and no mbuf is freed under the device.
+fn dropped_with_work_in_flight(name: &str, dev: &Arc<CryptoDev>, pool: &Mempool) {
+    let base = pool.in_use_count();
+    let seal = dev.session(AeadDirection::Seal, &[0x77; 32]).unwrap();
+    let mut q = dev.queue(1).unwrap();
+    for i in 0..600u64 {
+        let mut m = mbuf(pool, &[3; 300]);
+        // SAFETY: the handle is dropped at once and nothing else touches the data.
+        unsafe { q.submit(&seal, &mut m, &[0; 12], i) }.unwrap();
+    }
+    q.flush();
+    drop(q);
+    assert_eq!(pool.in_use_count(), base, "{name}: mbufs back");
+    assert_eq!(dev.ops_in_use(), 0, "{name}: ops back");
+    drop(seal);
+    assert_eq!(dev.sessions_in_use(), 0, "{name}");
 }

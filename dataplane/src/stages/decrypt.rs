@@ -28,6 +28,8 @@ use crate::stages::classify::Origin;
 use crate::stages::{Groups, Poll, VectorCache};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use crate::wire::{Ipv4Packet, Ipv6Packet};
+use dpdk_sys::AeadDirection;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -70,8 +72,21 @@ struct Tally {
 /// them costs one table lookup per distinct index.
 const UNKNOWN: u16 = u16::MAX;
 
+/// A packet handed to an asynchronous backend, waiting for its turn to leave.
+struct Flying<B> {
+    pkt: B,
+    kp: Arc<Keypair>,
+    held: Held,
+}
+
 /// Buffers decrypt reuses from vector to vector.
 pub struct Scratch<B> {
+    /// With an asynchronous backend: every packet of the vectors submitted, in arrival
+    /// order, until the device has finished it and those before it; the first is number
+    /// `flight_base`.
+    flight: VecDeque<Flying<B>>,
+    flight_base: u64,
+    pending: Vec<bool>,
     /// The keypairs seen this vector, found by receiver index through `cache`.
     keys: Vec<Arc<Keypair>>,
     tally: Vec<Tally>,
@@ -86,6 +101,9 @@ pub struct Scratch<B> {
 impl<B> Default for Scratch<B> {
     fn default() -> Self {
         Scratch {
+            flight: VecDeque::new(),
+            flight_base: 0,
+            pending: Vec::new(),
             keys: Vec::new(),
             tally: Vec::new(),
             cache: VectorCache::default(),
@@ -201,12 +219,16 @@ pub fn run<B: PacketBuf>(
         }
     }
 
-    let backend = &mut *p.backend;
-    c.runtime.timed(Stage::DecryptCrypto, s.jobs.len(), || {
-        backend.open_batch(&mut s.held, &s.keys, &mut s.jobs);
-    });
-    for job in &s.jobs {
-        s.info[job.pkt as usize].state = if job.ok { State::Opened } else { State::BadTag };
+    if p.backend.is_async() {
+        through_device(p, s);
+    } else {
+        let backend = &mut *p.backend;
+        c.runtime.timed(Stage::DecryptCrypto, s.jobs.len(), || {
+            backend.open_batch(&mut s.held, &s.keys, &mut s.jobs);
+        });
+        for job in &s.jobs {
+            s.info[job.pkt as usize].state = if job.ok { State::Opened } else { State::BadTag };
+        }
     }
 
     // Record the authenticated counters, again a lock per keypair. Two packets with one
@@ -273,6 +295,75 @@ pub fn run<B: PacketBuf>(
     }
 
     // What each keypair's peer learns from this vector, once per keypair.
+    finish_peers(p, s);
+}
+
+/// With an asynchronous backend: the vector's packets are submitted and join the flight;
+/// those the device has finished, and every packet before them, leave it in arrival
+/// order into `held`/`info`, with the keypair list rebuilt for them.
+fn through_device<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>) {
+    let c = p.counters;
+    let first = s.flight_base + s.flight.len() as u64;
+    let backend = &mut *p.backend;
+    c.runtime.timed(Stage::DecryptCrypto, s.jobs.len(), || {
+        backend.submit(
+            AeadDirection::Open,
+            &mut s.held,
+            &s.keys,
+            &mut s.jobs,
+            first,
+            &mut s.pending,
+        );
+    });
+    for (job, &pending) in s.jobs.iter().zip(s.pending.iter()) {
+        if !pending {
+            s.info[job.pkt as usize].state = if job.ok { State::Opened } else { State::BadTag };
+        }
+    }
+    for (pkt, held) in s.held.drain(..).zip(s.info.drain(..)) {
+        let kp = s.keys[held.key as usize].clone();
+        s.flight.push_back(Flying { pkt, kp, held });
+    }
+    let (flight, base) = (&mut s.flight, s.flight_base);
+    p.backend.collect(AeadDirection::Open, |user, ok| {
+        if let Some(f) = flight.get_mut((user - base) as usize) {
+            f.held.state = if ok { State::Opened } else { State::BadTag };
+        }
+    });
+    s.keys.clear();
+    s.tally.clear();
+    s.cache.next_vector();
+    while s
+        .flight
+        .front()
+        .is_some_and(|f| f.held.state != State::Pending)
+    {
+        let Flying { pkt, kp, mut held } = s.flight.pop_front().expect("front");
+        s.flight_base += 1;
+        held.key = match s.cache.get(kp.local_index) {
+            Some(k) => k,
+            None => {
+                let k = s.keys.len() as u16;
+                s.cache.insert(kp.local_index, k);
+                s.keys.push(kp);
+                s.tally.push(Tally::default());
+                k
+            }
+        };
+        s.held.push(pkt);
+        s.info.push(held);
+    }
+    s.groups.build(s.info.iter().map(|h| h.key), s.keys.len());
+}
+
+/// Packets of this stage handed to an asynchronous backend and not yet out.
+pub fn in_flight<B>(s: &Scratch<B>) -> usize {
+    s.flight.len()
+}
+
+/// What each keypair's peer learns from the packets that left, once per keypair.
+fn finish_peers<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>) {
+    let now = p.now;
     s.endpoints.clear();
     for (k, (kp, tally)) in s.keys.iter().zip(s.tally.iter()).enumerate() {
         if tally.packets == 0 {

@@ -28,6 +28,8 @@ use crate::wire::{
     ethernet, ipv4, ipv6, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet,
     MacAddr, UdpPacket,
 };
+use dpdk_sys::AeadDirection;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub const MAX_OVERHEAD: usize =
     ethernet::HEADER_LEN + ipv6::HEADER_LEN + udp::HEADER_LEN + TRANSPORT_HEADER_LEN;
 
 /// Where a peer's packets go this vector.
+#[derive(Clone, Copy)]
 struct Path {
     endpoint: SocketAddr,
     src: IpAddr,
@@ -59,6 +62,17 @@ const NO_SESSION: u16 = u16::MAX;
 /// A peer whose path failed: `DROP_BASE + EncryptDrop as u16`.
 const DROP_BASE: u16 = u16::MAX - 16;
 
+/// A packet handed to an asynchronous backend, waiting for its turn to leave.
+struct Flying<B> {
+    pkt: B,
+    kp: Arc<Keypair>,
+    path: Path,
+    counter: u64,
+    held: Held,
+    /// The device's verdict, once it has one.
+    ok: Option<bool>,
+}
+
 /// Each held packet's outer DSCP and ECN byte, and whether it carries data (an empty
 /// one is a keepalive).
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +82,14 @@ struct Held {
 }
 
 pub struct Scratch<B> {
+    /// With an asynchronous backend: every sealed packet of the vectors submitted, in
+    /// order, until the device has finished it and those before it; the first is number
+    /// `flight_base`.
+    flight: VecDeque<Flying<B>>,
+    flight_base: u64,
+    pending: Vec<bool>,
+    /// Keypair positions by local index, for the packets leaving the flight.
+    leaving: VectorCache,
     keys: Vec<Arc<Keypair>>,
     paths: Vec<Path>,
     tally: Vec<Tally>,
@@ -82,6 +104,10 @@ pub struct Scratch<B> {
 impl<B> Default for Scratch<B> {
     fn default() -> Self {
         Scratch {
+            flight: VecDeque::new(),
+            flight_base: 0,
+            pending: Vec::new(),
+            leaving: VectorCache::default(),
             keys: Vec::new(),
             paths: Vec::new(),
             tally: Vec::new(),
@@ -297,10 +323,14 @@ pub fn run<B: PacketBuf>(
         s.held.push(pkt);
     }
 
-    let backend = &mut *p.backend;
-    c.runtime.timed(Stage::EncryptCrypto, s.jobs.len(), || {
-        backend.seal_batch(&mut s.held, &s.keys, &mut s.jobs);
-    });
+    if p.backend.is_async() {
+        through_device(p, s);
+    } else {
+        let backend = &mut *p.backend;
+        c.runtime.timed(Stage::EncryptCrypto, s.jobs.len(), || {
+            backend.seal_batch(&mut s.held, &s.keys, &mut s.jobs);
+        });
+    }
 
     let outside = t.port(Side::Outside);
     for ((mut pkt, job), h) in s.held.drain(..).zip(s.jobs.iter()).zip(s.info.iter()) {
@@ -341,6 +371,81 @@ pub fn run<B: PacketBuf>(
                 .add_tx(tally.packets, tally.bytes, tally.data, now);
         }
     }
+}
+
+/// With an asynchronous backend: the vector's packets are submitted and join the flight;
+/// those the device has finished, and every packet before them, leave it in order into
+/// `held`/`jobs`/`info`, with the keypair and path lists rebuilt for them.
+fn through_device<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>) {
+    let c = p.counters;
+    let first = s.flight_base + s.flight.len() as u64;
+    let backend = &mut *p.backend;
+    c.runtime.timed(Stage::EncryptCrypto, s.jobs.len(), || {
+        backend.submit(
+            AeadDirection::Seal,
+            &mut s.held,
+            &s.keys,
+            &mut s.jobs,
+            first,
+            &mut s.pending,
+        );
+    });
+    for (((pkt, job), held), &pending) in s
+        .held
+        .drain(..)
+        .zip(s.jobs.iter())
+        .zip(s.info.drain(..))
+        .zip(s.pending.iter())
+    {
+        s.flight.push_back(Flying {
+            pkt,
+            kp: s.keys[job.key as usize].clone(),
+            path: s.paths[job.key as usize],
+            counter: job.counter,
+            held,
+            ok: (!pending).then_some(job.ok),
+        });
+    }
+    let (flight, base) = (&mut s.flight, s.flight_base);
+    p.backend.collect(AeadDirection::Seal, |user, ok| {
+        if let Some(f) = flight.get_mut((user - base) as usize) {
+            f.ok = Some(ok);
+        }
+    });
+    s.keys.clear();
+    s.paths.clear();
+    s.tally.clear();
+    s.jobs.clear();
+    s.leaving.next_vector();
+    while let Some(ok) = s.flight.front().and_then(|f| f.ok) {
+        let f = s.flight.pop_front().expect("front");
+        s.flight_base += 1;
+        let index = f.kp.local_index;
+        let key = match s.leaving.get(index) {
+            Some(k) => k,
+            None => {
+                let k = s.keys.len() as u16;
+                s.leaving.insert(index, k);
+                s.keys.push(f.kp);
+                s.paths.push(f.path);
+                s.tally.push(Tally::default());
+                k
+            }
+        };
+        s.jobs.push(CryptoJob {
+            pkt: s.held.len() as u16,
+            key,
+            counter: f.counter,
+            ok,
+        });
+        s.held.push(f.pkt);
+        s.info.push(f.held);
+    }
+}
+
+/// Packets of this stage handed to an asynchronous backend and not yet out.
+pub fn in_flight<B>(s: &Scratch<B>) -> usize {
+    s.flight.len()
 }
 
 #[cfg(test)]
