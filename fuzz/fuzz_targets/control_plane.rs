@@ -244,8 +244,8 @@ fuzz_target!(|data: &[u8]| {
                 }
                 let m = match punt {
                     Some(p) => meta::punt(p, side, peer),
-                    // No such reason: the byte as the worker would have written it.
-                    None => u64::from(reason) | (side as u64) << 8,
+                    // No such reason: a punt note with that byte where the reason goes.
+                    None => meta::punt(Punt::Handshake, side, peer) & !0xff | u64::from(reason),
                 };
                 let mut b = TrackedBuf::new(&bytes);
                 b.set_meta(m);
