@@ -8,8 +8,9 @@
 //!   segment).
 //! - cut: a 64 KB TCP super-packet cut into pieces of the tunnel MTU (1420), per
 //!   super-packet and per piece (copy of headers and payload, checksums of each piece).
-//! - seal: ChaCha20-Poly1305 (`ring`, as the worker's software backend) of a 1420-byte
-//!   packet, the bound the gateway cannot go below.
+//! - seal: ChaCha20-Poly1305 (`ring`, a fixed reference; the worker's in-line backend is
+//!   faster, see `aead_bound`) of a 1420-byte packet, the scale the other costs are
+//!   read against.
 //!
 //! usage: cargo run --release -p dataplane --example offload_cost [-- ROUNDS]
 //! Prints a Markdown table: nanoseconds and TSC clocks per operation, best of ROUNDS
