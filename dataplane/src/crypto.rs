@@ -228,14 +228,6 @@ impl Backend {
         matches!(self, Backend::Cryptodev(_))
     }
 
-    /// Jobs of direction `dir` submitted and not yet collected.
-    pub fn in_flight(&self, dir: AeadDirection) -> usize {
-        match self {
-            Backend::Cryptodev(d) => d.queue_for(dir).in_flight(),
-            _ => 0,
-        }
-    }
-
     /// Hand every job's packet to the device without waiting; `pending[j]` tells whether
     /// job `j` went (it is reported later by [`Backend::collect`] as `first + job.pkt`;
     /// its packet must be left alone until then) or was done at once in software (`ok`
@@ -452,13 +444,6 @@ impl DeviceQueue {
         DeviceStats {
             queue,
             ..self.stats
-        }
-    }
-
-    fn queue_for(&self, dir: AeadDirection) -> &CryptoQueue {
-        match (dir, &self.seal_queue) {
-            (AeadDirection::Seal, Some(q)) => q,
-            _ => &self.queue,
         }
     }
 

@@ -16,7 +16,7 @@
 
 use crate::clock;
 use crate::crypto::TransportKey;
-use crate::replay::{ReplayError, ReplayWindow};
+use crate::replay::ReplayWindow;
 use arc_swap::ArcSwapOption;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -268,18 +268,6 @@ impl Keypair {
     #[inline]
     pub fn replay(&self) -> MutexGuard<'_, ReplayWindow> {
         self.replay.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Fast rejection before spending an AEAD open.
-    #[inline]
-    pub fn replay_check(&self, counter: u64) -> Result<(), ReplayError> {
-        self.replay().check(counter)
-    }
-
-    /// Record an authenticated counter.
-    #[inline]
-    pub fn replay_update(&self, counter: u64) -> Result<(), ReplayError> {
-        self.replay().update(counter)
     }
 
     #[inline]

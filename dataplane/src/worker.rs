@@ -250,20 +250,18 @@ impl<I: Io> Worker<I> {
             mark(Stage::Decrypt, n);
         }
         sources.clear();
-        {
-            let n = plain.len();
-            if n > 0 {
-                route::run(
-                    &mut p,
-                    Side::Outside,
-                    plain,
-                    route_scratch,
-                    to_peer,
-                    to_inside,
-                    punt,
-                );
-                mark(Stage::Route, n);
-            }
+        let n = plain.len();
+        if n > 0 {
+            route::run(
+                &mut p,
+                Side::Outside,
+                plain,
+                route_scratch,
+                to_peer,
+                to_inside,
+                punt,
+            );
+            mark(Stage::Route, n);
         }
 
         // Inside: plaintext in.

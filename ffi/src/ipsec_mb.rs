@@ -15,7 +15,6 @@
 //! A manager belongs to one thread at a time (it is `Send`, not `Sync`); each worker has
 //! its own, as each has its own queue pair of a crypto device.
 
-use std::ffi::CStr;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -65,14 +64,6 @@ impl fmt::Debug for MbManager {
             .field("arch", &self.arch_name())
             .finish()
     }
-}
-
-/// The library's version, e.g. "1.3.0".
-pub fn version() -> &'static str {
-    // SAFETY: a static NUL-terminated string of the library.
-    unsafe { CStr::from_ptr(raw::imb_get_version_str()) }
-        .to_str()
-        .unwrap_or("?")
 }
 
 impl MbManager {
