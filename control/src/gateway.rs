@@ -21,7 +21,7 @@ use dataplane::mbuf::DpdkIo;
 use dataplane::session::Sessions;
 use dataplane::tables::{LocalAddr, NextHop, PortTables, Shared, Tables};
 use dataplane::worker::{Idle, Worker};
-use dpdk_sys::{CryptoDev, CryptoDevConfig, Eal, Mbuf, Mempool, Port, PortConfig, Ring};
+use dpdk_sys::{CryptoDev, CryptoDevConfig, Eal, Mbuf, Mempool, Offloads, Port, PortConfig, Ring};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -187,12 +187,21 @@ fn local_addrs(p: &PortCfg) -> Vec<LocalAddr> {
         .collect()
 }
 
-/// Forwarding tables of the ports for `cfg`, with the ports' MAC addresses; the control
-/// plane adds the peers' allowed IPs.
-pub fn port_tables(cfg: &Config, macs: [[u8; 6]; 2], link_mtus: [u16; 2]) -> Tables {
-    let port = |p: &PortCfg, mac, link_mtu| {
-        let mut t = PortTables::new(mac, local_addrs(p));
-        t.link_mtu = link_mtu;
+/// What the started devices of the ports are (outside, inside).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Devices {
+    pub macs: [[u8; 6]; 2],
+    pub link_mtus: [u16; 2],
+    pub offloads: [Offloads; 2],
+}
+
+/// Forwarding tables of the ports for `cfg`, on `devices`; the control plane adds the
+/// peers' allowed IPs.
+pub fn port_tables(cfg: &Config, devices: &Devices) -> Tables {
+    let port = |p: &PortCfg, i: usize| {
+        let mut t = PortTables::new(devices.macs[i], local_addrs(p));
+        t.link_mtu = devices.link_mtus[i];
+        t.offloads = devices.offloads[i];
         t.complete_checksums = p.completes_checksums();
         for g in &p.gateway {
             let any = if g.is_ipv4() {
@@ -209,10 +218,7 @@ pub fn port_tables(cfg: &Config, macs: [[u8; 6]; 2], link_mtus: [u16; 2]) -> Tab
         t
     };
     Tables {
-        ports: [
-            port(&cfg.ports.outside, macs[0], link_mtus[0]),
-            port(&cfg.ports.inside, macs[1], link_mtus[1]),
-        ],
+        ports: [port(&cfg.ports.outside, 0), port(&cfg.ports.inside, 1)],
         allowed: PrefixTable::new(),
         listen_port: cfg.wireguard.listen_port,
         mtu: cfg.wireguard.mtu,
@@ -284,7 +290,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     .map_err(|e| format!("dpdk.mbufs: packet pool of {}: {e}", cfg.dpdk.mbufs))?;
 
     let mut ports = Vec::new();
-    let mut link_mtus = [0u16; 2];
+    let mut devices = Devices::default();
     for (i, (key, p)) in [
         ("outside", &cfg.ports.outside),
         ("inside", &cfg.ports.inside),
@@ -325,16 +331,17 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         .map_err(|e| format!("ports.{key}.device: {e}"))?;
         let link_mtu = port.mtu().map_err(|e| format!("ports.{key}.device: {e}"))?;
         info!(port = key, device = %p.device, mac = ?port.mac_addr(), link_mtu,
-              complete_checksums = p.completes_checksums(), "port started");
-        link_mtus[i] = link_mtu;
+              complete_checksums = p.completes_checksums(), offloads = ?port.offloads(), "port started");
+        devices.macs[i] = port.mac_addr();
+        devices.link_mtus[i] = link_mtu;
+        devices.offloads[i] = port.offloads();
         ports.push(Arc::new(port));
     }
     let ports: [Arc<Port>; 2] = ports.try_into().map_err(|_| "two ports".to_string())?;
 
     let specs = peer_specs(&cfg);
-    let macs = [ports[0].mac_addr(), ports[1].mac_addr()];
     let shared = Arc::new(Shared::new(
-        port_tables(&cfg, macs, link_mtus),
+        port_tables(&cfg, &devices),
         Sessions::new(INDEX_BITS, MAX_PEERS),
     ));
     let mut plane = ControlPlane::<Mbuf, _>::new(
@@ -360,7 +367,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
                 .flat_map(|p| p.addresses.iter().map(|a| a.addr))
                 .collect();
             let tap = crate::tap::Tap::open(&cp.tap, &addrs, cfg.wireguard.mtu)?;
-            plane.host = Some(HostPort::new(tap.mac(), macs[1]));
+            plane.host = Some(HostPort::new(tap.mac(), devices.macs[1]));
             info!(tap = tap.name(), "control port ready");
             Some(tap)
         }
@@ -524,7 +531,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             plane.out.clear();
         }
         if reload.swap(false, Ordering::Relaxed) {
-            reload_config(&mut running, rt.config_path, &mut plane, macs, link_mtus);
+            reload_config(&mut running, rt.config_path, &mut plane, &devices);
         }
         if work == 0 {
             std::thread::sleep(Duration::from_micros(200));
@@ -608,7 +615,7 @@ fn snapshot<R: rand_core::RngCore + rand_core::CryptoRng>(
     s.peers = plane
         .peer_views()
         .map(|v| {
-            let mut p = metrics::PeerSnapshot::new(v.peer.id, &v.spec.public_key, &v.peer.stats);
+            let mut p = metrics::PeerSnapshot::new(v.peer.id, &v.spec.public_key, &v.activity);
             p.latest_handshake = v
                 .last_handshake
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -668,8 +675,7 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
     running: &mut Config,
     path: &Path,
     plane: &mut ControlPlane<Mbuf, R>,
-    macs: [[u8; 6]; 2],
-    link_mtus: [u16; 2],
+    devices: &Devices,
 ) {
     let new = match crate::config::load(path) {
         Ok(c) => c,
@@ -695,7 +701,7 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
         plane.set_private_key(&k);
     }
     if plan.tables {
-        plane.set_port_tables(port_tables(&new, macs, link_mtus));
+        plane.set_port_tables(port_tables(&new, devices));
     }
     if let Some(s) = plan.rekey_after_time {
         plane.set_rekey_after(dataplane::clock::secs(s.into()));

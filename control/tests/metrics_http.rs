@@ -8,16 +8,17 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use control::metrics::{self, PeerSnapshot, Publisher, Snapshot, WorkerSnapshot};
+use dataplane::activity::Activity;
 use dataplane::counters::{DecryptDrop, WorkerCounters};
-use dataplane::session::PeerStats;
 use dpdk_sys::PortStats;
 
 #[test]
 fn metrics_over_http() {
     let publisher = Publisher::new();
-    let stats = PeerStats::default();
+    let stats = Activity::new(1);
+    let worker = stats.writer();
     let counters = WorkerCounters::default();
-    stats.add_rx(7, 700, true, 1);
+    worker.add_rx(0, 7, 700, true, 1);
     counters.decrypt.add(DecryptDrop::Replay, 1);
     publisher.publish(snapshot(&stats, &counters));
 
@@ -41,7 +42,7 @@ fn metrics_over_http() {
     promtool_check(&body);
 
     // A newer snapshot is what the next scrape shows.
-    stats.add_rx(1, 100, true, 2);
+    worker.add_rx(0, 1, 100, true, 2);
     counters.decrypt.add(DecryptDrop::Replay, 2);
     publisher.publish(snapshot(&stats, &counters));
     let (_, body) = get(addr, "/metrics?x=1");
@@ -111,9 +112,9 @@ fn odd_clients(addr: SocketAddr) {
     drop(stalled);
 }
 
-fn snapshot(stats: &PeerStats, counters: &WorkerCounters) -> Snapshot {
+fn snapshot(stats: &Activity, counters: &WorkerCounters) -> Snapshot {
     let mut s = Snapshot::new(dpdk_sys::version());
-    let mut peer = PeerSnapshot::new(0, &[7; 32], stats);
+    let mut peer = PeerSnapshot::new(0, &[7; 32], &stats.total(0));
     peer.latest_handshake = 1_700_000_000;
     peer.handshakes = 1;
     s.peers.push(peer);

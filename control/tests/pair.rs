@@ -628,17 +628,10 @@ fn worker_times_newer_than_the_tick_do_not_look_like_a_dead_peer() {
     // A worker stamped its last send a moment after control read the clock for its
     // tick, and its last receive just before.
     {
-        let v = a.plane.peer_views().next().unwrap();
-        let st = &v.peer.stats;
-        st.rx
-            .last
-            .store(t - MS, std::sync::atomic::Ordering::Relaxed);
-        st.tx
-            .last_data
-            .store(t + MS, std::sync::atomic::Ordering::Relaxed);
-        st.tx
-            .last
-            .store(t + MS, std::sync::atomic::Ordering::Relaxed);
+        let id = a.plane.peer_views().next().unwrap().peer.id;
+        let w = a.shared.activity.writer();
+        w.add_rx(id, 0, 0, false, t - MS);
+        w.add_tx(id, 0, 0, true, t + MS);
     }
     let mut alloc = || Some(HeapBuf::new(&[]));
     a.plane.tick(now(t), &mut alloc);

@@ -7,8 +7,13 @@
 //! the next consumer, such as why a packet was handed to the control thread: a
 //! `meta::Note`, whose encoding says which kind of note it is).
 //!
+//! Checksum offloads ride along too: a receiving device's verdict on the IPv4 header and a
+//! request to the transmitting one ([`RxChecksum`], [`TxChecksum`]).
+//!
 //! `dpdk_sys::Mbuf` implements it for the real data path; [`HeapBuf`] implements it on
 //! plain memory so every stage and the worker loop run in unit tests.
+
+pub use dpdk_sys::{RxChecksum, TxChecksum};
 
 pub trait PacketBuf: Send {
     fn data(&self) -> &[u8];
@@ -39,6 +44,14 @@ pub trait PacketBuf: Send {
     fn as_mbuf_mut(&mut self) -> Option<&mut dpdk_sys::Mbuf> {
         None
     }
+    /// The receiving device's verdict on the IPv4 header checksum.
+    fn rx_ipv4_checksum(&self) -> RxChecksum {
+        RxChecksum::Unknown
+    }
+    /// Ask the transmitting device to fill a checksum (`dpdk_sys::Mbuf::offload_tx_checksum`
+    /// says what the caller leaves in the headers). Only for a port whose tables say its
+    /// device does it.
+    fn offload_tx_checksum(&mut self, l2_len: u8, l3_len: u16, what: TxChecksum);
     /// Free every buffer of `bufs` and leave it empty (mbufs go back with one DPDK call).
     fn free_all(bufs: &mut Vec<Self>)
     where
@@ -82,6 +95,8 @@ pub struct HeapBuf {
     end: usize,
     port: u16,
     meta: u64,
+    rx_checksum: RxChecksum,
+    tx_checksum: Option<(u8, u16, TxChecksum)>,
 }
 
 /// Same headroom as an mbuf (`RTE_PKTMBUF_HEADROOM`).
@@ -104,7 +119,20 @@ impl HeapBuf {
             end: headroom + data.len(),
             port: 0,
             meta: 0,
+            rx_checksum: RxChecksum::Unknown,
+            tx_checksum: None,
         }
+    }
+
+    /// Arrive as if the device had judged the IPv4 header checksum.
+    pub fn set_rx_ipv4_checksum(&mut self, verdict: RxChecksum) {
+        self.rx_checksum = verdict;
+    }
+
+    /// The checksum request made of the device, if any: Ethernet and IP header lengths
+    /// and what to fill.
+    pub fn tx_checksum(&self) -> Option<(u8, u16, TxChecksum)> {
+        self.tx_checksum
     }
 }
 
@@ -160,6 +188,12 @@ impl PacketBuf for HeapBuf {
     }
     fn set_meta(&mut self, meta: u64) {
         self.meta = meta;
+    }
+    fn rx_ipv4_checksum(&self) -> RxChecksum {
+        self.rx_checksum
+    }
+    fn offload_tx_checksum(&mut self, l2_len: u8, l3_len: u16, what: TxChecksum) {
+        self.tx_checksum = Some((l2_len, l3_len, what));
     }
 }
 

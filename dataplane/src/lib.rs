@@ -3,10 +3,11 @@
 //! Typed views over packet bytes ([`wire`]), the vectors and stages a worker pushes its
 //! bursts through ([`stages`], [`worker`]), transport crypto ([`crypto`]), the replay
 //! window ([`replay`]), cryptokey routing and inside routes ([`lpm`], [`tables`]), the
-//! keypairs control publishes to workers ([`session`]) and per-worker counters
-//! ([`counters`]). I/O is behind [`worker::Io`]: the stages and the loop run on plain
+//! keypairs control publishes to workers ([`session`]), per-worker counters
+//! ([`counters`]) and each worker's count of every peer's traffic ([`activity`]). I/O is behind [`worker::Io`]: the stages and the loop run on plain
 //! memory ([`buf::HeapBuf`]) in tests and on DPDK mbufs in production.
 
+pub mod activity;
 pub mod buf;
 pub mod clock;
 pub mod counters;

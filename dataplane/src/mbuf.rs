@@ -1,7 +1,7 @@
 //! The data path on DPDK: [`PacketBuf`] for mbufs, and [`DpdkIo`], a worker's queues on
 //! two DPDK ports and its two rings to and from the control thread.
 
-use crate::buf::PacketBuf;
+use crate::buf::{PacketBuf, RxChecksum, TxChecksum};
 use crate::clock;
 use crate::tables::Side;
 use crate::worker::Io;
@@ -15,6 +15,14 @@ fn short(n: usize) -> Option<u16> {
 }
 
 impl PacketBuf for Mbuf {
+    #[inline]
+    fn rx_ipv4_checksum(&self) -> RxChecksum {
+        Mbuf::rx_ipv4_checksum(self)
+    }
+    #[inline]
+    fn offload_tx_checksum(&mut self, l2_len: u8, l3_len: u16, what: TxChecksum) {
+        Mbuf::offload_tx_checksum(self, l2_len, l3_len, what)
+    }
     #[inline]
     fn data(&self) -> &[u8] {
         Mbuf::data(self)

@@ -10,7 +10,7 @@
 //!   fills it for keypairs it initiated; for keypairs where we answered, the first worker
 //!   that authenticates a packet under the new keypair promotes it (whitepaper 5.4.6: the
 //!   responder may send only after receiving).
-//! - Workers write activity (bytes, packets, times) into the peer's atomics and raise
+//! - Workers count each peer's traffic in their own tables (`activity`) and raise
 //!   [`Peer::want_handshake`] when a keypair is getting old; control reads both on its
 //!   timer tick. A worker never waits for control.
 
@@ -20,7 +20,7 @@ use crate::replay::ReplayWindow;
 use arc_swap::ArcSwapOption;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 /// Protocol constants, whitepaper section 6.1 ("Timers & Stateless UX").
 pub mod limits {
@@ -51,57 +51,12 @@ impl<T> std::ops::Deref for CacheLine<T> {
     }
 }
 
-/// One direction's activity counters of a peer.
-#[derive(Default, Debug)]
-pub struct Activity {
-    pub packets: AtomicU64,
-    pub bytes: AtomicU64,
-    /// Last authenticated packet of any kind, keepalives included (`clock::now_ns`).
-    pub last: AtomicU64,
-    /// Last packet that carried data.
-    pub last_data: AtomicU64,
-}
-
-impl Activity {
-    #[inline]
-    fn add(&self, packets: u64, bytes: u64, data: bool, now: u64) {
-        self.packets.fetch_add(packets, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.last.store(now, Ordering::Relaxed);
-        if data {
-            self.last_data.store(now, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Activity counters of one peer, written by workers (once per vector), read by control.
-/// What receiving workers write and what sending workers write are on separate cache
-/// lines.
-#[derive(Default, Debug)]
-pub struct PeerStats {
-    pub rx: CacheLine<Activity>,
-    pub tx: CacheLine<Activity>,
-}
-
-impl PeerStats {
-    #[inline]
-    pub fn add_rx(&self, packets: u64, bytes: u64, data: bool, now: u64) {
-        self.rx.add(packets, bytes, data, now)
-    }
-
-    #[inline]
-    pub fn add_tx(&self, packets: u64, bytes: u64, data: bool, now: u64) {
-        self.tx.add(packets, bytes, data, now)
-    }
-}
-
 /// A remote peer as the data path knows it.
 #[derive(Debug)]
 pub struct Peer {
     /// Slot of this peer in [`Sessions`]; stable for the peer's life.
     pub id: u32,
     endpoint: ArcSwapOption<SocketAddr>,
-    pub stats: PeerStats,
     /// Raised by a worker that wants control to start a handshake (keypair old, or
     /// none usable); control clears it when it acts.
     pub want_handshake: AtomicBool,
@@ -112,7 +67,6 @@ impl Peer {
         Peer {
             id,
             endpoint: ArcSwapOption::from(endpoint.map(Arc::new)),
-            stats: PeerStats::default(),
             want_handshake: AtomicBool::new(false),
         }
     }
@@ -156,7 +110,7 @@ pub struct Keypair {
     /// Written by every worker that sends under this keypair.
     send_counter: CacheLine<AtomicU64>,
     /// Written by the workers that receive under it.
-    replay: CacheLine<Mutex<ReplayWindow>>,
+    replay: CacheLine<ReplayWindow>,
     /// For a keypair we answered: set by the first authenticated packet under it.
     confirmed: AtomicBool,
     /// Age at which an initiator starts replacing this keypair when it sends:
@@ -203,7 +157,7 @@ impl Keypair {
             send: TransportKey::new(send_key),
             recv: TransportKey::new(recv_key),
             send_counter: CacheLine(AtomicU64::new(0)),
-            replay: CacheLine(Mutex::new(ReplayWindow::new())),
+            replay: CacheLine(ReplayWindow::new()),
             confirmed: AtomicBool::new(initiator),
             rekey_after: limits::REKEY_AFTER_TIME,
         }
@@ -263,11 +217,11 @@ impl Keypair {
         self.send_counter.load(Ordering::Relaxed)
     }
 
-    /// The replay window, locked: a stage takes it once per vector for all of the
-    /// keypair's packets (its check before the AEAD, its update after).
+    /// The replay window, which every worker that receives under this keypair checks and
+    /// records into without a lock.
     #[inline]
-    pub fn replay(&self) -> MutexGuard<'_, ReplayWindow> {
-        self.replay.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn replay(&self) -> &ReplayWindow {
+        &self.replay
     }
 
     #[inline]

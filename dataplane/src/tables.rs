@@ -5,9 +5,11 @@
 //! it publishes each with an atomic pointer swap ([`Shared`]). A worker loads both once
 //! per burst and never sees a half-built table.
 
+use crate::activity::Activity;
 use crate::lpm::{IntMap, PrefixTable};
 use crate::session::{Peer, Sessions};
 use arc_swap::ArcSwap;
+use dpdk_sys::Offloads;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -64,6 +66,8 @@ pub struct PortTables {
     pub link_mtu: u16,
     /// Complete TCP/UDP checksums a host left partial (`partial_checksums`).
     pub complete_checksums: bool,
+    /// The checksums the port's device fills on sending.
+    pub offloads: Offloads,
 }
 
 impl PortTables {
@@ -78,6 +82,7 @@ impl PortTables {
             fib,
             link_mtu: 1500,
             complete_checksums: false,
+            offloads: Offloads::default(),
         }
     }
 
@@ -185,6 +190,8 @@ pub struct Shared {
     pub tables: ArcSwap<Tables>,
     pub neighbors: ArcSwap<Neighbors>,
     pub sessions: Sessions,
+    /// Each peer's traffic, counted by every worker on its own.
+    pub activity: Activity,
 }
 
 impl Shared {
@@ -192,6 +199,7 @@ impl Shared {
         Shared {
             tables: ArcSwap::from_pointee(tables),
             neighbors: ArcSwap::from_pointee(Neighbors::default()),
+            activity: Activity::new(sessions.max_peers()),
             sessions,
         }
     }

@@ -12,6 +12,7 @@
 //! I/O sits behind [`Io`], so the loop and every stage run on plain memory in tests and
 //! on DPDK queues and rings in production.
 
+use crate::activity::Table;
 use crate::buf::PacketBuf;
 use crate::clock::tsc;
 use crate::counters::{Stage, TxDrop, WorkerCounters};
@@ -140,6 +141,7 @@ pub struct Worker<I: Io> {
     pub io: I,
     shared: Arc<Shared>,
     counters: Arc<WorkerCounters>,
+    activity: Arc<Table>,
     backend: Backend,
     burst: usize,
     v: Vectors<I::Buf>,
@@ -157,6 +159,7 @@ impl<I: Io> Worker<I> {
     ) -> Self {
         Worker {
             io,
+            activity: shared.activity.writer(),
             shared,
             counters,
             backend,
@@ -228,6 +231,7 @@ impl<I: Io> Worker<I> {
             neighbors: &neighbors,
             sessions: &self.shared.sessions,
             counters: c,
+            activity: &self.activity,
             backend: &mut self.backend,
             dropped,
         };

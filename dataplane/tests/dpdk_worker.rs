@@ -19,6 +19,7 @@
 //! process, so this file holds a single test. No PCI device is probed and no hugepage
 //! is used.
 
+use dataplane::activity::Totals;
 use dataplane::buf::PacketBuf;
 use dataplane::counters::{Punt, WorkerCounters};
 use dataplane::crypto::{Backend, TransportKey};
@@ -184,7 +185,7 @@ fn worker_on_lcore_moves_traffic_and_returns_every_mbuf() {
     assert_eq!(inside.rx.count(), 0, "{c:?}");
     assert_eq!(from_control.count(), 0, "{c:?}");
 
-    check_counters(c, &gw.peer);
+    check_counters(c, &gw.shared.activity.total(gw.peer.id));
     check_port_stats(&outside.port, RX_OUTSIDE, TX_OUTSIDE);
     check_port_stats(&inside.port, RX_INSIDE, TX_INSIDE);
     check_sent_outside(&sent_outside);
@@ -592,7 +593,7 @@ fn control_frames(pool: &Mempool) -> Vec<Mbuf> {
 }
 
 /// Every frame a stage saw is accounted for under its name, and nothing else happened.
-fn check_counters(c: &WorkerCounters, peer: &Peer) {
+fn check_counters(c: &WorkerCounters, peer: &Totals) {
     let t = &c.traffic;
     assert_eq!(t.rx_outside.get(), RX_OUTSIDE as u64, "{c:?}");
     assert_eq!(t.rx_inside.get(), RX_INSIDE as u64, "{c:?}");
@@ -634,9 +635,8 @@ fn check_counters(c: &WorkerCounters, peer: &Peer) {
     let left = t.tx_outside.get() + t.tx_inside.get() + c.punt.total() + c.drops();
     assert_eq!(entered, left, "{c:?}");
 
-    let s = &peer.stats;
-    assert_eq!(s.rx.packets.load(Ordering::Relaxed), FROM_PEER as u64);
-    assert_eq!(s.tx.packets.load(Ordering::Relaxed), TO_PEER as u64);
+    assert_eq!(peer.rx.packets, FROM_PEER as u64);
+    assert_eq!(peer.tx.packets, TO_PEER as u64);
 }
 
 /// The reasons of a counter block that counted something, by name.
@@ -850,7 +850,7 @@ fn asynchronous_cryptodev(pool: &Mempool) {
         .dequeue_burst(&mut sent_inside, RING_SLOTS as usize);
     to_control.dequeue_burst(&mut punted, 256);
     let c = &*counters;
-    check_counters(c, &gw.peer);
+    check_counters(c, &gw.shared.activity.total(gw.peer.id));
     check_sent_outside(&sent_outside);
     check_sent_inside(&sent_inside);
     check_punted(&punted);

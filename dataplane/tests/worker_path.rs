@@ -268,14 +268,7 @@ fn inside_to_peer_is_encrypted_toward_its_endpoint() {
     Ipv4Packet::new_unchecked(&mut expect[..]).fill_checksum();
     assert_eq!(&sealed[..inner.len()], &expect[..]);
     assert!(sealed[inner.len()..n].iter().all(|b| *b == 0));
-    assert_eq!(
-        gw.peer
-            .stats
-            .tx
-            .packets
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(gw.shared.activity.total(gw.peer.id).tx.packets, 1);
     assert_conserved(gw.worker.counters());
 }
 
@@ -695,12 +688,7 @@ fn interleaved_keypairs_share_a_vector() {
     );
     let c = gw.worker.counters();
     assert_eq!(c.decrypt.get(DecryptDrop::Replay), 2);
-    let rx = |p: &Peer| {
-        p.stats
-            .rx
-            .packets
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let rx = |p: &Peer| gw.shared.activity.total(p.id).rx.packets;
     assert_eq!((rx(&gw.peer), rx(&peer_b)), (2, 2));
     assert_eq!(
         gw.peer.endpoint(),
@@ -747,16 +735,89 @@ fn interleaved_keypairs_share_a_vector() {
             (REMOTE_B, 1)
         ]
     );
-    let tx = |p: &Peer| {
-        p.stats
-            .tx
-            .packets
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let tx = |p: &Peer| gw.shared.activity.total(p.id).tx.packets;
     assert_eq!((tx(&gw.peer), tx(&peer_b)), (3, 2));
     // A's endpoint moved: its frames go there.
     let e = EthernetFrame::new_checked(gw.worker.io.tx[0][0].data()).unwrap();
     let p = Ipv4Packet::new_checked(e.payload()).unwrap();
     assert_eq!(p.dst_addr(), "198.19.0.9".parse::<Ipv4Addr>().unwrap());
+    assert_conserved(gw.worker.counters());
+}
+
+/// Ports whose devices check and fill checksums: classify takes the device's verdict on
+/// a received IPv4 header instead of summing it, and encrypt leaves the outer checksums to
+/// the device, asking for them on the packet.
+#[test]
+fn checksums_are_left_to_devices_that_offer_them() {
+    use dataplane::buf::{RxChecksum, TxChecksum};
+    use dataplane::counters::ClassifyDrop;
+    let mut gw = gateway(true, true);
+    let mut t = (**gw.shared.tables.load()).clone();
+    t.ports[Side::Outside.index()].offloads = dpdk_sys::Offloads {
+        rx_ipv4_checksum: true,
+        tx_ipv4_checksum: true,
+        tx_udp_checksum: true,
+    };
+    gw.shared.tables.store(Arc::new(t));
+
+    // Received: a broken header the device calls good passes, a sound one it calls bad
+    // is dropped, and without a verdict the header is summed as before.
+    let inner = ipv4_udp("198.18.2.2", "198.18.99.2", 100, 64);
+    let mut broken = inner.clone();
+    broken[10] ^= 0xff;
+    let mut judged = |ip: &[u8], verdict| {
+        let mut f = frame(IN_MAC, LAN_MAC, EtherType::Ipv4, ip);
+        f.set_rx_ipv4_checksum(verdict);
+        gw.worker.io.rx[Side::Inside.index()].push_back(f);
+    };
+    judged(&broken, RxChecksum::Good);
+    judged(&inner, RxChecksum::Bad);
+    judged(&broken, RxChecksum::Unknown);
+    judged(&inner, RxChecksum::Unknown);
+    gw.worker.poll();
+    let c = gw.worker.counters();
+    assert_eq!(c.classify.get(ClassifyDrop::BadChecksum), 2, "{c:?}");
+    let out = std::mem::take(&mut gw.worker.io.tx[Side::Outside.index()]);
+    assert_eq!(out.len(), 2);
+
+    // Sent over IPv4: the header checksum is 0, for the device to fill.
+    for pkt in &out {
+        let f = EthernetFrame::new_checked(pkt.data()).unwrap();
+        let ip4 = Ipv4Packet::new_checked(f.payload()).unwrap();
+        assert_eq!(ip4.checksum(), 0);
+        assert_eq!(pkt.tx_checksum(), Some((14, 20, TxChecksum::Ipv4Header)));
+    }
+
+    // Sent over IPv6: the UDP checksum field holds the pseudo-header's sum; completed the
+    // way a device does (the sum of the datagram with it, complemented), it verifies.
+    let peer6: SocketAddr = "[2001:2:0:1::9]:51820".parse().unwrap();
+    gw.peer.set_endpoint(peer6);
+    let mut n = (**gw.shared.neighbors.load()).clone();
+    n.insert(Side::Outside, peer6.ip(), PEER_MAC);
+    gw.shared.neighbors.store(Arc::new(n));
+    gw.worker.io.rx[Side::Inside.index()].push_back(frame(
+        IN_MAC,
+        LAN_MAC,
+        EtherType::Ipv4,
+        &inner,
+    ));
+    gw.worker.poll();
+    let mut out = std::mem::take(&mut gw.worker.io.tx[Side::Outside.index()]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].tx_checksum(), Some((14, 40, TxChecksum::Ipv6Udp)));
+    let ip6 = &mut out[0].data_mut()[14..];
+    let (src, dst) = {
+        let p = Ipv6Packet::new_checked(&*ip6).unwrap();
+        (p.src_addr(), p.dst_addr())
+    };
+    let udp = &mut ip6[40..];
+    let pseudo =
+        dataplane::wire::checksum::pseudo_header_v6(&src, &dst, IpProtocol::Udp, udp.len() as u32);
+    assert_eq!(u16::from_be_bytes([udp[6], udp[7]]), pseudo);
+    let filled = !dataplane::wire::checksum::data(udp);
+    udp[6..8].copy_from_slice(&filled.to_be_bytes());
+    assert!(UdpPacket::new_checked(&*udp)
+        .unwrap()
+        .verify_checksum_v6(&src, &dst));
     assert_conserved(gw.worker.counters());
 }

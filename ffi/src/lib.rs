@@ -41,9 +41,9 @@ pub use cryptodev::{
 };
 pub use eal::{version, Eal, LCORE_PANICKED};
 pub use error::Error;
-pub use mbuf::Mbuf;
+pub use mbuf::{Mbuf, RxChecksum, TxChecksum};
 pub use mempool::Mempool;
-pub use port::{Port, PortConfig, PortStats};
+pub use port::{Offloads, Port, PortConfig, PortStats};
 pub use ring::Ring;
 
 /// "No NUMA preference", for [`Mempool::pktmbuf`].

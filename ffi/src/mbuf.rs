@@ -277,6 +277,39 @@ impl Mbuf {
         }
     }
 
+    /// What the receiving device found of the IPv4 header checksum (only ports started
+    /// with `Offloads::rx_ipv4_checksum` say anything).
+    #[inline]
+    pub fn rx_ipv4_checksum(&self) -> RxChecksum {
+        let f = self.raw().ol_flags & u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_MASK);
+        match f as u32 {
+            sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD => RxChecksum::Good,
+            sys::RTE_MBUF_F_RX_IP_CKSUM_BAD => RxChecksum::Bad,
+            // NONE: the header's integrity was checked although its checksum field is
+            // not filled in (DPDK's `rte_mbuf_core.h`).
+            sys::RTE_MBUF_F_RX_IP_CKSUM_NONE => RxChecksum::Good,
+            _ => RxChecksum::Unknown,
+        }
+    }
+
+    /// Ask the transmitting device to fill checksums of this frame: an Ethernet header of
+    /// `l2_len` bytes, an IP header of `l3_len`. Replaces every flag the mbuf carried from
+    /// its reception. The caller leaves the IPv4 checksum 0, and for a UDP checksum
+    /// writes the pseudo-header's sum into the field (DPDK's `rte_ipv4_phdr_cksum` /
+    /// `rte_ipv6_phdr_cksum` contract).
+    #[inline]
+    pub fn offload_tx_checksum(&mut self, l2_len: u8, l3_len: u16, what: TxChecksum) {
+        let flags = match what {
+            TxChecksum::Ipv4Header => sys::RTE_MBUF_F_TX_IPV4 | sys::RTE_MBUF_F_TX_IP_CKSUM,
+            TxChecksum::Ipv6Udp => sys::RTE_MBUF_F_TX_IPV6 | sys::RTE_MBUF_F_TX_UDP_CKSUM,
+        };
+        let m = self.raw_mut();
+        m.ol_flags = flags;
+        // tx_offload packs l2_len (7 bits) then l3_len (9 bits) from bit 0
+        // (`struct rte_mbuf` in rte_mbuf_core.h); the other lengths stay 0.
+        m.__bindgen_anon_3.tx_offload = u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7);
+    }
+
     /// Frees every mbuf in `pkts` with one DPDK call and leaves it empty.
     #[inline]
     pub fn free_bulk(pkts: &mut Vec<Mbuf>) {
@@ -289,6 +322,24 @@ impl Mbuf {
             pkts.set_len(0);
         }
     }
+}
+
+/// A receiving device's verdict on a checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Not checked: verify it in software.
+    Unknown,
+    Good,
+    Bad,
+}
+
+/// Checksums a transmitting device is asked to fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxChecksum {
+    /// The IPv4 header's (a UDP checksum over IPv4 stays 0).
+    Ipv4Header,
+    /// The UDP checksum over IPv6.
+    Ipv6Udp,
 }
 
 impl Drop for Mbuf {

@@ -90,6 +90,7 @@ pub struct Port {
     tx_users: Box<[Exclusive]>,
     /// Descriptors of each RX queue, as set up.
     rx_desc: u16,
+    offloads: Offloads,
     /// The rings behind a port from [`Port::start_on_rings`]; empty otherwise.
     /// Declared before the pools so that mbufs left in them are freed while
     /// their pools are certainly alive.
@@ -162,6 +163,9 @@ impl Port {
         }
 
         let mut conf = sys::rte_eth_conf::default();
+        let offloads = Offloads::of(&info);
+        conf.rxmode.offloads = offloads.rx_flags();
+        conf.txmode.offloads = offloads.tx_flags();
         if config.rx_queues > 1 {
             // Spread tunnels over queues by outer addresses and UDP ports.
             let rss_hf =
@@ -248,6 +252,7 @@ impl Port {
                 .map(|_| Exclusive::default())
                 .collect(),
             rx_desc,
+            offloads,
             _rings: Vec::new(),
             _pools: pools.iter().map(|&p| p.clone()).collect(),
             _claim: claim,
@@ -352,6 +357,11 @@ impl Port {
         let ret = unsafe { sys::rte_eth_dev_get_mtu(self.id, &mut mtu) };
         check(ret, || format!("rte_eth_dev_get_mtu(port {})", self.name))?;
         Ok(mtu)
+    }
+
+    /// The checksum offloads the port was started with.
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
     }
 
     /// Descriptors of each RX queue as set up (after the driver's adjustment). A driver
@@ -506,6 +516,49 @@ fn shared_ring_end(ring: &Ring, flag: u32, mode: &str) -> Result<*mut sys::rte_r
         ));
     }
     Ok(raw)
+}
+
+/// The checksum work a port does for the gateway: each is enabled when the device has
+/// it, and the packet path relies on it only then.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offloads {
+    /// Received IPv4 headers come with their checksum verdict (`Mbuf::rx_ipv4_checksum`).
+    pub rx_ipv4_checksum: bool,
+    /// The device fills the IPv4 header checksum of packets that ask for it.
+    pub tx_ipv4_checksum: bool,
+    /// The device fills the UDP checksum of packets that ask for it.
+    pub tx_udp_checksum: bool,
+}
+
+impl Offloads {
+    fn of(info: &sys::rte_eth_dev_info) -> Offloads {
+        let rx = |f: u32| info.rx_offload_capa & u64::from(f) != 0;
+        let tx = |f: u32| info.tx_offload_capa & u64::from(f) != 0;
+        Offloads {
+            rx_ipv4_checksum: rx(sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM),
+            tx_ipv4_checksum: tx(sys::RTE_ETH_TX_OFFLOAD_IPV4_CKSUM),
+            tx_udp_checksum: tx(sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM),
+        }
+    }
+
+    fn rx_flags(self) -> u64 {
+        if self.rx_ipv4_checksum {
+            u64::from(sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM)
+        } else {
+            0
+        }
+    }
+
+    fn tx_flags(self) -> u64 {
+        let mut f = 0;
+        if self.tx_ipv4_checksum {
+            f |= u64::from(sys::RTE_ETH_TX_OFFLOAD_IPV4_CKSUM);
+        }
+        if self.tx_udp_checksum {
+            f |= u64::from(sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
+        }
+        f
+    }
 }
 
 fn dev_info(port_id: u16) -> Result<sys::rte_eth_dev_info, Error> {

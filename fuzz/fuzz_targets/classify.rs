@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
     let mut sources: Vec<classify::Origin> = Vec::new();
     let mut punt = Vec::new();
     let (neighbors, sessions) = (Neighbors::default(), Sessions::new(1, 1));
+    let activity = dataplane::activity::Activity::new(1).writer();
     let (mut backend, mut dropped) = (Backend::Ring, Vec::new());
     let mut p = Poll {
         now: 0,
@@ -58,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
         neighbors: &neighbors,
         sessions: &sessions,
         counters: &c,
+        activity: &activity,
         backend: &mut backend,
         dropped: &mut dropped,
     };

@@ -181,6 +181,8 @@ fuzz_target!(|data: &[u8]| {
         persistent_keepalive: (settings & 4 != 0).then_some(25),
     };
     let shared = Arc::new(Shared::new(net::tables(), Sessions::new(10, 4)));
+    // What a worker counts of the peer's traffic.
+    let worker = shared.activity.writer();
     let mut plane: ControlPlane<TrackedBuf, ChaCha8Rng> =
         ControlPlane::new(&[0xb0; 32], &[spec], shared.clone(), rng(u64::from(seed)))
             .expect("one valid peer");
@@ -390,8 +392,8 @@ fuzz_target!(|data: &[u8]| {
                         }
                     }
                     1 => peer.request_handshake(),
-                    2 => peer.stats.add_rx(1, 96, cur.bool(), when),
-                    3 => peer.stats.add_tx(1, 96, cur.bool(), when),
+                    2 => worker.add_rx(peer.id, 1, 96, cur.bool(), when),
+                    3 => worker.add_tx(peer.id, 1, 96, cur.bool(), when),
                     _ => {
                         // The peer's first transport message arrives from a new address.
                         peer.set_endpoint(SocketAddr::new(

@@ -459,6 +459,12 @@ impl PacketBuf for TrackedBuf {
     fn set_meta(&mut self, meta: u64) {
         self.0.set_meta(meta)
     }
+    fn rx_ipv4_checksum(&self) -> dataplane::buf::RxChecksum {
+        self.0.rx_ipv4_checksum()
+    }
+    fn offload_tx_checksum(&mut self, l2_len: u8, l3_len: u16, what: dataplane::buf::TxChecksum) {
+        self.0.offload_tx_checksum(l2_len, l3_len, what)
+    }
 }
 
 /// The largest frame a [`HeapBuf`] holds (its room less its headroom).

@@ -21,13 +21,12 @@ mod render;
 mod telemetry;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use dataplane::activity::Totals;
 use dataplane::counters::{Stage, WorkerCounters};
-use dataplane::session::PeerStats;
 use dpdk_sys::{Mempool, PortStats};
 
 use crate::plane::ControlStats;
@@ -117,16 +116,16 @@ pub struct PeerSnapshot {
 }
 
 impl PeerSnapshot {
-    /// The traffic figures of `stats`; `latest_handshake` and `handshakes` are left 0
+    /// The traffic figures of `activity`; `latest_handshake` and `handshakes` are left 0
     /// for the caller, who knows them.
-    pub fn new(id: u32, public_key: &[u8; 32], stats: &PeerStats) -> PeerSnapshot {
+    pub fn new(id: u32, public_key: &[u8; 32], activity: &Totals) -> PeerSnapshot {
         PeerSnapshot {
             id,
             public_key: crate::keys::encode(public_key),
-            rx_packets: stats.rx.packets.load(Ordering::Relaxed),
-            tx_packets: stats.tx.packets.load(Ordering::Relaxed),
-            rx_bytes: stats.rx.bytes.load(Ordering::Relaxed),
-            tx_bytes: stats.tx.bytes.load(Ordering::Relaxed),
+            rx_packets: activity.rx.packets,
+            tx_packets: activity.tx.packets,
+            rx_bytes: activity.rx.bytes,
+            tx_bytes: activity.tx.bytes,
             latest_handshake: 0,
             handshakes: 0,
         }

@@ -1,8 +1,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+use dataplane::activity::Activity;
 use dataplane::counters::{DecryptDrop, Punt, WorkerCounters};
-use dataplane::session::PeerStats;
 use dpdk_sys::telemetry::{Reply, Value};
 use dpdk_sys::PortStats;
 
@@ -28,10 +28,11 @@ fn sample() -> Snapshot {
         .runtime
         .record(dataplane::counters::Stage::Decrypt, 0, 0);
 
-    let stats = PeerStats::default();
-    stats.add_rx(7, 700, true, 1);
-    stats.add_tx(5, 500, true, 1);
-    let mut peer = PeerSnapshot::new(0, &[0x11; 32], &stats);
+    let activity = Activity::new(1);
+    let w = activity.writer();
+    w.add_rx(0, 7, 700, true, 1);
+    w.add_tx(0, 5, 500, true, 1);
+    let mut peer = PeerSnapshot::new(0, &[0x11; 32], &activity.total(0));
     peer.latest_handshake = 1_700_000_000;
     peer.handshakes = 2;
 

@@ -19,6 +19,7 @@ pub mod load;
 pub mod neighbor;
 
 use crate::noise::{CookieChecker, HandshakeError, Identity, PeerHandshake, Tai64N};
+use dataplane::activity::{Table, Totals};
 use dataplane::buf::PacketBuf;
 use dataplane::counters::{Punt, WorkerCounters};
 use dataplane::crypto::Backend;
@@ -160,6 +161,9 @@ impl ControlStats {
 struct PeerState<B> {
     spec: PeerSpec,
     shared: Arc<Peer>,
+    /// What the workers had counted for this peer id when the peer was added (ids are
+    /// reused); its traffic is what came after.
+    activity_base: Totals,
     hs: PeerHandshake,
     /// Wall-clock time of the latest completed handshake.
     last_handshake: Option<SystemTime>,
@@ -223,6 +227,8 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     enc: encrypt::Scratch<B>,
     /// Counters of the encrypt runs control makes itself (staged packets, keepalives).
     pub counters: Arc<WorkerCounters>,
+    /// Control's own count of the peers' traffic it encrypts.
+    activity: Arc<Table>,
     pub stats: ControlStats,
     rng: R,
     icmp_limit: icmp::RateLimit,
@@ -255,6 +261,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let mut plane = ControlPlane {
             identity: Identity::new(StaticSecret::from(*private_key)),
             private_key: crate::config::Key::from_bytes(*private_key),
+            activity: shared.activity.writer(),
             shared,
             peers: Vec::new(),
             by_key: HashMap::new(),
@@ -318,6 +325,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.by_key.insert(spec.public_key, id);
         self.peers[id] = Some(PeerState {
             shared: Arc::new(Peer::new(id as u32, spec.endpoint)),
+            activity_base: self.shared.activity.total(id as u32),
             hs,
             last_handshake: None,
             handshakes: 0,
@@ -435,9 +443,20 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.peers.iter().flatten().map(|p| PeerView {
             spec: &p.spec,
             peer: &p.shared,
+            activity: self
+                .shared
+                .activity
+                .total(p.shared.id)
+                .since(p.activity_base),
             last_handshake: p.last_handshake,
             handshakes: p.handshakes,
         })
+    }
+
+    /// Peer `i`'s traffic, summed over the workers and control.
+    fn activity_of(&self, i: usize) -> Totals {
+        let ps = peer!(self, i);
+        self.shared.activity.total(i as u32).since(ps.activity_base)
     }
 
     /// The tables the workers use now.
@@ -935,14 +954,13 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     /// Start (or retry) a handshake with peer `i`.
     fn initiate(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>, why: &'static str) {
-        let st = &peer!(self, i).shared.stats;
+        let st = self.activity_of(i);
         tracing::debug!(
             peer = %crate::keys::encode(&peer!(self, i).spec.public_key),
             id = i,
             why,
-            since_rx_ms = now.mono.saturating_sub(st.rx.last.load(Ordering::Relaxed)) / 1_000_000,
-            since_tx_data_ms =
-                now.mono.saturating_sub(st.tx.last_data.load(Ordering::Relaxed)) / 1_000_000,
+            since_rx_ms = now.mono.saturating_sub(st.rx.last) / 1_000_000,
+            since_tx_data_ms = now.mono.saturating_sub(st.tx.last_data) / 1_000_000,
             "initiating a handshake"
         );
         let Some(endpoint) = peer_mut!(self, i).shared.endpoint() else {
@@ -1013,6 +1031,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             neighbors: &n,
             sessions: &self.shared.sessions,
             counters: &self.counters,
+            activity: &self.activity,
             backend: &mut self.backend,
             dropped: &mut dropped,
         };
@@ -1071,12 +1090,10 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                     self.shared.sessions.remove(old.local_index);
                 }
             }
+            let st = self.activity_of(i);
             let ps = peer!(self, i);
-            let st = &ps.shared.stats;
-            let last_rx = st.rx.last.load(Ordering::Relaxed);
-            let last_rx_data = st.rx.last_data.load(Ordering::Relaxed);
-            let last_tx = st.tx.last.load(Ordering::Relaxed);
-            let last_tx_data = st.tx.last_data.load(Ordering::Relaxed);
+            let (last_rx, last_rx_data) = (st.rx.last, st.rx.last_data);
+            let (last_tx, last_tx_data) = (st.tx.last, st.tx.last_data);
 
             if let Some(since) = ps.attempt_since {
                 if t >= ps.retry_at {
@@ -1208,6 +1225,8 @@ fn dst_addr(ip: &[u8]) -> Option<IpAddr> {
 pub struct PeerView<'a> {
     pub spec: &'a PeerSpec,
     pub peer: &'a Arc<Peer>,
+    /// Its traffic, summed over the workers.
+    pub activity: Totals,
     pub last_handshake: Option<SystemTime>,
     pub handshakes: u64,
 }

@@ -12,7 +12,6 @@ use crate::plane::{ControlPlane, PeerSpec};
 use dataplane::buf::PacketBuf;
 use rand_core::{CryptoRng, RngCore};
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 /// The device as `wg show` / `wg showconf` print it.
 pub fn describe<B: PacketBuf, R: RngCore + CryptoRng>(plane: &ControlPlane<B, R>) -> UapiDevice {
@@ -23,8 +22,8 @@ pub fn describe<B: PacketBuf, R: RngCore + CryptoRng>(plane: &ControlPlane<B, R>
             preshared_key: v.spec.preshared_key.map(crate::config::Key::from_bytes),
             endpoint: v.peer.endpoint(),
             last_handshake: v.last_handshake,
-            rx_bytes: v.peer.stats.rx.bytes.load(Ordering::Relaxed),
-            tx_bytes: v.peer.stats.tx.bytes.load(Ordering::Relaxed),
+            rx_bytes: v.activity.rx.bytes,
+            tx_bytes: v.activity.tx.bytes,
             persistent_keepalive: v.spec.persistent_keepalive,
             allowed_ips: v.spec.allowed_ips.clone(),
         })

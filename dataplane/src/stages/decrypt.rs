@@ -5,10 +5,10 @@
 //! 1. each message's receiver index is looked up (through a per-vector cache, so each
 //!    distinct index costs one table lookup, unknown ones included) and what can be
 //!    refused without crypto is (truncated, unknown index, expired keypair);
-//! 2. the replay check, with each keypair's window locked once for all its packets (the
-//!    packets grouped by keypair, each group in vector order);
+//! 2. the replay check against each keypair's window, which only reads (the packets
+//!    grouped by keypair, each group in vector order);
 //! 3. one backend call opens the rest;
-//! 4. the authenticated counters are recorded in the windows, again a lock per keypair;
+//! 4. the authenticated counters are recorded, one lock-free batch per keypair;
 //! 5. in vector order, the padding is trimmed off by the inner packet's own length and a
 //!    congestion mark of the outer header is carried over to the inner one (RFC 6040;
 //!    module `ecn`);
@@ -96,6 +96,10 @@ pub struct Scratch<B> {
     held: Vec<B>,
     info: Vec<Held>,
     endpoints: Vec<(u16, u16)>,
+    /// The authenticated counters of one keypair, for its replay window, and the
+    /// packets they came from.
+    opened: Vec<u64>,
+    opened_at: Vec<u16>,
 }
 
 impl<B> Default for Scratch<B> {
@@ -111,6 +115,8 @@ impl<B> Default for Scratch<B> {
             jobs: Vec::new(),
             held: Vec::new(),
             info: Vec::new(),
+            opened: Vec::new(),
+            opened_at: Vec::new(),
             endpoints: Vec::new(),
         }
     }
@@ -192,8 +198,7 @@ pub fn run<B: PacketBuf>(
         s.held.push(pkt);
     }
 
-    // The replay check, each keypair's window locked once for all of its packets; only
-    // what passes is opened.
+    // The replay check, without a lock and without writing; only what passes is opened.
     s.groups.build(s.info.iter().map(|h| h.key), s.keys.len());
     for (k, kp) in s.keys.iter().enumerate() {
         let group = s.groups.of(k);
@@ -231,20 +236,27 @@ pub fn run<B: PacketBuf>(
         }
     }
 
-    // Record the authenticated counters, again a lock per keypair. Two packets with one
-    // counter may both have passed the check; only the first is accepted.
+    // Record the authenticated counters, one batch per keypair (a few compare-exchanges
+    // for a vector, and other workers may record into the same window meanwhile). Two
+    // packets with one counter may both have passed the check; only the first is
+    // accepted.
     for (k, kp) in s.keys.iter().enumerate() {
-        let group = s.groups.of(k);
-        if group.is_empty() {
-            continue;
-        }
-        let mut window = kp.replay();
-        for &i in group {
-            let h = &mut s.info[i as usize];
-            if h.state == State::Opened && window.update(h.counter).is_err() {
-                h.state = State::Replay;
+        s.opened.clear();
+        s.opened_at.clear();
+        for &i in s.groups.of(k) {
+            let h = &s.info[i as usize];
+            if h.state == State::Opened {
+                s.opened.push(h.counter);
+                s.opened_at.push(i);
             }
         }
+        if s.opened.is_empty() {
+            continue;
+        }
+        let (info, at) = (&mut s.info, &s.opened_at);
+        kp.replay().record(&s.opened, |j, _| {
+            info[at[j] as usize].state = State::Replay;
+        });
     }
 
     for (i, (mut pkt, h)) in s.held.drain(..).zip(s.info.iter()).enumerate() {
@@ -370,8 +382,8 @@ fn finish_peers<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>) {
             continue;
         }
         let peer = &kp.peer;
-        peer.stats
-            .add_rx(tally.packets, tally.bytes, tally.data, now);
+        p.activity
+            .add_rx(peer.id, tally.packets, tally.bytes, tally.data, now);
         if !kp.is_confirmed() && kp.confirm() {
             p.sessions.promote(kp);
         }

@@ -16,17 +16,17 @@
 //! and starts a handshake. A frame whose next hop has no known link-layer address goes to
 //! control complete but for its destination MAC.
 
-use crate::buf::PacketBuf;
+use crate::buf::{PacketBuf, TxChecksum};
 use crate::counters::{EncryptDrop, Punt, Stage};
 use crate::crypto::{CryptoJob, TAG_LEN};
 use crate::meta;
 use crate::session::Keypair;
 use crate::stages::{Poll, VectorCache};
-use crate::tables::{Neighbors, Side, Tables};
+use crate::tables::{Neighbors, PortTables, Side, Tables};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use crate::wire::{
-    ethernet, ipv4, ipv6, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet,
-    MacAddr, UdpPacket,
+    checksum, ethernet, ipv4, ipv6, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
+    Ipv6Packet, MacAddr, UdpPacket,
 };
 use dpdk_sys::AeadDirection;
 use std::collections::VecDeque;
@@ -154,10 +154,11 @@ fn encapsulate<B: PacketBuf>(
     kp: &Keypair,
     counter: u64,
     p: &Path,
-    src_mac: [u8; 6],
+    outside: &PortTables,
     listen_port: u16,
     tos: u8,
 ) {
+    let device = outside.offloads;
     let hdr = pkt
         .prepend(TRANSPORT_HEADER_LEN)
         .expect("headroom checked before sealing");
@@ -190,7 +191,11 @@ fn encapsulate<B: PacketBuf>(
             ip.set_protocol(IpProtocol::Udp);
             ip.set_src_addr(src);
             ip.set_dst_addr(dst);
-            ip.fill_checksum();
+            if device.tx_ipv4_checksum {
+                ip.set_checksum(0);
+            } else {
+                ip.fill_checksum();
+            }
             // The UDP checksum stays 0 over IPv4 (RFC 768): the AEAD tag already
             // protects every byte that matters.
             EtherType::Ipv4
@@ -206,9 +211,19 @@ fn encapsulate<B: PacketBuf>(
             ip.set_hop_limit(64);
             ip.set_src_addr(&src);
             ip.set_dst_addr(&dst);
-            // IPv6 requires the UDP checksum (RFC 8200 8.1).
+            // IPv6 requires the UDP checksum (RFC 8200 8.1); a device that fills it
+            // starts from the pseudo-header's sum.
             let mut u = UdpPacket::new_unchecked(&mut pkt.data_mut()[ipv6::HEADER_LEN..]);
-            u.fill_checksum_v6(&src, &dst);
+            if device.tx_udp_checksum {
+                u.set_checksum(checksum::pseudo_header_v6(
+                    &src,
+                    &dst,
+                    IpProtocol::Udp,
+                    udp_len as u32,
+                ));
+            } else {
+                u.fill_checksum_v6(&src, &dst);
+            }
             EtherType::Ipv6
         }
         _ => unreachable!("source address chosen by the endpoint's family"),
@@ -217,8 +232,18 @@ fn encapsulate<B: PacketBuf>(
     let hdr = pkt.prepend(ethernet::HEADER_LEN).expect("headroom checked");
     let mut eth = EthernetFrame::new_unchecked(hdr);
     eth.set_dst_addr(MacAddr(p.dst_mac.unwrap_or([0; 6])));
-    eth.set_src_addr(MacAddr(src_mac));
+    eth.set_src_addr(MacAddr(outside.mac));
     eth.set_ethertype(ethertype);
+    let l2 = ethernet::HEADER_LEN as u8;
+    match ethertype {
+        EtherType::Ipv4 if device.tx_ipv4_checksum => {
+            pkt.offload_tx_checksum(l2, ipv4::HEADER_LEN as u16, TxChecksum::Ipv4Header)
+        }
+        EtherType::Ipv6 if device.tx_udp_checksum => {
+            pkt.offload_tx_checksum(l2, ipv6::HEADER_LEN as u16, TxChecksum::Ipv6Udp)
+        }
+        _ => {}
+    }
 }
 
 /// The cache's entry for `peer`: a new keypair position, `NO_SESSION`, or a drop.
@@ -346,7 +371,7 @@ pub fn run<B: PacketBuf>(
             kp,
             job.counter,
             path,
-            outside.mac,
+            outside,
             t.listen_port,
             h.tos,
         );
@@ -366,9 +391,8 @@ pub fn run<B: PacketBuf>(
 
     for (kp, tally) in s.keys.iter().zip(s.tally.iter()) {
         if tally.packets > 0 {
-            kp.peer
-                .stats
-                .add_tx(tally.packets, tally.bytes, tally.data, now);
+            p.activity
+                .add_tx(kp.peer.id, tally.packets, tally.bytes, tally.data, now);
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod encrypt;
 pub mod offload;
 pub mod route;
 
+use crate::activity::Table;
 use crate::buf::PacketBuf;
 use crate::counters::WorkerCounters;
 use crate::crypto::Backend;
@@ -31,6 +32,8 @@ pub struct Poll<'a, B> {
     pub neighbors: &'a Neighbors,
     pub sessions: &'a Sessions,
     pub counters: &'a WorkerCounters,
+    /// This thread's count of each peer's traffic.
+    pub activity: &'a Table,
     pub backend: &'a mut Backend,
     /// Dropped packets (already counted), freed in one call at the end of the poll.
     pub dropped: &'a mut Vec<B>,
@@ -191,6 +194,7 @@ pub(crate) struct TestPoll<B> {
     pub neighbors: Neighbors,
     pub sessions: Sessions,
     pub counters: WorkerCounters,
+    pub activity: std::sync::Arc<Table>,
     pub backend: Backend,
     pub dropped: Vec<B>,
     pub now: u64,
@@ -204,6 +208,7 @@ impl<B> TestPoll<B> {
             neighbors: Neighbors::default(),
             sessions: Sessions::new(8, 4),
             counters: WorkerCounters::default(),
+            activity: crate::activity::Activity::new(4).writer(),
             backend: Backend::Ring,
             dropped: Vec::new(),
             now: 0,
@@ -217,6 +222,7 @@ impl<B> TestPoll<B> {
             neighbors: &self.neighbors,
             sessions: &self.sessions,
             counters: &self.counters,
+            activity: &self.activity,
             backend: &mut self.backend,
             dropped: &mut self.dropped,
         }
