@@ -5,7 +5,7 @@
 # usage: scripts/bench.sh smoke
 #        scripts/bench.sh bench [--quick] [--json-dir DIR] [--doc FILE]
 #        scripts/bench.sh profile [--size N] [--rate PPS] [--count N] [--direction D]
-#                                 [--perf FILE]
+#                                 [--peers N] [--perf FILE]
 #
 #   smoke   what `make test` runs: wgdp with two net_memif ports and wgdp-pktgen on
 #           the other end; the generator's peers handshake, a few thousand packets
@@ -19,7 +19,7 @@
 #           the runtime accounting per stage, iperf3 through wgdp and through
 #           wireguard-go, then writes docs/benchmarks.md and its plots.
 #           --quick: shorter trials and fewer sizes (a check of the harness).
-#   profile where the worker's clocks go: wgdp over net_memif with 4 peers, the
+#   profile where the worker's clocks go: wgdp over net_memif with --peers (default 4), the
 #           generator at --rate packets/s (default 1000000; keep it below what the
 #           gateway forwards, or the backlog spills into the next trial's figures),
 #           --count packets (default 3000000) of --size bytes (default 64), in
@@ -314,19 +314,20 @@ PY
 
 profile() {
     need
-    local size=64 rate=1000000 count=3000000 direction=both perf_out= tid perf_pid=
+    local size=64 rate=1000000 count=3000000 direction=both peers=4 perf_out= tid perf_pid=
     while (($#)); do
         case $1 in
         --size) size=$2 && shift 2 ;;
         --rate) rate=$2 && shift 2 ;;
         --count) count=$2 && shift 2 ;;
         --direction) direction=$2 && shift 2 ;;
+        --peers) peers=$2 && shift 2 ;;
         --perf) perf_out=$2 && shift 2 ;;
         *) die "profile: unknown option $1" ;;
         esac
     done
     memif_devices profile
-    gw_start profile "$GW_OUT" "$GW_IN" 4
+    gw_start profile "$GW_OUT" "$GW_IN" "$peers"
     if [[ -n $perf_out ]]; then
         command -v perf >/dev/null || die "perf is missing: run scripts/setup.sh (linux-perf)"
         # Debian's DPDK 22.11 names its worker threads rte-worker-N (lcore-worker-N
@@ -337,7 +338,7 @@ profile() {
         perf_pid=$!
         PIDS+=("$perf_pid")
     fi
-    pktgen_memif run --peers 4 --count "$count" --rate "$rate" --size "$size" --direction "$direction"
+    pktgen_memif run --peers "$peers" --count "$count" --rate "$rate" --size "$size" --direction "$direction"
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid"
         wait "$perf_pid" || true

@@ -156,28 +156,23 @@ fn outside_window(counter: u64, highest: u64) -> Result<(), ReplayError> {
     Ok(())
 }
 
-/// Consecutive counters of one block, waiting to be published together. They sit at
-/// `first..` in the batch, one bit each.
-struct Run {
-    block: u64,
-    mask: u32,
-    first: usize,
+/// The window as read once for checking a vector of counters (`ReplayWindow::view`).
+pub struct View<'a> {
+    window: &'a ReplayWindow,
+    highest: u64,
 }
 
-impl ReplayWindow {
-    pub const fn new() -> Self {
-        ReplayWindow {
-            highest: AtomicU64::new(0),
-            slots: [const { AtomicU64::new(EMPTY) }; SLOTS],
-        }
-    }
-
-    /// Could `counter` be accepted? Only reads.
+impl View<'_> {
+    /// Could `counter` be accepted? Only reads. A counter above every accepted one is
+    /// answered without looking at its slot: the answer is advice, and `record` decides.
     #[inline]
     pub fn check(&self, counter: u64) -> Result<(), ReplayError> {
-        outside_window(counter, self.highest.load(Relaxed))?;
+        outside_window(counter, self.highest)?;
+        if counter >= self.highest {
+            return Ok(());
+        }
         let block = counter >> BLOCK_SHIFT;
-        let slot = self.slots[slot_of(block)].load(Relaxed);
+        let slot = self.window.slots[slot_of(block)].load(Relaxed);
         if slot == EMPTY {
             return Ok(());
         }
@@ -188,44 +183,70 @@ impl ReplayWindow {
             _ => Ok(()),
         }
     }
+}
 
-    /// Record authenticated counters. `refused` is called with the index in `counters`
-    /// and the reason of each counter that is not accepted, in increasing index order;
-    /// every other counter was accepted by this call. A counter that appears twice in
-    /// `counters` is accepted at most once.
-    pub fn record(&self, counters: &[u64], mut refused: impl FnMut(usize, ReplayError)) {
+impl ReplayWindow {
+    pub const fn new() -> Self {
+        ReplayWindow {
+            highest: AtomicU64::new(0),
+            slots: [const { AtomicU64::new(EMPTY) }; SLOTS],
+        }
+    }
+
+    /// The window as it is now, to check a vector's counters against.
+    #[inline]
+    pub fn view(&self) -> View<'_> {
+        View {
+            window: self,
+            highest: self.highest.load(Relaxed),
+        }
+    }
+
+    /// Could `counter` be accepted? Only reads.
+    #[inline]
+    pub fn check(&self, counter: u64) -> Result<(), ReplayError> {
+        self.view().check(counter)
+    }
+
+    /// Record authenticated counters, each with a tag of the caller's (its packet).
+    /// `refused` is called with the tag and the reason of each counter that is not
+    /// accepted; every other counter was accepted by this call. A counter that appears
+    /// twice is accepted at most once.
+    #[inline]
+    pub fn record<T: Copy + Default>(
+        &self,
+        counters: impl IntoIterator<Item = (T, u64)>,
+        mut refused: impl FnMut(T, ReplayError),
+    ) {
         let start = self.highest.load(Relaxed);
         // The batch's own counters count for the window as soon as they pass the
         // pre-checks: when one is still refused at its slot, that is because the same or
         // a later counter was accepted, so `hi` never claims more than the truth.
         let mut hi = start;
-        let mut run = Run {
-            block: 0,
-            mask: 0,
-            first: 0,
-        };
-        for (i, &counter) in counters.iter().enumerate() {
+        // The run of counters of one block waiting to be published together, one bit
+        // each; `tags[b]` is the tag of the counter with bit `b`.
+        let (mut block, mut mask) = (0u64, 0u32);
+        let mut tags = [T::default(); BLOCK_BITS as usize];
+        for (tag, counter) in counters {
             if let Err(why) = outside_window(counter, hi) {
-                // Publish what came before first, so that verdicts come in index order.
-                self.flush(&mut run, counters, i, &mut refused);
-                refused(i, why);
+                refused(tag, why);
                 continue;
             }
-            let block = counter >> BLOCK_SHIFT;
             let bit = bit_of(counter);
             // A repeated counter starts a new run. The slot then refuses it, so the
-            // mask keeps one counter per bit and refusals map back to one index each.
-            if run.mask != 0 && (run.block != block || run.mask & bit != 0) {
-                self.flush(&mut run, counters, i, &mut refused);
+            // mask keeps one counter per bit and refusals map back to one tag each.
+            if mask != 0 && (counter >> BLOCK_SHIFT != block || mask & bit != 0) {
+                self.flush(block, mask, &tags, &mut refused);
+                mask = 0;
             }
-            if run.mask == 0 {
-                run.block = block;
-                run.first = i;
-            }
-            run.mask |= bit;
+            block = counter >> BLOCK_SHIFT;
+            mask |= bit;
+            tags[(counter & (BLOCK_BITS - 1)) as usize] = tag;
             hi = hi.max(counter + 1);
         }
-        self.flush(&mut run, counters, counters.len(), &mut refused);
+        if mask != 0 {
+            self.flush(block, mask, &tags, &mut refused);
+        }
         if hi > start {
             self.highest.fetch_max(hi, Relaxed);
         }
@@ -234,7 +255,7 @@ impl ReplayWindow {
     /// Record one authenticated counter.
     pub fn update(&self, counter: u64) -> Result<(), ReplayError> {
         let mut verdict = Ok(());
-        self.record(core::slice::from_ref(&counter), |_, why| verdict = Err(why));
+        self.record([((), counter)], |_, why| verdict = Err(why));
         verdict
     }
 
@@ -243,26 +264,21 @@ impl ReplayWindow {
         self.highest.load(Relaxed).saturating_sub(1)
     }
 
-    /// Publish the run, which covers `counters[run.first..end]`, and report its refusals.
-    fn flush<F: FnMut(usize, ReplayError)>(
+    /// Publish a run (`mask` of `block`) and report its refusals. Called once per block
+    /// of a batch, and kept out of line so the loop over counters stays small.
+    #[inline(never)]
+    fn flush<T: Copy>(
         &self,
-        run: &mut Run,
-        counters: &[u64],
-        end: usize,
-        refused: &mut F,
+        block: u64,
+        mask: u32,
+        tags: &[T; BLOCK_BITS as usize],
+        refused: &mut impl FnMut(T, ReplayError),
     ) {
-        if run.mask == 0 {
-            return;
+        let (mut lost, why) = self.publish(block, mask);
+        while lost != 0 {
+            refused(tags[lost.trailing_zeros() as usize], why);
+            lost &= lost - 1;
         }
-        let (lost, why) = self.publish(run.block, run.mask);
-        if lost != 0 {
-            for (i, &counter) in counters[run.first..end].iter().enumerate() {
-                if lost & bit_of(counter) != 0 {
-                    refused(run.first + i, why);
-                }
-            }
-        }
-        run.mask = 0;
     }
 
     /// Set `mask` in the slot of `block`. Returns the bits refused, and why.
@@ -368,9 +384,13 @@ mod tests {
         }
     }
 
+    /// The refusals of a batch tagged by position, in position order.
     fn record(w: &ReplayWindow, counters: &[u64]) -> Vec<(usize, ReplayError)> {
         let mut out = Vec::new();
-        w.record(counters, |i, why| out.push((i, why)));
+        w.record(counters.iter().copied().enumerate(), |i, why| {
+            out.push((i, why))
+        });
+        out.sort_by_key(|&(i, _)| i);
         out
     }
 
@@ -617,12 +637,15 @@ mod tests {
             (0, Duplicate)
         );
         assert_eq!(w.highest(), 101);
-        for c in [100, 101, 102] {
+        for c in [100, 101] {
             assert_eq!(w.check(c), Err(TooOld), "counter {c}");
         }
+        // Above every accepted counter, the check answers without the slot; its answer
+        // is advice, and recording refuses.
+        assert_eq!(w.check(102), Ok(()));
         assert_eq!(record(&w, &[102, 100, 1_000]), [(0, TooOld), (1, TooOld)]);
+        assert_eq!(record(&w, &[ahead, ahead + 1]), [(0, Duplicate)]);
         assert_eq!(w.check(ahead), Err(Duplicate));
-        assert_eq!(w.check(ahead + 1), Ok(()));
     }
 
     /// Random batches against the one-at-a-time model: same verdicts, same order.
@@ -685,7 +708,7 @@ mod tests {
             let mut batch: Vec<u64> = (base..base + 9_000).collect();
             rng.shuffle(&mut batch);
             let mut ok = vec![true; batch.len()];
-            w.record(&batch, |i, _| ok[i] = false);
+            w.record(batch.iter().copied().enumerate(), |i, _| ok[i] = false);
             accepted.extend(batch.iter().zip(&ok).filter(|(_, &ok)| ok).map(|(&c, _)| c));
             let mut again = accepted.clone();
             rng.shuffle(&mut again);
@@ -738,7 +761,7 @@ mod tests {
                         }
                         for v in &vectors {
                             let mut ok = vec![true; v.len()];
-                            w.record(v, |i, why| {
+                            w.record(v.iter().copied().enumerate(), |i, why| {
                                 if why != ReplayError::Duplicate {
                                     wrong.fetch_add(1, Relaxed);
                                 }
@@ -784,7 +807,7 @@ mod tests {
                             .map(|_| (at + rng.below(512)).saturating_sub(rng.below(9_000)))
                             .collect();
                         let mut ok = vec![true; v.len()];
-                        w.record(&v, |i, _| ok[i] = false);
+                        w.record(v.iter().copied().enumerate(), |i, _| ok[i] = false);
                         for (&c, _) in v.iter().zip(&ok).filter(|(_, &ok)| ok) {
                             accepted[c as usize].fetch_add(1, Relaxed);
                         }

@@ -96,10 +96,8 @@ pub struct Scratch<B> {
     held: Vec<B>,
     info: Vec<Held>,
     endpoints: Vec<(u16, u16)>,
-    /// The authenticated counters of one keypair, for its replay window, and the
-    /// packets they came from.
-    opened: Vec<u64>,
-    opened_at: Vec<u16>,
+    /// The packets of one keypair its replay window refused after they authenticated.
+    refused: Vec<u16>,
 }
 
 impl<B> Default for Scratch<B> {
@@ -115,8 +113,7 @@ impl<B> Default for Scratch<B> {
             jobs: Vec::new(),
             held: Vec::new(),
             info: Vec::new(),
-            opened: Vec::new(),
-            opened_at: Vec::new(),
+            refused: Vec::new(),
             endpoints: Vec::new(),
         }
     }
@@ -205,7 +202,7 @@ pub fn run<B: PacketBuf>(
         if group.is_empty() {
             continue;
         }
-        let window = kp.replay();
+        let window = kp.replay().view();
         for &i in group {
             let h = &mut s.info[i as usize];
             if window.check(h.counter).is_err() {
@@ -241,22 +238,19 @@ pub fn run<B: PacketBuf>(
     // packets with one counter may both have passed the check; only the first is
     // accepted.
     for (k, kp) in s.keys.iter().enumerate() {
-        s.opened.clear();
-        s.opened_at.clear();
-        for &i in s.groups.of(k) {
-            let h = &s.info[i as usize];
-            if h.state == State::Opened {
-                s.opened.push(h.counter);
-                s.opened_at.push(i);
-            }
-        }
-        if s.opened.is_empty() {
+        let group = s.groups.of(k);
+        if group.is_empty() {
             continue;
         }
-        let (info, at) = (&mut s.info, &s.opened_at);
-        kp.replay().record(&s.opened, |j, _| {
-            info[at[j] as usize].state = State::Replay;
-        });
+        let (info, refused) = (&s.info, &mut s.refused);
+        let opened = group
+            .iter()
+            .filter(|&&i| info[i as usize].state == State::Opened)
+            .map(|&i| (i, info[i as usize].counter));
+        kp.replay().record(opened, |i, _| refused.push(i));
+        for i in s.refused.drain(..) {
+            s.info[i as usize].state = State::Replay;
+        }
     }
 
     for (i, (mut pkt, h)) in s.held.drain(..).zip(s.info.iter()).enumerate() {
