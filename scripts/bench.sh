@@ -5,7 +5,7 @@
 # usage: scripts/bench.sh smoke
 #        scripts/bench.sh bench [--quick] [--json-dir DIR] [--doc FILE]
 #        scripts/bench.sh profile [--size N] [--rate PPS] [--count N] [--direction D]
-#                                 [--peers N] [--perf FILE]
+#                                 [--peers N] [--zero-copy] [--perf FILE]
 #
 #   smoke   what `make test` runs: wgdp with two net_memif ports and wgdp-pktgen on
 #           the other end; the generator's peers handshake, a few thousand packets
@@ -24,7 +24,8 @@
 #           gateway forwards, or the backlog spills into the next trial's figures),
 #           --count packets (default 3000000) of --size bytes (default 64), in
 #           --direction decrypt, encrypt or both (default), and the gateway's clocks
-#           per packet by stage; --perf FILE also records the
+#           per packet by stage; --zero-copy runs wgdp as a zero-copy memif client
+#           (memif_zero_copy); --perf FILE also records the
 #           worker thread with `perf record -g -t` into FILE and prints the top of
 #           `perf report`. Not a test, and not a throughput figure.
 #
@@ -89,12 +90,18 @@ yaml_list() {
     echo "[$out]"
 }
 
-# gw_start NAME OUTSIDE_DEV INSIDE_DEV PEERS [NETNS]: writes a wgdp configuration
-# for the generator's PEERS peers and starts wgdp (in NETNS if given); sets GW_PID,
-# GW_LOG, GW_PUB, GW_METRICS. GW_MTU sets the tunnel MTU (default 1420), GW_IDLE the
-# idle mode (default poll), GW_CRYPTO a crypto device for the cryptodev backend.
+# gw_start NAME OUTSIDE_DEV INSIDE_DEV PEERS [NETNS]: gw_config, then gw_launch.
 gw_start() {
-    local name=$1 out_dev=$2 in_dev=$3 peers=$4 ns=${5:-} key cfg
+    gw_config "$1" "$2" "$3" "$4"
+    gw_launch "${5:-}"
+}
+
+# gw_config NAME OUTSIDE_DEV INSIDE_DEV PEERS: writes a wgdp configuration for the
+# generator's PEERS peers; sets GW_CFG, GW_PUB, GW_METRICS. GW_MTU sets the tunnel MTU
+# (default 1420), GW_IDLE the idle mode (default poll), GW_CRYPTO a crypto device for
+# the cryptodev backend, GW_EAL_ARGS more EAL arguments.
+gw_config() {
+    local name=$1 out_dev=$2 in_dev=$3 peers=$4 key cfg
     key=$(wg genkey)
     GW_PUB=$(wg pubkey <<<"$key")
     printf '%s\n' "$key" >"$WORK/$name.key"
@@ -105,7 +112,7 @@ gw_start() {
     cat >"$cfg" <<EOF
 # wgdp under test, written by scripts/bench.sh
 dpdk:
-  eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-$name" $(eal_memory))
+  eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-$name" $(eal_memory) ${GW_EAL_ARGS:-})
   lcores: { control: 0, workers: [1] }
   idle: ${GW_IDLE:-poll}
 ports:
@@ -125,11 +132,18 @@ EOF
         printf 'crypto:\n  backend: cryptodev\n  device: "%s"\n' "$GW_CRYPTO" >>"$cfg"
     fi
     "$PKTGEN" peers --peers "$peers" >>"$cfg"
-    GW_LOG=$WORK/$name.log
+    GW_CFG=$cfg
+}
+
+# gw_launch [NETNS]: starts wgdp with GW_CFG (in NETNS if given) and waits until it
+# answers; sets GW_PID and GW_LOG.
+gw_launch() {
+    local ns=${1:-}
+    GW_LOG=${GW_CFG%.yaml}.log
     if [[ -n $ns ]]; then
-        ip netns exec "$ns" "$WGDP" --config "$cfg" >"$GW_LOG" 2>&1 &
+        ip netns exec "$ns" "$WGDP" --config "$GW_CFG" >"$GW_LOG" 2>&1 &
     else
-        "$WGDP" --config "$cfg" >"$GW_LOG" 2>&1 &
+        "$WGDP" --config "$GW_CFG" >"$GW_LOG" 2>&1 &
     fi
     GW_PID=$!
     PIDS+=("$GW_PID")
@@ -174,6 +188,34 @@ gw_stop() {
         return 1
     fi
     echo "wgdp: stopped with status 0, $(grep -o 'every mbuf is back in the pool.*' "$GW_LOG")"
+}
+
+# memif_zero_copy NAME: as memif_devices, with the roles turned: the generator serves,
+# and wgdp is the client with zero-copy=yes, so that its driver hands the generator's
+# ring buffers to the worker instead of copying each packet in and out (DPDK's memif
+# offers zero-copy to clients only, on memory from --single-file-segments). wgdp must
+# then start after the generator: gen_first_gw_launch.
+memif_zero_copy() {
+    GW_OUT="net_memif0,role=client,socket=$WORK/$1-out.sock,zero-copy=yes"
+    GW_IN="net_memif1,role=client,socket=$WORK/$1-in.sock,zero-copy=yes"
+    GEN_OUT="net_memif0,role=server,socket=$WORK/$1-out.sock"
+    GEN_IN="net_memif1,role=server,socket=$WORK/$1-in.sock"
+    GW_EAL_ARGS=--single-file-segments
+}
+
+# gen_first_gw_launch: for pktgen_memif's AFTER_GEN with memif_zero_copy: waits until
+# the generator's servers listen, then gw_launch.
+gen_first_gw_launch() {
+    local i sock
+    for ((i = 0; i < 300; i++)); do
+        sock=${GEN_OUT#*socket=}
+        if memif_listening "${sock%%,*}"; then
+            sock=${GEN_IN#*socket=}
+            memif_listening "${sock%%,*}" && break
+        fi
+        sleep 0.1
+    done
+    gw_launch
 }
 
 # memif_devices NAME: sets GW_OUT/GW_IN (servers) and GEN_OUT/GEN_IN (clients).
@@ -235,7 +277,8 @@ pktgen() {
 # is stopped, by gw_stop or by the function named in STOP_GATEWAY, and closes them
 # after. DPDK 22.11's memif server unmaps a ring in its interrupt thread when the
 # client disconnects, under a worker that may be reading it, so the side that polls
-# stops first. Output goes to $GEN_OUTPUT (default: stdout).
+# stops first. Output goes to $GEN_OUTPUT (default: stdout); AFTER_GEN names a function
+# run once the generator started (gen_first_gw_launch).
 pktgen_memif() {
     local flag=$WORK/linger.$RANDOM status=0 gen
     # (Not ">/dev/stdout": that opens the file stdout is, truncating it.)
@@ -246,6 +289,7 @@ pktgen_memif() {
     fi
     gen=$!
     PIDS+=("$gen")
+    [[ -z ${AFTER_GEN:-} ]] || "$AFTER_GEN"
     while [[ ! -e $flag ]] && kill -0 "$gen" 2>/dev/null; do
         sleep 0.1
     done
@@ -314,7 +358,7 @@ PY
 
 profile() {
     need
-    local size=64 rate=1000000 count=3000000 direction=both peers=4 perf_out= tid perf_pid=
+    local size=64 rate=1000000 count=3000000 direction=both peers=4 zero_copy= perf_out= tid perf_pid=
     while (($#)); do
         case $1 in
         --size) size=$2 && shift 2 ;;
@@ -322,10 +366,19 @@ profile() {
         --count) count=$2 && shift 2 ;;
         --direction) direction=$2 && shift 2 ;;
         --peers) peers=$2 && shift 2 ;;
+        --zero-copy) zero_copy=1 && shift ;;
         --perf) perf_out=$2 && shift 2 ;;
         *) die "profile: unknown option $1" ;;
         esac
     done
+    if [[ -n $zero_copy ]]; then
+        [[ -z $perf_out ]] || die "profile: --perf needs wgdp running before the generator; not with --zero-copy"
+        memif_zero_copy profile
+        gw_config profile "$GW_OUT" "$GW_IN" "$peers"
+        AFTER_GEN=gen_first_gw_launch pktgen_memif run --peers "$peers" --count "$count" --rate "$rate" \
+            --size "$size" --direction "$direction" || { grep -v '^EAL' "$GW_LOG" | tail -30 >&2; }
+        return
+    fi
     memif_devices profile
     gw_start profile "$GW_OUT" "$GW_IN" "$peers"
     if [[ -n $perf_out ]]; then

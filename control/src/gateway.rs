@@ -596,7 +596,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     drop(crypto);
     let forgetful = [&cfg.ports.outside, &cfg.ports.inside]
         .iter()
-        .any(|p| p.device.name().starts_with("net_af_xdp"));
+        .any(|p| p.device.forgets_ring_mbufs());
     close(ports, pool, forgetful);
     drop(eal);
     Ok(())
@@ -754,7 +754,8 @@ impl Drop for PidFile {
 /// Closes the ports, then checks that every packet buffer is back in the pool before
 /// freeing it. Everything else that held mbufs (workers, rings, the control plane) is
 /// gone by now. `forgetful` says that a port's driver is known to lose the mbufs in
-/// its rings at close (AF_XDP, see `Mempool::reclaim_orphans`); those are taken back.
+/// its rings at close (`DeviceSpec::forgets_ring_mbufs`, `Mempool::reclaim_orphans`);
+/// those are taken back.
 /// Any other mbuf still out is a leak: it is reported and the pool is left alone.
 fn close(ports: [Arc<Port>; 2], pool: Mempool, forgetful: bool) {
     let mut closed = true;
@@ -773,7 +774,7 @@ fn close(ports: [Arc<Port>; 2], pool: Mempool, forgetful: bool) {
         let reclaimed = unsafe { pool.reclaim_orphans() };
         info!(
             reclaimed,
-            "took back the mbufs the af_xdp driver left in its rings"
+            "took back the mbufs the driver left in its rings"
         );
     }
     let out = pool.in_use_count();

@@ -44,6 +44,11 @@ pub trait PacketBuf: Send {
     fn as_mbuf_mut(&mut self) -> Option<&mut dpdk_sys::Mbuf> {
         None
     }
+    /// Start bringing the cache line at `offset` from the start of the data (negative: in
+    /// the headroom) into the cache, `write` if it is about to be written. A hint; nothing
+    /// for plain memory.
+    #[inline]
+    fn prefetch(&self, _offset: isize, _write: bool) {}
     /// The receiving device's verdict on the IPv4 header checksum.
     fn rx_ipv4_checksum(&self) -> RxChecksum {
         RxChecksum::Unknown

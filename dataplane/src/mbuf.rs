@@ -16,6 +16,10 @@ fn short(n: usize) -> Option<u16> {
 
 impl PacketBuf for Mbuf {
     #[inline]
+    fn prefetch(&self, offset: isize, write: bool) {
+        Mbuf::prefetch(self, offset, write)
+    }
+    #[inline]
     fn rx_ipv4_checksum(&self) -> RxChecksum {
         Mbuf::rx_ipv4_checksum(self)
     }

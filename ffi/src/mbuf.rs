@@ -88,6 +88,26 @@ impl Mbuf {
         unsafe { m.buf_addr.cast::<u8>().add(usize::from(m.data_off)) }
     }
 
+    /// Ask the CPU to bring the cache line at `offset` bytes from the start of the
+    /// data (negative: in the headroom) closer, without waiting for it; `write` when
+    /// the line is about to be written.
+    #[inline]
+    pub fn prefetch(&self, offset: isize, write: bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
+            let at = self.data_ptr().wrapping_offset(offset).cast::<i8>();
+            // SAFETY: a prefetch is only a hint: it never faults, whatever the address.
+            unsafe {
+                if write {
+                    _mm_prefetch::<_MM_HINT_ET0>(at);
+                } else {
+                    _mm_prefetch::<_MM_HINT_T0>(at);
+                }
+            }
+        }
+    }
+
     /// The first segment's data (`data_len` bytes).
     #[inline]
     pub fn data(&self) -> &[u8] {

@@ -140,6 +140,20 @@ impl DeviceSpec {
         }
     }
 
+    /// Whether DPDK 22.11's driver loses the mbufs it holds in its rings when the port
+    /// closes: AF_XDP (fill, RX and completion rings over the pool), and memif as a
+    /// zero-copy client (the buffers it lent the server).
+    pub fn forgets_ring_mbufs(&self) -> bool {
+        match self {
+            DeviceSpec::Vdev { spec, name } => {
+                name.starts_with("net_af_xdp")
+                    || (name.starts_with("net_memif")
+                        && spec.split(',').any(|kv| kv == "zero-copy=yes"))
+            }
+            DeviceSpec::Pci { .. } => false,
+        }
+    }
+
     /// Whether this is DPDK's AF_PACKET driver.
     pub fn is_af_packet(&self) -> bool {
         matches!(self, DeviceSpec::Vdev { name, .. }

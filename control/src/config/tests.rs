@@ -1121,3 +1121,28 @@ fn outer_dscp_is_zero_unless_configured() {
         "must be a DSCP from 0 to 63 or \"inner\", got \"outer\"",
     );
 }
+
+#[test]
+fn drivers_that_forget_the_mbufs_of_their_rings() {
+    for (driver, forgets) in [
+        ("net_af_xdp1,iface=eth2", true),
+        (
+            "net_memif0,role=client,socket=/run/m.sock,zero-copy=yes",
+            true,
+        ),
+        (
+            "net_memif0,role=client,socket=/run/m.sock,zero-copy=no",
+            false,
+        ),
+        ("net_memif0,role=server", false),
+        ("net_af_packet0,iface=eth2", false),
+        ("0000:3b:00.1", false),
+    ] {
+        let yaml = minimal_with("net_af_xdp1,iface=eth2", driver);
+        assert_eq!(
+            parse_ok(&yaml).ports.inside.device.forgets_ring_mbufs(),
+            forgets,
+            "{driver}"
+        );
+    }
+}

@@ -11,7 +11,7 @@
 use crate::buf::{PacketBuf, RxChecksum};
 use crate::counters::{ClassifyDrop, Punt};
 use crate::meta;
-use crate::stages::Poll;
+use crate::stages::{Poll, PREFETCH_AHEAD};
 use crate::tables::{PortTables, Side, Tables};
 use crate::wire::wireguard::{self, MessageKind};
 use crate::wire::{
@@ -177,6 +177,23 @@ fn inside_one(data: &[u8], checked: RxChecksum, t: &Tables) -> Result<Verdict> {
     Ok(Verdict::Forward(ip.len))
 }
 
+/// Prefetch the headers of the first packets of a vector.
+#[inline]
+fn prefetch_first<B: PacketBuf>(pkts: &[B]) {
+    for pkt in pkts.iter().take(PREFETCH_AHEAD) {
+        pkt.prefetch(0, false);
+    }
+}
+
+/// With `rest` the packets after the current one: prefetch the one that is now
+/// `PREFETCH_AHEAD` away.
+#[inline]
+fn prefetch_next<B: PacketBuf>(rest: &[B]) {
+    if let Some(pkt) = rest.get(PREFETCH_AHEAD - 1) {
+        pkt.prefetch(0, false);
+    }
+}
+
 fn sort<B: PacketBuf>(
     p: &mut Poll<'_, B>,
     side: Side,
@@ -229,7 +246,10 @@ pub fn outside<B: PacketBuf>(
     sources: &mut Vec<Origin>,
     punt: &mut Vec<B>,
 ) {
-    for pkt in rx.drain(..) {
+    let mut pkts = rx.drain(..);
+    prefetch_first(pkts.as_slice());
+    while let Some(pkt) = pkts.next() {
+        prefetch_next(pkts.as_slice());
         let verdict = if pkt.is_contiguous() {
             outside_one(pkt.data(), pkt.rx_ipv4_checksum(), p.tables)
         } else {
@@ -249,7 +269,10 @@ pub fn inside<B: PacketBuf>(
     punt: &mut Vec<B>,
 ) {
     let mut no_sources = Vec::new();
-    for pkt in rx.drain(..) {
+    let mut pkts = rx.drain(..);
+    prefetch_first(pkts.as_slice());
+    while let Some(pkt) = pkts.next() {
+        prefetch_next(pkts.as_slice());
         let verdict = if pkt.is_contiguous() {
             inside_one(pkt.data(), pkt.rx_ipv4_checksum(), p.tables)
         } else {

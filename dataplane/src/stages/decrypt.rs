@@ -25,7 +25,7 @@ use crate::ecn;
 use crate::meta;
 use crate::session::{limits, Keypair};
 use crate::stages::classify::Origin;
-use crate::stages::{Groups, Poll, VectorCache};
+use crate::stages::{Groups, Poll, VectorCache, PREFETCH_AHEAD};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use crate::wire::{Ipv4Packet, Ipv6Packet};
 use dpdk_sys::AeadDirection;
@@ -150,7 +150,14 @@ pub fn run<B: PacketBuf>(
     s.cache.next_vector();
 
     // Find each message's keypair, and refuse what needs no crypto to refuse.
-    for (mut pkt, src) in pkts.drain(..).zip(sources.iter().copied()) {
+    let mut rest = pkts.drain(..);
+    for src in sources.iter().copied() {
+        let Some(mut pkt) = rest.next() else { break };
+        // The AEAD reads the ciphertext after the first line (classify brought that one).
+        if let Some(ahead) = rest.as_slice().get(PREFETCH_AHEAD - 1) {
+            ahead.prefetch(64, false);
+            ahead.prefetch(128, false);
+        }
         let (index, counter) = match Transport::new_checked(pkt.data()) {
             Ok(t) => (t.receiver(), t.counter()),
             Err(_) => {

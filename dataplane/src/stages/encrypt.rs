@@ -21,7 +21,7 @@ use crate::counters::{EncryptDrop, Punt, Stage};
 use crate::crypto::{CryptoJob, TAG_LEN};
 use crate::meta;
 use crate::session::Keypair;
-use crate::stages::{Poll, VectorCache};
+use crate::stages::{Poll, VectorCache, PREFETCH_AHEAD};
 use crate::tables::{Neighbors, PortTables, Side, Tables};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use crate::wire::{
@@ -358,7 +358,14 @@ pub fn run<B: PacketBuf>(
     }
 
     let outside = t.port(Side::Outside);
-    for ((mut pkt, job), h) in s.held.drain(..).zip(s.jobs.iter()).zip(s.info.iter()) {
+    let mut held = s.held.drain(..);
+    for (job, h) in s.jobs.iter().zip(s.info.iter()) {
+        let mut pkt = held.next().expect("a packet per job");
+        // The outer headers go into the headroom, whose lines nobody touched yet.
+        if let Some(ahead) = held.as_slice().get(PREFETCH_AHEAD - 1) {
+            ahead.prefetch(-(MAX_OVERHEAD as isize), true);
+            ahead.prefetch(-1, true);
+        }
         if !job.ok {
             c.encrypt.inc(EncryptDrop::SealFailed);
             p.discard(pkt);

@@ -47,6 +47,12 @@ impl<B: PacketBuf> Poll<'_, B> {
     }
 }
 
+/// How many packets ahead of the one a pass works on it prefetches the lines that pass
+/// will touch: far enough to hide a miss to memory another core or a device wrote, near
+/// enough that the lines are still there when their turn comes (docs/architecture.md,
+/// "Prefetching").
+pub const PREFETCH_AHEAD: usize = 4;
+
 /// A key of a [`VectorCache`]: a receiver index, a peer id, an address.
 pub trait CacheKey: Copy + Eq + Default {
     /// 32 well-spread bits of the key.
