@@ -167,6 +167,18 @@ bench_iperf() {
     done
 }
 
+# bench_memif_zero_copy ARGS...: the memif search again with wgdp as a zero-copy memif
+# client (memif_zero_copy): its driver no longer copies each packet in and out, as with
+# a NIC, which writes packets into memory itself.
+bench_memif_zero_copy() {
+    bench_log "throughput over net_memif, wgdp a zero-copy client"
+    memif_zero_copy memif-zc
+    gw_config memif-zc "$GW_OUT" "$GW_IN" "$BENCH_PEERS"
+    AFTER_GEN=gen_first_gw_launch GEN_OUTPUT=$WORK/memif-zc.txt pktgen_memif search \
+        --peers "$BENCH_PEERS" --json "$WORK/memif-zc.json" "$@" || true
+    cat "$WORK/memif-zc.txt"
+}
+
 # bench_cryptodev ARGS...: the memif search again with the cryptodev backend on the
 # Intel IPsec-MB library's PMD (crypto_aesni_mb), which the in-line backend replaces.
 bench_cryptodev() {
@@ -231,6 +243,7 @@ bench_main() {
     bench_aead "$aead_secs"
     bench_costs
     bench_memif "${search[@]}"
+    bench_memif_zero_copy "${search_cryptodev[@]}"
     bench_baseline "$latency_count"
     bench_cryptodev "${search_cryptodev[@]}"
     bench_idle "$latency_count"

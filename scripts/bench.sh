@@ -99,7 +99,7 @@ gw_start() {
 # gw_config NAME OUTSIDE_DEV INSIDE_DEV PEERS: writes a wgdp configuration for the
 # generator's PEERS peers; sets GW_CFG, GW_PUB, GW_METRICS. GW_MTU sets the tunnel MTU
 # (default 1420), GW_IDLE the idle mode (default poll), GW_CRYPTO a crypto device for
-# the cryptodev backend, GW_EAL_ARGS more EAL arguments.
+# the cryptodev backend, GW_EAL_ARGS more EAL arguments, GW_MBUFS the packet pool's size.
 gw_config() {
     local name=$1 out_dev=$2 in_dev=$3 peers=$4 key cfg
     key=$(wg genkey)
@@ -115,6 +115,7 @@ dpdk:
   eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-$name" $(eal_memory) ${GW_EAL_ARGS:-})
   lcores: { control: 0, workers: [1] }
   idle: ${GW_IDLE:-poll}
+  mbufs: ${GW_MBUFS:-16383}
 ports:
   outside:
     device: "$out_dev"
@@ -194,13 +195,16 @@ gw_stop() {
 # and wgdp is the client with zero-copy=yes, so that its driver hands the generator's
 # ring buffers to the worker instead of copying each packet in and out (DPDK's memif
 # offers zero-copy to clients only, on memory from --single-file-segments). wgdp must
-# then start after the generator: gen_first_gw_launch.
+# then start after the generator: gen_first_gw_launch. The client sets the ring size
+# (2^14 slots, as memif_devices), and a zero-copy client fills its RX rings with its own
+# mbufs, 2^14 for each port: wgdp gets a pool of 2^16 - 1.
 memif_zero_copy() {
-    GW_OUT="net_memif0,role=client,socket=$WORK/$1-out.sock,zero-copy=yes"
-    GW_IN="net_memif1,role=client,socket=$WORK/$1-in.sock,zero-copy=yes"
+    GW_OUT="net_memif0,role=client,socket=$WORK/$1-out.sock,rsize=14,zero-copy=yes"
+    GW_IN="net_memif1,role=client,socket=$WORK/$1-in.sock,rsize=14,zero-copy=yes"
     GEN_OUT="net_memif0,role=server,socket=$WORK/$1-out.sock"
     GEN_IN="net_memif1,role=server,socket=$WORK/$1-in.sock"
     GW_EAL_ARGS=--single-file-segments
+    GW_MBUFS=65535
 }
 
 # gen_first_gw_launch: for pktgen_memif's AFTER_GEN with memif_zero_copy: waits until
@@ -376,7 +380,10 @@ profile() {
         memif_zero_copy profile
         gw_config profile "$GW_OUT" "$GW_IN" "$peers"
         AFTER_GEN=gen_first_gw_launch pktgen_memif run --peers "$peers" --count "$count" --rate "$rate" \
-            --size "$size" --direction "$direction" || { grep -v '^EAL' "$GW_LOG" | tail -30 >&2; }
+            --size "$size" --direction "$direction" || {
+            grep -v '^EAL' "$GW_LOG" | tail -30 >&2
+            return 1
+        }
         return
     fi
     memif_devices profile
