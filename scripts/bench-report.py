@@ -301,6 +301,32 @@ def main():
                   f"{t['direction']}: under {limit:.0f} us | {added:.1f} us | "
                   f"{'yes' if added < limit else 'no'} |")
         p("")
+        why = []
+        for link, report, rows in (("memif", memif, mrows), ("memif zero-copy", load(w("memif-zc.json")), zrows)):
+            hz = (report or {}).get("tsc_hz") or 0
+            for r in rows:
+                st = {x["stage"]: x for x in (r.get("best") or {}).get("stages", []) if x["packets"]}
+                crypto = f"{r['direction']}_crypto"
+                if not hz or not r["rate_pps"] or crypto not in st:
+                    continue
+                per = lambda n: st[n]["clocks"] / st[n]["packets"] if n in st else 0.0
+                budget = hz / r["rate_pps"]
+                own, tx = outside_aead(r)
+                bound_clocks = hz / r["bound_pps"] if r["bound_pps"] else 0
+                why.append(f"| {link} | {r['direction']} {r['size']} B | {budget:.0f} | "
+                           f"{per(crypto):.0f} | {bound_clocks:.0f} | {own:.0f} | {tx:.0f} | "
+                           f"{budget - per(crypto) - own - tx:.0f} |")
+        if why:
+            p("Where each packet's clocks go at the rate found (TSC clocks per packet; \"AEAD "
+              "in the gateway\" is the crypto call on packets as they arrive, \"AEAD bound\" "
+              "the same call on buffers hot in the cache; the rest is the driver's receive, "
+              "the poll loop and the idle polls of a lossless trial):")
+            p("")
+            p("| link | trial | all | AEAD in the gateway | AEAD bound | wgdp's own stages | tx (driver) | rest |")
+            p("|---|---|---|---|---|---|---|---|")
+            for line in why:
+                p(line)
+            p("")
 
     # ---- headline
     p("## Headline: one worker over net_memif")
