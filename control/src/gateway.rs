@@ -101,14 +101,26 @@ pub fn eal_args(cfg: &Config) -> Vec<String> {
     let mut args = cfg.dpdk.eal_args.clone();
     let mut lcores = vec![cfg.dpdk.control_lcore];
     lcores.extend(&cfg.dpdk.worker_lcores);
-    args.push("-l".into());
-    args.push(
-        lcores
-            .iter()
-            .map(|l| l.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    );
+    if cfg.dpdk.cpus.is_empty() {
+        args.push("-l".into());
+        args.push(
+            lcores
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    } else {
+        // Some lcores run on another CPU than their number (`dpdk.lcores.cpus`).
+        args.push("--lcores".into());
+        args.push(
+            lcores
+                .iter()
+                .map(|l| format!("{l}@{}", cfg.dpdk.cpus.get(l).unwrap_or(l)))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
     args.push("--main-lcore".into());
     args.push(cfg.dpdk.control_lcore.to_string());
     let mut any_pci = false;
@@ -185,6 +197,25 @@ fn local_addrs(p: &PortCfg) -> Vec<LocalAddr> {
             prefix_len: a.prefix_len,
         })
         .collect()
+}
+
+/// The worker whose TX queues carry a frame control sends: by a hash of its destination
+/// (MAC, and IP address and UDP/TCP port where it has them), the same for every frame
+/// to one peer or host.
+pub fn worker_for(frame: &[u8], workers: usize) -> usize {
+    let at = |r: std::ops::Range<usize>| frame.get(r).unwrap_or(&[]);
+    let ethertype = at(12..14);
+    let (addr, port) = match ethertype {
+        [0x08, 0x00] => (at(30..34), at(36..38)),
+        [0x86, 0xdd] => (at(38..54), at(56..58)),
+        _ => (&[][..], &[][..]),
+    };
+    // FNV-1a: a few bytes, no need for more.
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in at(0..6).iter().chain(addr).chain(port) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h as usize % workers.max(1)
 }
 
 /// What the started devices of the ports are (outside, inside).
@@ -330,6 +361,14 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         }
         .map_err(|e| format!("ports.{key}.device: {e}"))?;
         let link_mtu = port.mtu().map_err(|e| format!("ports.{key}.device: {e}"))?;
+        if queues > 1 && !port.rss() {
+            if p.device.kernel_picks_queue() {
+                info!(port = key, queues, "the kernel interface's RSS decides which queue (and worker) each packet reaches");
+            } else {
+                warn!(port = key, device = %p.device, queues,
+                      "the device cannot spread received packets over its queues (no RSS): its peer or driver decides which worker gets each packet, and one queue may carry everything");
+            }
+        }
         info!(port = key, device = %p.device, mac = ?port.mac_addr(), link_mtu,
               complete_checksums = p.completes_checksums(), offloads = ?port.offloads(), "port started");
         devices.macs[i] = port.mac_addr();
@@ -472,7 +511,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     // The control loop.
     let mut batch: Vec<Mbuf> = Vec::with_capacity(256);
     let mut last_tick = 0u64;
-    let mut next_worker = 0usize;
+    let mut to_workers: Vec<Vec<Mbuf>> = handles.iter().map(|_| Vec::new()).collect();
     let mut ring_drops = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let now = Now::real();
@@ -524,11 +563,19 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             }
         }
         if !plane.out.is_empty() {
-            let h = &handles[next_worker % handles.len()];
-            next_worker += 1;
-            h.from_control.enqueue_burst(&mut plane.out);
-            ring_drops += plane.out.len() as u64;
-            plane.out.clear();
+            // Each destination's frames through one worker (its TX queues), so that a
+            // peer's packets leave in the order control made them.
+            for f in plane.out.drain(..) {
+                let w = worker_for(f.data(), handles.len());
+                to_workers[w].push(f);
+            }
+            for (h, frames) in handles.iter().zip(to_workers.iter_mut()) {
+                if !frames.is_empty() {
+                    h.from_control.enqueue_burst(frames);
+                    ring_drops += frames.len() as u64;
+                    frames.clear();
+                }
+            }
         }
         if reload.swap(false, Ordering::Relaxed) {
             reload_config(&mut running, rt.config_path, &mut plane, &devices);
@@ -789,6 +836,42 @@ fn close(ports: [Arc<Port>; 2], pool: Mempool, forgetful: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An Ethernet/IPv4/UDP frame to `dst`:`port`.
+    fn frame_to(dst: [u8; 4], port: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[30..34].copy_from_slice(&dst);
+        f[36..38].copy_from_slice(&port.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn control_frames_of_one_destination_go_through_one_worker() {
+        let peers: Vec<Vec<u8>> = (0..64u8)
+            .map(|i| frame_to([198, 19, 0, i], 51820))
+            .collect();
+        for f in &peers {
+            let w = worker_for(f, 3);
+            assert!(w < 3);
+            assert_eq!(w, worker_for(f, 3), "the same frame, the same worker");
+            // The payload does not matter, the destination does.
+            let mut other = f.clone();
+            other[50] = 0xff;
+            assert_eq!(w, worker_for(&other, 3));
+        }
+        let used: std::collections::HashSet<usize> =
+            peers.iter().map(|f| worker_for(f, 3)).collect();
+        assert_eq!(used.len(), 3, "64 peers spread over every worker");
+        assert_eq!(
+            worker_for(&[], 3),
+            worker_for(&[], 3),
+            "a runt frame still has a worker"
+        );
+        assert_eq!(worker_for(&peers[0], 1), 0);
+    }
 
     fn vdev(spec: &str) -> DeviceSpec {
         DeviceSpec::Vdev {

@@ -91,6 +91,9 @@ pub struct Port {
     /// Descriptors of each RX queue, as set up.
     rx_desc: u16,
     offloads: Offloads,
+    /// Received packets are spread over the RX queues by a hash of their addresses
+    /// and ports (RSS).
+    rss: bool,
     /// The rings behind a port from [`Port::start_on_rings`]; empty otherwise.
     /// Declared before the pools so that mbufs left in them are freed while
     /// their pools are certainly alive.
@@ -166,6 +169,7 @@ impl Port {
         let offloads = Offloads::of(&info);
         conf.rxmode.offloads = offloads.rx_flags();
         conf.txmode.offloads = offloads.tx_flags();
+        let mut rss = false;
         if config.rx_queues > 1 {
             // Spread tunnels over queues by outer addresses and UDP ports.
             let rss_hf =
@@ -173,6 +177,7 @@ impl Port {
             if rss_hf != 0 {
                 conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
                 conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+                rss = true;
             }
         }
         // SAFETY: valid port id (dev_info succeeded) and configuration.
@@ -253,6 +258,7 @@ impl Port {
                 .collect(),
             rx_desc,
             offloads,
+            rss,
             _rings: Vec::new(),
             _pools: pools.iter().map(|&p| p.clone()).collect(),
             _claim: claim,
@@ -357,6 +363,13 @@ impl Port {
         let ret = unsafe { sys::rte_eth_dev_get_mtu(self.id, &mut mtu) };
         check(ret, || format!("rte_eth_dev_get_mtu(port {})", self.name))?;
         Ok(mtu)
+    }
+
+    /// Whether the device spreads received packets over the RX queues by a hash of
+    /// their addresses and UDP ports (RSS, enabled with more than one queue where the
+    /// device has it).
+    pub fn rss(&self) -> bool {
+        self.rss
     }
 
     /// The checksum offloads the port was started with.

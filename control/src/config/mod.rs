@@ -41,9 +41,14 @@ pub use net::{InterfaceAddr, Prefix, PrefixParseError};
 
 /// Packets per vector when `dpdk.burst` is not given; also the largest allowed.
 pub const DEFAULT_BURST: u16 = 256;
-/// Mbufs in the packet pool when `dpdk.mbufs` is not given (2^n - 1 is the mempool's
-/// most memory-efficient size).
+/// Mbufs in the packet pool when `dpdk.mbufs` is not given, with one worker (2^n - 1
+/// is the mempool's most memory-efficient size); more workers get more
+/// ([`DpdkConfig::default_mbufs`]).
 pub const DEFAULT_MBUFS: u32 = 16383;
+/// What one worker can hold at once: an RX and a TX ring of 1024 descriptors on each of
+/// the two ports, four vectors of 256 packets in its stages, and its lcore's cache of
+/// 256 in the pool.
+pub const MBUFS_PER_WORKER: u32 = 4 * 1024 + 4 * 256 + 256;
 /// WireGuard's usual listen port, used when `wireguard.listen_port` is not given.
 pub const DEFAULT_LISTEN_PORT: u16 = 51820;
 /// The inner MTU when `wireguard.mtu` is not given: what wg-quick picks, so that the
@@ -74,11 +79,27 @@ pub struct DpdkConfig {
     pub control_lcore: u32,
     /// One poll-mode worker per entry; non-empty, no duplicates.
     pub worker_lcores: Vec<u32>,
+    /// The CPU of each lcore that does not run on the CPU of its own number
+    /// (`dpdk.lcores.cpus`); several lcores may share one CPU.
+    pub cpus: std::collections::BTreeMap<u32, u32>,
     /// Packets per vector, 1..=256.
     pub burst: u16,
     /// Mbufs in the packet pool.
     pub mbufs: u32,
     pub idle: IdleMode,
+}
+
+impl DpdkConfig {
+    /// The pool for `workers` workers when `dpdk.mbufs` is not given: room for what every
+    /// worker holds at once and as much again for the control thread and the rings
+    /// between them, at least [`DEFAULT_MBUFS`], rounded up to 2^n - 1.
+    pub fn default_mbufs(workers: usize) -> u32 {
+        let need = (workers as u32 + 1) * MBUFS_PER_WORKER;
+        need.max(DEFAULT_MBUFS)
+            .next_power_of_two()
+            .saturating_sub(1)
+            .max(DEFAULT_MBUFS)
+    }
 }
 
 /// What a worker does when a poll returns no packets.
@@ -152,6 +173,14 @@ impl DeviceSpec {
             }
             DeviceSpec::Pci { .. } => false,
         }
+    }
+
+    /// Whether the kernel picks the queue each received packet reaches, whatever the DPDK
+    /// driver reports: AF_XDP and AF_PACKET sockets sit on the queues of a kernel
+    /// interface, which the interface's own RSS (or, on a veth, the sender's queue) fills.
+    pub fn kernel_picks_queue(&self) -> bool {
+        matches!(self, DeviceSpec::Vdev { name, .. }
+            if name.starts_with("net_af_xdp") || self.is_af_packet())
     }
 
     /// Whether this is DPDK's AF_PACKET driver.

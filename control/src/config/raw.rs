@@ -64,11 +64,13 @@ pub(super) struct RawDpdk {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with keys control and workers"
+    expecting = "a mapping with keys control, workers and cpus"
 )]
 pub(super) struct RawLcores {
     pub control: i64,
     pub workers: Vec<i64>,
+    /// lcore -> CPU, for lcores not on the CPU of their own number.
+    pub cpus: Option<std::collections::BTreeMap<i64, i64>>,
 }
 
 #[derive(Deserialize)]

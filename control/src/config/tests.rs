@@ -169,6 +169,7 @@ fn schema_example_parses() {
             eal_args: vec!["--no-pci".into(), "--file-prefix".into(), "wgdp".into()],
             control_lcore: 0,
             worker_lcores: vec![1],
+            cpus: Default::default(),
             burst: 256,
             mbufs: 16383,
             idle: IdleMode::Adaptive,
@@ -296,11 +297,11 @@ fn empty_optional_lists_and_sections_are_allowed() {
 fn other_values_are_accepted() {
     let config = parse_ok(&minimal_with(
         "lcores: { control: 0, workers: [1] }",
-        "lcores: { control: 3, workers: [1, 2, 0] }\n  burst: 1\n  mbufs: 1023\n  idle: poll",
+        "lcores: { control: 3, workers: [1, 2, 0] }\n  burst: 1\n  mbufs: 16383\n  idle: poll",
     ));
     assert_eq!(config.dpdk.worker_lcores, vec![1, 2, 0]);
     assert_eq!(config.dpdk.burst, 1);
-    assert_eq!(config.dpdk.mbufs, 1023);
+    assert_eq!(config.dpdk.mbufs, 16383);
     assert_eq!(config.dpdk.idle, IdleMode::Poll);
 }
 
@@ -601,7 +602,7 @@ fn yaml_and_structure_errors() {
     assert_error(
         &minimal_with("lcores: { control: 0, workers: [1] }", "lcores: [0, 1]"),
         "dpdk.lcores",
-        "invalid type: sequence, expected a mapping with keys control and workers",
+        "invalid type: sequence, expected a mapping with keys control, workers and cpus",
     );
     assert_error(
         &minimal_with("workers: [1]", "workers:"),
@@ -1145,4 +1146,49 @@ fn drivers_that_forget_the_mbufs_of_their_rings() {
             "{driver}"
         );
     }
+}
+
+#[test]
+fn the_pool_grows_with_the_workers() {
+    let lcores = "lcores: { control: 0, workers: [1] }";
+    assert_eq!(parse_ok(MINIMAL).dpdk.mbufs, DEFAULT_MBUFS);
+    let three = "lcores: { control: 0, workers: [1, 2, 3] }";
+    let config = parse_ok(&minimal_with(lcores, three));
+    assert_eq!(
+        config.dpdk.mbufs, 32767,
+        "(3 + 1) x {MBUFS_PER_WORKER}, as 2^n - 1"
+    );
+    // One worker keeps the old floor; more are refused a pool they would empty.
+    let config = parse_ok(&minimal_with(lcores, &format!("{lcores}\n  mbufs: 1023")));
+    assert_eq!(config.dpdk.mbufs, 1023);
+    assert_error(
+        &minimal_with(lcores, &format!("{three}\n  mbufs: 8191")),
+        "dpdk.mbufs",
+        "8191 mbufs are fewer than 3 workers hold at once (16128",
+    );
+}
+
+#[test]
+fn lcores_may_share_cpus() {
+    let lcores = "lcores: { control: 0, workers: [1] }";
+    let config = parse_ok(&minimal_with(
+        lcores,
+        "lcores: { control: 0, workers: [1, 2, 3], cpus: { 2: 0, 3: 1 } }",
+    ));
+    assert_eq!(
+        config.dpdk.cpus,
+        std::collections::BTreeMap::from([(2, 0), (3, 1)])
+    );
+    let args = crate::gateway::eal_args(&config);
+    let at = args.iter().position(|a| a == "--lcores").expect("--lcores");
+    assert_eq!(args[at + 1], "0@0,1@1,2@0,3@1");
+    assert!(!args.iter().any(|a| a == "-l"));
+    assert_error(
+        &minimal_with(
+            lcores,
+            "lcores: { control: 0, workers: [1], cpus: { 5: 0 } }",
+        ),
+        "dpdk.lcores.cpus.5",
+        "lcore 5 is neither the control lcore nor a worker",
+    );
 }

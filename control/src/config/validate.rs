@@ -20,7 +20,7 @@ use super::raw::{
 use super::{
     Config, ConfigError, ControlPortConfig, CryptoBackend, CryptoConfig, DeviceSpec, DpdkConfig,
     InterfaceAddr, Key, MetricsConfig, PeerConfig, PortConfig, Ports, Prefix, Route, UapiConfig,
-    WireguardConfig, DEFAULT_BURST, DEFAULT_LISTEN_PORT, DEFAULT_MBUFS, DEFAULT_MTU, KEY_LEN,
+    WireguardConfig, DEFAULT_BURST, DEFAULT_LISTEN_PORT, DEFAULT_MTU, KEY_LEN, MBUFS_PER_WORKER,
 };
 
 /// RTE_MAX_LCORE of the DPDK 22.11 build wgdp targets (Debian's `rte_build_config.h`).
@@ -158,13 +158,42 @@ fn dpdk(raw: RawDpdk) -> Result<DpdkConfig, ConfigError> {
         None => DEFAULT_BURST,
     };
     let mbufs = match raw.mbufs {
-        Some(mbufs) => ranged("dpdk.mbufs", mbufs, MIN_MBUFS, i64::from(u32::MAX))?,
-        None => DEFAULT_MBUFS,
+        Some(mbufs) => {
+            let mbufs = ranged("dpdk.mbufs", mbufs, MIN_MBUFS, i64::from(u32::MAX))?;
+            let need = worker_lcores.len() as u32 * MBUFS_PER_WORKER;
+            if worker_lcores.len() > 1 && mbufs < need {
+                return fail(
+                    "dpdk.mbufs",
+                    format!(
+                        "{mbufs} mbufs are fewer than {} workers hold at once ({need}: \
+                         {MBUFS_PER_WORKER} each in their queues and vectors); give at least \
+                         that, or leave dpdk.mbufs out for {}",
+                        worker_lcores.len(),
+                        DpdkConfig::default_mbufs(worker_lcores.len())
+                    ),
+                );
+            }
+            mbufs
+        }
+        None => DpdkConfig::default_mbufs(worker_lcores.len()),
     };
+    let mut cpus = std::collections::BTreeMap::new();
+    for (&lcore, &cpu) in raw.lcores.cpus.iter().flatten() {
+        let path = format!("dpdk.lcores.cpus.{lcore}");
+        let lcore = ranged(&path, lcore, 0, MAX_LCORE - 1)?;
+        if lcore != control_lcore && !worker_lcores.contains(&lcore) {
+            return fail(
+                path,
+                format!("lcore {lcore} is neither the control lcore nor a worker"),
+            );
+        }
+        cpus.insert(lcore, ranged(&path, cpu, 0, MAX_LCORE - 1)?);
+    }
     Ok(DpdkConfig {
         eal_args: raw.eal_args,
         control_lcore,
         worker_lcores,
+        cpus,
         burst,
         mbufs,
         idle: raw.idle.unwrap_or_default(),
