@@ -172,6 +172,8 @@ bench_iperf() {
 # a NIC, which writes packets into memory itself.
 bench_memif_zero_copy() {
     bench_log "throughput over net_memif, wgdp a zero-copy client"
+    # Its EAL arguments and pool size are for this run only.
+    local GW_EAL_ARGS GW_MBUFS
     memif_zero_copy memif-zc
     gw_config memif-zc "$GW_OUT" "$GW_IN" "$BENCH_PEERS"
     AFTER_GEN=gen_first_gw_launch GEN_OUTPUT=$WORK/memif-zc.txt pktgen_memif search \

@@ -12,8 +12,10 @@
 #           go each way, and every one must be accounted for (received, or dropped
 #           or answered under a named counter of the gateway), and every mbuf must
 #           be back in its pool on both sides; then packets too big for the tunnel,
-#           all of which must be answered, and the first run again over veth with
-#           net_af_xdp. No figure is asserted.
+#           all of which must be answered; then 12 peers through 3 workers (lcores
+#           sharing the CPUs, the generator on 3 queues), each worker carrying traffic
+#           both ways; and the first run again over veth with net_af_xdp. No figure is
+#           asserted.
 #   bench   what `make bench` runs: the AEAD bound of the worker's core, RFC 2544
 #           throughput and latency over net_memif and over veth with net_af_xdp,
 #           the runtime accounting per stage, iperf3 through wgdp and through
@@ -99,9 +101,13 @@ gw_start() {
 # gw_config NAME OUTSIDE_DEV INSIDE_DEV PEERS: writes a wgdp configuration for the
 # generator's PEERS peers; sets GW_CFG, GW_PUB, GW_METRICS. GW_MTU sets the tunnel MTU
 # (default 1420), GW_IDLE the idle mode (default poll), GW_CRYPTO a crypto device for
-# the cryptodev backend, GW_EAL_ARGS more EAL arguments, GW_MBUFS the packet pool's size.
+# the cryptodev backend, GW_EAL_ARGS more EAL arguments, GW_MBUFS the packet pool's size,
+# GW_LCORES the dpdk.lcores mapping (default one worker on lcore 1); an empty GW_MBUFS
+# leaves the pool's size to wgdp.
 gw_config() {
     local name=$1 out_dev=$2 in_dev=$3 peers=$4 key cfg
+    local lcores=${GW_LCORES:-"{ control: 0, workers: [1] }"} mbufs=
+    [[ -z ${GW_MBUFS-16383} ]] || mbufs="  mbufs: ${GW_MBUFS-16383}"
     key=$(wg genkey)
     GW_PUB=$(wg pubkey <<<"$key")
     printf '%s\n' "$key" >"$WORK/$name.key"
@@ -113,9 +119,9 @@ gw_config() {
 # wgdp under test, written by scripts/bench.sh
 dpdk:
   eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-$name" $(eal_memory) ${GW_EAL_ARGS:-})
-  lcores: { control: 0, workers: [1] }
+  lcores: $lcores
   idle: ${GW_IDLE:-poll}
-  mbufs: ${GW_MBUFS:-16383}
+$mbufs
 ports:
   outside:
     device: "$out_dev"
@@ -195,7 +201,8 @@ gw_stop() {
 # and wgdp is the client with zero-copy=yes, so that its driver hands the generator's
 # ring buffers to the worker instead of copying each packet in and out (DPDK's memif
 # offers zero-copy to clients only, on memory from --single-file-segments). wgdp must
-# then start after the generator: gen_first_gw_launch. The client sets the ring size
+# then start after the generator: gen_first_gw_launch. Sets GW_EAL_ARGS and GW_MBUFS,
+# which callers make local to their run. The client sets the ring size
 # (2^14 slots, as memif_devices), and a zero-copy client fills its RX rings with its own
 # mbufs, 2^14 for each port: wgdp gets a pool of 2^16 - 1.
 memif_zero_copy() {
@@ -347,6 +354,25 @@ PY
         status=1
     fi
 
+    # Three workers on lcores that share the two CPUs, each with a queue pair of both
+    # memif ports; the generator puts each peer's flow on queue peer mod 3, as RSS
+    # would. Every packet must come back, and every worker must have carried traffic
+    # both ways.
+    echo "bench smoke: 3000 packets of 64 bytes each way, 12 peers, through 3 workers"
+    memif_devices smoke-workers
+    GW_LCORES='{ control: 0, workers: [1, 2, 3], cpus: { 2: 0, 3: 1 } }' GW_IDLE=adaptive \
+        GW_MBUFS= gw_start smoke-workers "$GW_OUT" "$GW_IN" 12
+    pktgen_memif run --peers 12 --queues 3 --count 3000 --rate 20000 --size 64 --check \
+        --json "$WORK/smoke-workers.json" || status=1
+    local w line
+    for w in 0 1 2; do
+        line=$(grep -o "worker counters worker=$w rx_outside=[0-9]* rx_inside=[0-9]*" "$GW_LOG" || true)
+        if [[ ! $line =~ rx_outside=[1-9][0-9]*\ rx_inside=[1-9] ]]; then
+            echo "bench smoke: worker $w carried no traffic in one direction: ${line:-no counters}"
+            status=1
+        fi
+    done
+
     echo "bench smoke: 2000 packets of 64 bytes each way over veth with net_af_xdp"
     afxdp_link
     gw_start smoke-afxdp "net_af_xdp0,iface=gw-out" "net_af_xdp1,iface=gw-in" 2 "$AFXDP_NS"
@@ -377,6 +403,7 @@ profile() {
     done
     if [[ -n $zero_copy ]]; then
         [[ -z $perf_out ]] || die "profile: --perf needs wgdp running before the generator; not with --zero-copy"
+        local GW_EAL_ARGS GW_MBUFS
         memif_zero_copy profile
         gw_config profile "$GW_OUT" "$GW_IN" "$peers"
         AFTER_GEN=gen_first_gw_launch pktgen_memif run --peers "$peers" --count "$count" --rate "$rate" \

@@ -292,6 +292,9 @@ pub struct Options {
     pub verify_every: u64,
     /// Most memory for one trial's packets, in bytes.
     pub pool_bytes: usize,
+    /// Queue pairs on each port: peer i sends on queue i mod `queues`, as RSS would put
+    /// its flow, and every queue is received from.
+    pub queues: u16,
 }
 
 pub struct Generator {
@@ -305,6 +308,7 @@ pub struct Generator {
     gw_out_mac: Option<Mac>,
     gw_in_mac: Option<Mac>,
     link: Link,
+    queues: u16,
     peers: Vec<Peer>,
     /// Local index (of an initiation in flight or of a session) -> peer.
     by_index: HashMap<u32, usize>,
@@ -352,9 +356,15 @@ impl Generator {
             dpdk_sys::SOCKET_ID_ANY,
         )
         .map_err(|e| format!("packet pool: {e}"))?;
+        let queues = opts.queues.max(1);
         let open = |spec: &str| -> Result<Port, String> {
             let id = Port::by_name(vdev_name(spec)).map_err(|e| format!("{spec}: {e}"))?;
-            Port::start(id, &PortConfig::default(), &mbufs).map_err(|e| format!("{spec}: {e}"))
+            let config = PortConfig {
+                rx_queues: queues,
+                tx_queues: queues,
+                ..PortConfig::default()
+            };
+            Port::start(id, &config, &mbufs).map_err(|e| format!("{spec}: {e}"))
         };
         let outside = open(outside_dev)?;
         let inside = open(inside_dev)?;
@@ -377,6 +387,7 @@ impl Generator {
             gw_out_mac: None,
             gw_in_mac: None,
             link: opts.link,
+            queues,
             peers,
             by_index: HashMap::new(),
             next_index: 1,
@@ -513,19 +524,21 @@ impl Generator {
     /// Receives and handles everything waiting on both ports; returns how many frames.
     pub fn poll(&mut self) -> usize {
         let mut rx: Vec<Mbuf> = Vec::with_capacity(RX_BURST);
-        let mut n = self.outside.rx_burst(0, &mut rx, RX_BURST);
-        let now_tsc = Eal::tsc();
-        for m in &rx {
-            self.on_outside(m.data(), now_tsc);
+        let mut n = 0;
+        for q in 0..self.queues {
+            n += self.outside.rx_burst(q, &mut rx, RX_BURST);
+            let now_tsc = Eal::tsc();
+            for m in &rx {
+                self.on_outside(m.data(), now_tsc);
+            }
+            Mbuf::free_bulk(&mut rx);
+            n += self.inside.rx_burst(q, &mut rx, RX_BURST);
+            let now_tsc = Eal::tsc();
+            for m in &rx {
+                self.on_inside(m.data(), now_tsc);
+            }
+            Mbuf::free_bulk(&mut rx);
         }
-        Mbuf::free_bulk(&mut rx);
-        let k = self.inside.rx_burst(0, &mut rx, RX_BURST);
-        let now_tsc = Eal::tsc();
-        for m in &rx {
-            self.on_inside(m.data(), now_tsc);
-        }
-        Mbuf::free_bulk(&mut rx);
-        n += k;
         n
     }
 
@@ -1125,15 +1138,42 @@ impl Generator {
                     // this thread after the send can only lengthen, never shorten, the
                     // latency it shows.
                     let before = Eal::tsc();
-                    let s = port.tx_burst(0, &mut pkts);
-                    last_send = Eal::tsc();
-                    if spec.latency {
-                        for seq in k..k + s {
-                            self.trial.sent_at[seq] = before;
+                    if self.queues == 1 {
+                        let s = port.tx_burst(0, &mut pkts);
+                        if spec.latency {
+                            for seq in k..k + s {
+                                self.trial.sent_at[seq] = before;
+                            }
+                        }
+                        sent += s as u64;
+                        refused += (n - s) as u64;
+                    } else {
+                        // Packet k is peer k's (round robin), whose flow is on queue
+                        // peer mod queues; each queue's share keeps its order.
+                        let peers = self.peers.len();
+                        let mut by_queue: Vec<Vec<Mbuf>> =
+                            (0..self.queues).map(|_| Vec::new()).collect();
+                        let mut seqs: Vec<Vec<usize>> =
+                            (0..self.queues).map(|_| Vec::new()).collect();
+                        for (i, m) in pkts.drain(..).enumerate() {
+                            let q = ((k + i) % peers) % usize::from(self.queues);
+                            by_queue[q].push(m);
+                            seqs[q].push(k + i);
+                        }
+                        for (q, (mut v, seq)) in by_queue.into_iter().zip(seqs).enumerate() {
+                            let want = v.len();
+                            let s = port.tx_burst(q as u16, &mut v);
+                            if spec.latency {
+                                for &at in &seq[..s] {
+                                    self.trial.sent_at[at] = before;
+                                }
+                            }
+                            sent += s as u64;
+                            refused += (want - s) as u64;
+                            Mbuf::free_bulk(&mut v);
                         }
                     }
-                    sent += s as u64;
-                    refused += (n - s) as u64;
+                    last_send = Eal::tsc();
                     Mbuf::free_bulk(&mut pkts);
                     k += n;
                 }

@@ -187,6 +187,11 @@ struct Common {
     /// How many peers handshake and share the traffic (round robin).
     #[arg(long, default_value_t = 1)]
     peers: u32,
+    /// Queue pairs on each port: peer i's traffic goes out on queue i mod N (as RSS
+    /// would put its flow on a gateway with N workers), and every queue is received
+    /// from.
+    #[arg(long, default_value_t = 1)]
+    queues: u16,
     /// Seed of the peers' keys (as given to `wgdp-pktgen peers`).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -409,6 +414,7 @@ impl Session {
         let opts = Options {
             seed: c.seed,
             peers: c.peers,
+            queues: c.queues,
             gateway_key,
             psk,
             link: Link {
