@@ -554,6 +554,41 @@ def main():
                   + ", ".join(f"{x['stage']} {x['clocks'] / x['packets']:.0f}" for x in st) + " |")
             p("")
 
+    # ---- scaling over workers
+    import glob
+    runs = []
+    for meta_path in sorted(glob.glob(w("scale-*.meta.json"))):
+        meta = load(meta_path)
+        rep = load(meta_path.replace(".meta.json", ".json"))
+        if meta and rep:
+            runs.append((meta, throughput_rows(rep)))
+    if runs:
+        p("## Scaling over workers")
+        p("")
+        p("The memif search again with N workers, for 16 peers and for a single peer. Each "
+          "port has N queue pairs; the generator puts peer i's flow on queue i mod N "
+          "(`wgdp-pktgen --queues N`), as a NIC's RSS spreads flows, so 16 peers spread "
+          "over the workers and one peer lands on one queue. Worker w runs on lcore w; "
+          "control and the generator share lcore 0. Where the machine has fewer than N + 2 "
+          "CPUs, lcores share CPUs (`dpdk.lcores.cpus`) and the row is marked: those rows "
+          "show that the mechanism works, not how it scales. To measure scaling, run "
+          "`sudo make bench` on a machine with at least N + 2 free CPUs (the run goes up to "
+          "the machine's CPUs less one): the targets are N workers at 0.9 x N times one "
+          "worker for many peers, and, for one peer, what one worker does until one tunnel "
+          "spreads over several.")
+        p("")
+        p("| workers | peers | direction | frame | Mpps | Gbit/s | against 1 worker | lcores share CPUs |")
+        p("|---|---|---|---|---|---|---|---|")
+        one = {(m["peers"], r["direction"], r["size"]): r["mpps"]
+               for m, rows in runs if m["workers"] == 1 for r in rows}
+        for m, rows in sorted(runs, key=lambda x: (x[0]["peers"] == 1, x[0]["workers"])):
+            for r in rows:
+                base1 = one.get((m["peers"], r["direction"], r["size"]))
+                p(f"| {m['workers']} | {m['peers']} | {r['direction']} | {r['size']} B | "
+                  f"{r['mpps']:.3f} | {r['gbps']:.2f} | {fmt(base1 and r['mpps'] / base1, 2)} | "
+                  f"{'yes' if m['shared'] else 'no'} |")
+        p("")
+
     # ---- cryptodev
     crows = throughput_rows(load(w("cryptodev.json")))
     if crows:

@@ -181,6 +181,34 @@ bench_memif_zero_copy() {
     cat "$WORK/memif-zc.txt"
 }
 
+# bench_scaling ARGS...: the memif search with 1, 2, ... workers (as many as the
+# machine has CPUs for, and at least 2 with lcores sharing CPUs, to show the method), for
+# 16 peers over as many queues as workers, and for one peer (one flow, one queue).
+# Worker w runs on lcore w; where there are fewer than workers + 2 CPUs (control and
+# the generator take lcore 0), lcores share CPUs (dpdk.lcores.cpus) and the run is
+# marked so.
+bench_scaling() {
+    local cpus n peers most w map
+    cpus=$(nproc)
+    most=$((cpus - 1 > 2 ? cpus - 1 : 2))
+    for ((n = 1; n <= most; n++)); do
+        map=
+        for ((w = 1; w <= n; w++)); do
+            ((w < cpus)) || map+="${map:+, }$w: $((w % cpus))"
+        done
+        for peers in 16 1; do
+            bench_log "scaling: $n worker(s), $peers peer(s)"
+            memif_devices "scale-$n-$peers"
+            GW_LCORES="{ control: 0, workers: [$(seq -s ', ' 1 "$n")]${map:+, cpus: { $map \}} }" \
+                GW_MBUFS= gw_start "scale-$n-$peers" "$GW_OUT" "$GW_IN" "$peers"
+            GEN_OUTPUT=$WORK/scale-$n-$peers.txt pktgen_memif search --peers "$peers" \
+                --queues "$n" --json "$WORK/scale-$n-$peers.json" "$@" || true
+            echo "{\"workers\": $n, \"peers\": $peers, \"cpus\": $cpus, \"shared\": $([[ -n $map ]] && echo true || echo false)}" \
+                >"$WORK/scale-$n-$peers.meta.json"
+        done
+    done
+}
+
 # bench_cryptodev ARGS...: the memif search again with the cryptodev backend on the
 # Intel IPsec-MB library's PMD (crypto_aesni_mb), which the in-line backend replaces.
 bench_cryptodev() {
@@ -231,11 +259,13 @@ bench_main() {
     local -a search=(--sizes 64,512,1420,imix --trial-ms 1000 --latency-count 20000)
     local -a search_afxdp=(--sizes 64,1420 --trial-ms 1000 --latency-count 20000)
     local -a search_cryptodev=(--sizes 64,1420 --trial-ms 1000 --latency-count 2000 --latency-sizes 64)
+    local -a search_scaling=(--sizes 64,1420 --trial-ms 500 --latency-rate 0)
     local aead_secs=1 iperf_secs=10 latency_count=20000
     if [[ -n $quick ]]; then
         search=(--sizes 64,1420 --trial-ms 200 --max-trials 5 --latency-count 2000)
         search_afxdp=(--sizes 64 --trial-ms 200 --max-trials 4 --latency-count 2000 --latency-sizes 64)
         search_cryptodev=(--sizes 64 --trial-ms 200 --max-trials 4 --latency-count 2000 --latency-sizes 64)
+        search_scaling=(--sizes 64 --trial-ms 200 --max-trials 4 --latency-rate 0)
         aead_secs=0.2
         iperf_secs=2
         latency_count=2000
@@ -246,6 +276,7 @@ bench_main() {
     bench_costs
     bench_memif "${search[@]}"
     bench_memif_zero_copy "${search_cryptodev[@]}"
+    bench_scaling "${search_scaling[@]}"
     bench_baseline "$latency_count"
     bench_cryptodev "${search_cryptodev[@]}"
     bench_idle "$latency_count"
