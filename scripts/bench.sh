@@ -326,6 +326,20 @@ need() {
     WORK=$(mktemp -d /tmp/wgdp-bench.XXXXXX)
 }
 
+# every_worker_carried N: the log of the gateway stopped last shows each of its N
+# workers with packets received on both ports.
+every_worker_carried() {
+    local w line status=0
+    for ((w = 0; w < $1; w++)); do
+        line=$(grep -o "worker counters worker=$w rx_outside=[0-9]* rx_inside=[0-9]*" "$GW_LOG" || true)
+        if [[ ! $line =~ rx_outside=[1-9][0-9]*\ rx_inside=[1-9] ]]; then
+            echo "bench smoke: worker $w carried no traffic in one direction: ${line:-no counters}"
+            status=1
+        fi
+    done
+    return "$status"
+}
+
 smoke() {
     need
     local status=0
@@ -364,14 +378,7 @@ PY
         GW_MBUFS= gw_start smoke-workers "$GW_OUT" "$GW_IN" 12
     pktgen_memif run --peers 12 --queues 3 --count 3000 --rate 20000 --size 64 --check \
         --json "$WORK/smoke-workers.json" || status=1
-    local w line
-    for w in 0 1 2; do
-        line=$(grep -o "worker counters worker=$w rx_outside=[0-9]* rx_inside=[0-9]*" "$GW_LOG" || true)
-        if [[ ! $line =~ rx_outside=[1-9][0-9]*\ rx_inside=[1-9] ]]; then
-            echo "bench smoke: worker $w carried no traffic in one direction: ${line:-no counters}"
-            status=1
-        fi
-    done
+    every_worker_carried 3 || status=1
 
     echo "bench smoke: 2000 packets of 64 bytes each way over veth with net_af_xdp"
     afxdp_link
