@@ -1192,3 +1192,22 @@ fn lcores_may_share_cpus() {
         "lcore 5 is neither the control lcore nor a worker",
     );
 }
+
+/// `--check` refuses what start would: a file with more peers than the gateway holds
+/// passed the check and then failed at start with `peers[16384]: no room`.
+#[test]
+fn more_peers_than_the_gateway_holds_are_refused() {
+    let mut yaml = MINIMAL.replace(
+        "peers:\n  - public_key: \"PEER1_PUBLIC\"\n    allowed_ips: [\"198.18.1.0/24\"]\n",
+        "peers:\n",
+    );
+    assert!(yaml.ends_with("peers:\n"), "{yaml}");
+    for _ in 0..=crate::gateway::MAX_PEERS {
+        yaml.push_str("  - public_key: \"PEER1_PUBLIC\"\n");
+    }
+    assert_error(
+        &yaml,
+        "peers[16384]",
+        "16385 peers are configured; wgdp holds at most 16384",
+    );
+}

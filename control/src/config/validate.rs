@@ -531,6 +531,17 @@ fn peers(
     outside: &PortConfig,
     own_public_key: &[u8; KEY_LEN],
 ) -> Result<Vec<PeerConfig>, ConfigError> {
+    // What start would refuse, refused here too.
+    if raw.len() > crate::gateway::MAX_PEERS {
+        return fail(
+            format!("peers[{}]", crate::gateway::MAX_PEERS),
+            format!(
+                "{} peers are configured; wgdp holds at most {}",
+                raw.len(),
+                crate::gateway::MAX_PEERS
+            ),
+        );
+    }
     let mut peers: Vec<PeerConfig> = Vec::with_capacity(raw.len());
     // Each network, after masking, and where it was first claimed: (peer, index).
     let mut owners: HashMap<Prefix, (usize, usize)> = HashMap::new();
