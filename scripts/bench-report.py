@@ -241,19 +241,23 @@ def main():
     arows = throughput_rows(afxdp)
 
     # ---- targets of "Line rate on one core"
+    def stage_clocks(r):
+        """Clocks per packet of each stage of a throughput row's lossless trial."""
+        return {x["stage"]: x["clocks"] / x["packets"]
+                for x in (r.get("best") or {}).get("stages", []) if x["packets"]}
+
     def outside_aead(r):
         """Clocks per packet of the worker's own stages outside the AEAD (rx and tx, the
         drivers' copies, apart) for a throughput row's lossless trial."""
-        best = r.get("best") or {}
-        st = {x["stage"]: x for x in best.get("stages", []) if x["packets"]}
-        per = lambda n: st[n]["clocks"] / st[n]["packets"] if n in st else 0.0
-        own = sum(per(n) for n in ("classify", "offload", "route"))
-        for stage, crypto in (("decrypt", "decrypt_crypto"), ("encrypt", "encrypt_crypto")):
-            if stage in st:
-                own += per(stage) - per(crypto)
-        return own, per("tx")
+        per = stage_clocks(r)
+        own = sum(per.get(n, 0.0) for n in ("classify", "offload", "route"))
+        for stage in ("decrypt", "encrypt"):
+            if stage in per:
+                own += per[stage] - per.get(f"{stage}_crypto", 0.0)
+        return own, per.get("tx", 0.0)
 
-    zrows = throughput_rows(load(w("memif-zc.json")))
+    zc = load(w("memif-zc.json"))
+    zrows = throughput_rows(zc)
     if mrows:
         p("## Targets of one worker")
         p("")
@@ -277,7 +281,7 @@ def main():
                     p(f"| {link}, {r['direction']} 64 B: at least 5 Mpps | {r['mpps']:.3f} Mpps{lim} | "
                       f"{'yes' if r['mpps'] >= 5 else 'no'} |")
             for r in rows:
-                if r["size"] == "64" and (r.get("best") or {}).get("stages"):
+                if r["size"] == "64" and stage_clocks(r):
                     own, tx = outside_aead(r)
                     p(f"| {link}, {r['direction']} 64 B: work outside the AEAD under 150 clocks | "
                       f"{own:.0f} clocks in wgdp's stages, and {tx:.0f} in tx (the memif "
@@ -302,20 +306,19 @@ def main():
                   f"{'yes' if added < limit else 'no'} |")
         p("")
         why = []
-        for link, report, rows in (("memif", memif, mrows), ("memif zero-copy", load(w("memif-zc.json")), zrows)):
+        for link, report, rows in (("memif", memif, mrows), ("memif zero-copy", zc, zrows)):
             hz = (report or {}).get("tsc_hz") or 0
             for r in rows:
-                st = {x["stage"]: x for x in (r.get("best") or {}).get("stages", []) if x["packets"]}
+                per = stage_clocks(r)
                 crypto = f"{r['direction']}_crypto"
-                if not hz or not r["rate_pps"] or crypto not in st:
+                if not hz or not r["rate_pps"] or crypto not in per:
                     continue
-                per = lambda n: st[n]["clocks"] / st[n]["packets"] if n in st else 0.0
                 budget = hz / r["rate_pps"]
                 own, tx = outside_aead(r)
                 bound_clocks = hz / r["bound_pps"] if r["bound_pps"] else 0
                 why.append(f"| {link} | {r['direction']} {r['size']} B | {budget:.0f} | "
-                           f"{per(crypto):.0f} | {bound_clocks:.0f} | {own:.0f} | {tx:.0f} | "
-                           f"{budget - per(crypto) - own - tx:.0f} |")
+                           f"{per[crypto]:.0f} | {bound_clocks:.0f} | {own:.0f} | {tx:.0f} | "
+                           f"{budget - per[crypto] - own - tx:.0f} |")
         if why:
             p("Where each packet's clocks go at the rate found (TSC clocks per packet; \"AEAD "
               "in the gateway\" is the crypto call on packets as they arrive, \"AEAD bound\" "
@@ -532,7 +535,6 @@ def main():
         base)
 
     # ---- zero-copy memif
-    zc = load(w("memif-zc.json"))
     if zc:
         throughput_section(
             "Zero-copy memif", zc, zrows,
@@ -542,16 +544,16 @@ def main():
             "packet in and out: the packet lines arrive from memory another core wrote, as "
             "from a NIC's DMA, and the copy cost in tx goes (`scripts/bench.sh profile "
             "--zero-copy` shows the stages).")
-        zst = [r for r in zrows if (r.get("best") or {}).get("stages")]
-        if zst:
+        zst = [(r, stage_clocks(r)) for r in zrows]
+        if any(per for _, per in zst):
             p("Clocks per packet of the lossless trial at the rate found:")
             p("")
             p("| direction | frame | stages |")
             p("|---|---|---|")
-            for r in zst:
-                st = [x for x in r["best"].get("stages", []) if x["packets"]]
-                p(f"| {r['direction']} | {r['size']} B | "
-                  + ", ".join(f"{x['stage']} {x['clocks'] / x['packets']:.0f}" for x in st) + " |")
+            for r, per in zst:
+                if per:
+                    p(f"| {r['direction']} | {r['size']} B | "
+                      + ", ".join(f"{n} {c:.0f}" for n, c in per.items()) + " |")
             p("")
 
     # ---- scaling over workers

@@ -19,6 +19,9 @@
 //! process, so this file holds a single test. No PCI device is probed and no hugepage
 //! is used.
 
+mod common;
+
+use common::{frame, ipv4_udp, is_root, mbuf};
 use dataplane::activity::Totals;
 use dataplane::buf::PacketBuf;
 use dataplane::counters::{Punt, WorkerCounters};
@@ -36,7 +39,6 @@ use dataplane::wire::{
 use dataplane::worker::{Idle, Worker};
 use dpdk_sys::{Eal, Mbuf, Mempool, Port, Ring, SOCKET_ID_ANY};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::fs::MetadataExt;
 use std::slice;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -102,11 +104,6 @@ const EAL_ARGS: &[&str] = &[
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// `/proc/self` belongs to the process's effective user.
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 #[test]
@@ -392,28 +389,6 @@ fn inner(seq: usize, toward_peer: bool) -> Vec<u8> {
     }
 }
 
-fn ipv4_udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let (src, dst): (Ipv4Addr, Ipv4Addr) = (src.parse().unwrap(), dst.parse().unwrap());
-    let mut b = vec![0u8; 20 + 8 + payload.len()];
-    let total = b.len() as u16;
-    let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
-    p.set_version(4);
-    p.set_header_len(20);
-    p.set_total_len(total);
-    p.set_ttl(64);
-    p.set_protocol(IpProtocol::Udp);
-    p.set_src_addr(src);
-    p.set_dst_addr(dst);
-    p.fill_checksum();
-    let mut u = UdpPacket::new_unchecked(&mut b[20..]);
-    u.set_src_port(sport);
-    u.set_dst_port(dport);
-    u.set_len(total - 20);
-    u.payload_mut().copy_from_slice(payload);
-    u.fill_checksum_v4(src, dst);
-    b
-}
-
 fn ipv6_udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
     let mut b = vec![0u8; 40 + 8 + payload.len()];
@@ -461,16 +436,6 @@ fn ethertype_of(ip_packet: &[u8]) -> EtherType {
     }
 }
 
-fn frame(dst: [u8; 6], src: [u8; 6], ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0u8; 14 + payload.len()];
-    let mut f = EthernetFrame::new_unchecked(&mut b[..]);
-    f.set_dst_addr(MacAddr(dst));
-    f.set_src_addr(MacAddr(src));
-    f.set_ethertype(ethertype);
-    f.payload_mut().copy_from_slice(payload);
-    b
-}
-
 /// A transport message from the peer to us: `inner` padded to 16 bytes and sealed
 /// under `key` with `counter`, in UDP from the peer's endpoint to our listen port.
 fn from_peer(inner: &[u8], receiver: u32, counter: u64, key: &[u8; 32]) -> Vec<u8> {
@@ -500,16 +465,6 @@ fn arp(operation: ArpOperation, sender: ([u8; 6], &str), target: ([u8; 6], &str)
     let mut b = vec![0u8; repr.buffer_len()];
     repr.emit(&mut ArpPacket::new_unchecked(&mut b[..]));
     b
-}
-
-fn mbuf(pool: &Mempool, bytes: &[u8]) -> Mbuf {
-    let mut m = pool
-        .alloc()
-        .expect("the pool holds every frame of the test");
-    m.append(bytes.len() as u16)
-        .expect("a frame fits in one mbuf")
-        .copy_from_slice(bytes);
-    m
 }
 
 /// What arrives on the outside: the peer's messages with counters 0.. in order, and after

@@ -14,6 +14,9 @@
 //! Needs root (DPDK EAL); skipped with a message otherwise. One test per file, as
 //! `rte_eal_init` runs once per process. No PCI device is probed and no hugepage is used.
 
+mod common;
+
+use common::{frame, ipv4_udp, is_root, mbuf};
 use dataplane::counters::WorkerCounters;
 use dataplane::crypto::{Backend, TransportKey};
 use dataplane::lpm::PrefixTable;
@@ -21,11 +24,10 @@ use dataplane::mbuf::DpdkIo;
 use dataplane::session::{self, Keypair, Peer, Sessions};
 use dataplane::tables::{LocalAddr, Neighbors, PortTables, Shared, Side, Tables};
 use dataplane::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
-use dataplane::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
+use dataplane::wire::{EtherType, EthernetFrame, Ipv4Packet, MacAddr, UdpPacket};
 use dataplane::worker::{Idle, Worker};
 use dpdk_sys::{Eal, Mbuf, Mempool, Port, Ring, SOCKET_ID_ANY};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,10 +56,6 @@ const EAL_ARGS: &[&str] = &[
     "warning",
     "--file-prefix=wgdp-dpdk_workers",
 ];
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
 
 /// Peer `p`'s keys: what we send with (it opens), what it seals with (we open).
 fn keys(p: usize) -> ([u8; 32], [u8; 32]) {
@@ -147,25 +145,9 @@ fn gateway() -> (Arc<Shared>, Vec<Arc<Peer>>) {
 
 /// An IPv4/UDP packet from `src` to `dst` whose payload is (peer, seq).
 fn inner(src: Ipv4Addr, dst: Ipv4Addr, p: usize, seq: usize) -> Vec<u8> {
-    let mut b = vec![0u8; 20 + 8 + 8];
-    let total = b.len() as u16;
-    let mut ip = Ipv4Packet::new_unchecked(&mut b[..]);
-    ip.set_version(4);
-    ip.set_header_len(20);
-    ip.set_total_len(total);
-    ip.set_ttl(64);
-    ip.set_protocol(IpProtocol::Udp);
-    ip.set_src_addr(src);
-    ip.set_dst_addr(dst);
-    ip.fill_checksum();
-    let mut u = UdpPacket::new_unchecked(&mut b[20..]);
-    u.set_src_port(40000);
-    u.set_dst_port(5201);
-    u.set_len(total - 20);
-    u.payload_mut()[..4].copy_from_slice(&(p as u32).to_be_bytes());
-    u.payload_mut()[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-    u.fill_checksum_v4(src, dst);
-    b
+    let mut payload = (p as u32).to_be_bytes().to_vec();
+    payload.extend_from_slice(&(seq as u32).to_be_bytes());
+    ipv4_udp(&src.to_string(), &dst.to_string(), 40000, 5201, &payload)
 }
 
 /// (peer, seq) of an inner packet.
@@ -175,16 +157,6 @@ fn mark(ip: &[u8]) -> (usize, usize) {
         u32::from_be_bytes(p[..4].try_into().unwrap()) as usize,
         u32::from_be_bytes(p[4..].try_into().unwrap()) as usize,
     )
-}
-
-fn frame(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0u8; 14 + payload.len()];
-    let mut f = EthernetFrame::new_unchecked(&mut b[..]);
-    f.set_dst_addr(MacAddr(dst));
-    f.set_src_addr(MacAddr(src));
-    f.set_ethertype(EtherType::Ipv4);
-    f.payload_mut().copy_from_slice(payload);
-    b
 }
 
 /// Peer `p`'s transport message `seq` to us.
@@ -200,35 +172,14 @@ fn from_peer(p: usize, seq: usize) -> Vec<u8> {
     let tag = TransportKey::new(&keys(p).1).seal(seq as u64, &mut body);
     msg.extend_from_slice(&body);
     msg.extend_from_slice(&tag);
-    let ip = match endpoint(p).ip() {
-        IpAddr::V4(a) => a,
-        IpAddr::V6(_) => unreachable!(),
-    };
-    let mut b = vec![0u8; 20 + 8 + msg.len()];
-    let total = b.len() as u16;
-    let mut h = Ipv4Packet::new_unchecked(&mut b[..]);
-    h.set_version(4);
-    h.set_header_len(20);
-    h.set_total_len(total);
-    h.set_ttl(64);
-    h.set_protocol(IpProtocol::Udp);
-    h.set_src_addr(ip);
-    h.set_dst_addr("198.19.0.2".parse().unwrap());
-    h.fill_checksum();
-    let mut u = UdpPacket::new_unchecked(&mut b[20..]);
-    u.set_src_port(LISTEN_PORT);
-    u.set_dst_port(LISTEN_PORT);
-    u.set_len(total - 20);
-    u.payload_mut().copy_from_slice(&msg);
-    frame(OUT_MAC, PEER_MAC, &b)
-}
-
-fn mbuf(pool: &Mempool, bytes: &[u8]) -> Mbuf {
-    let mut m = pool
-        .alloc()
-        .expect("the pool holds every frame of the test");
-    m.append(bytes.len() as u16).unwrap().copy_from_slice(bytes);
-    m
+    let udp = ipv4_udp(
+        &endpoint(p).ip().to_string(),
+        "198.19.0.2",
+        LISTEN_PORT,
+        LISTEN_PORT,
+        &msg,
+    );
+    frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &udp)
 }
 
 /// One port over a ring per queue and direction.
@@ -309,7 +260,17 @@ fn three_workers_share_many_peers() {
             .map(|s| mbuf(&pool, &from_peer(p, s)))
             .collect();
         let mut ins: Vec<Mbuf> = (0..PER_PEER)
-            .map(|s| mbuf(&pool, &frame(IN_MAC, LAN_MAC, &inner(lan, behind(p), p, s))))
+            .map(|s| {
+                mbuf(
+                    &pool,
+                    &frame(
+                        IN_MAC,
+                        LAN_MAC,
+                        EtherType::Ipv4,
+                        &inner(lan, behind(p), p, s),
+                    ),
+                )
+            })
             .collect();
         assert_eq!(
             outside.rx[outside_queue(p)].enqueue_burst(&mut out),
