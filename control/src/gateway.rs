@@ -453,7 +453,13 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         );
     }
     let mut handles = Vec::new();
+    let share = cfg.dpdk.share_crypto && crypto.is_none() && workers.len() > 1;
+    if share {
+        info!("a worker that cannot keep up shares its AEAD work with quiet workers (dpdk.share_crypto)");
+    }
+    let mut crews = dataplane::spread::crews::<Mbuf>(workers.len()).into_iter();
     for (q, &lcore) in workers.iter().enumerate() {
+        let crew = crews.next().expect("a crew per worker");
         let to_control = Arc::new(
             Ring::new(&format!("wgdp_to_ctl{q}"), RING_SIZE, true, true)
                 .map_err(|e| format!("ring: {e}"))?,
@@ -483,7 +489,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         };
         let aead = backend.describe();
         eal.remote_launch(lcore, move || {
-            let mut w = Worker::new(io, shared, c, backend, burst);
+            let mut w = Worker::new(io, shared, c, backend, burst).with_crew(crew, share);
             w.run(&stop, idle);
             if let Some(d) = w.backend().device_stats() {
                 info!(
@@ -619,6 +625,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
                     .map(|(n, v)| ("offload_events", n, v)),
             )
             .chain(c.encrypt.snapshot().map(|(n, v)| ("encrypt", n, v)))
+            .chain(c.spread.snapshot().map(|(n, v)| ("spread", n, v)))
             .chain(c.tx.snapshot().map(|(n, v)| ("tx", n, v)))
             .chain(c.punt.snapshot().map(|(n, v)| ("punt", n, v)))
             .filter(|(_, _, v)| *v > 0)

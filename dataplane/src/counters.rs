@@ -175,6 +175,22 @@ reasons! {
 }
 
 reasons! {
+    /// AEAD work shared between workers (module `spread`; not drops).
+    SpreadEvent, SpreadEvents {
+        /// Packets this worker handed to another worker to open.
+        HandedOpen = "handed_open",
+        /// Packets this worker handed to another worker to seal.
+        HandedSeal = "handed_seal",
+        /// Packets of other workers this worker opened.
+        HelpedOpen = "helped_open",
+        /// Packets of other workers this worker sealed.
+        HelpedSeal = "helped_seal",
+        /// Packets meant for a helper whose queue was full, done by this worker at once.
+        HelperFull = "helper_full",
+    }
+}
+
+reasons! {
     /// Why a frame did not leave.
     TxDrop, TxDrops {
         /// The port's TX queue stayed full.
@@ -249,6 +265,7 @@ pub struct WorkerCounters {
     pub tx: TxDrops,
     pub punt: Punts,
     pub offload_events: OffloadEvents,
+    pub spread: SpreadEvents,
 }
 
 impl WorkerCounters {

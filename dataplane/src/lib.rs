@@ -4,7 +4,8 @@
 //! bursts through ([`stages`], [`worker`]), transport crypto ([`crypto`]), the replay
 //! window ([`replay`]), cryptokey routing and inside routes ([`lpm`], [`tables`]), the
 //! keypairs control publishes to workers ([`session`]), per-worker counters
-//! ([`counters`]) and each worker's count of every peer's traffic ([`activity`]). I/O is behind [`worker::Io`]: the stages and the loop run on plain
+//! ([`counters`]) and each worker's count of every peer's traffic ([`activity`]), and one worker's AEAD
+//! work shared with the others ([`spread`]). I/O is behind [`worker::Io`]: the stages and the loop run on plain
 //! memory ([`buf::HeapBuf`]) in tests and on DPDK mbufs in production.
 
 pub mod activity;
@@ -20,6 +21,7 @@ pub mod meta;
 pub mod offload;
 pub mod replay;
 pub mod session;
+pub mod spread;
 pub mod stages;
 pub mod tables;
 pub mod wire;

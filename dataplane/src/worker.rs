@@ -17,6 +17,7 @@ use crate::buf::PacketBuf;
 use crate::clock::tsc;
 use crate::counters::{Stage, TxDrop, WorkerCounters};
 use crate::crypto::Backend;
+use crate::spread::Crew;
 use crate::stages::{classify, decrypt, encrypt, offload, route, Poll};
 use crate::tables::{Shared, Side};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +53,10 @@ pub enum Idle {
     /// longer than `max_sleep` (see [`Idle::adaptive`]).
     Adaptive { max_sleep: Duration },
 }
+
+/// Packets a worker's stages may hold in flight (with a crypto device, or while helpers
+/// have their AEAD) before it stops reading its queues, which then hold what arrives.
+pub const FLIGHT_LIMIT: usize = 4 * MAX_BURST;
 
 /// Empty polls before the first sleep, and between doublings of the sleep.
 const QUIET_POLLS: u32 = 64;
@@ -143,6 +148,8 @@ pub struct Worker<I: Io> {
     counters: Arc<WorkerCounters>,
     activity: Arc<Table>,
     backend: Backend,
+    /// Sharing AEAD work with the other workers (module `spread`).
+    crew: Crew<I::Buf>,
     burst: usize,
     v: Vectors<I::Buf>,
     /// Stopping: polls read no new packets, only finish what is in flight.
@@ -163,10 +170,20 @@ impl<I: Io> Worker<I> {
             shared,
             counters,
             backend,
+            crew: Crew::solo(),
             burst: burst.clamp(1, MAX_BURST),
             v: Vectors::default(),
             draining: false,
         }
+    }
+
+    /// Work with the other workers of `crew` (from `spread::crews`): serve their tasks,
+    /// and hand them some of this worker's AEAD when it cannot keep up, if `share` and
+    /// the backend works in line (a crypto device is already another engine).
+    pub fn with_crew(mut self, mut crew: Crew<I::Buf>, share: bool) -> Self {
+        crew.set_enabled(share && !self.backend.is_async());
+        self.crew = crew;
+        self
     }
 
     /// Where this worker's AEAD runs.
@@ -179,7 +196,7 @@ impl<I: Io> Worker<I> {
     }
 
     /// One pass over every queue; the number of packets that entered (from the ports and
-    /// from control).
+    /// from control) and that it did AEAD work on for other workers.
     ///
     /// Each step's clocks go to the runtime accounting (`WorkerCounters::runtime`): one
     /// TSC read after each step that ran, none per packet.
@@ -213,15 +230,19 @@ impl<I: Io> Worker<I> {
 
         // An empty poll costs the reads of the queues and nothing else: the clock and the
         // tables are read only when there is work.
-        if !self.draining {
+        // A worker whose flights are long (its helpers are behind) reads no more until
+        // they shorten: its queues hold what arrives meanwhile.
+        let flying = decrypt::in_flight(scratch) + encrypt::in_flight(enc_scratch);
+        if !self.draining && flying < FLIGHT_LIMIT {
             self.io.rx(Side::Outside, rx, self.burst);
             self.io.rx(Side::Inside, rx_inside, self.burst);
             self.io.control_frames(control, self.burst);
         }
+        self.crew.note_load(rx.len() + rx_inside.len());
         mark(Stage::Rx, rx.len() + rx_inside.len());
-        let flying = decrypt::in_flight(scratch) + encrypt::in_flight(enc_scratch);
+        let helped = self.crew.serve(&mut self.backend, c);
         if rx.is_empty() && rx_inside.is_empty() && control.is_empty() && flying == 0 {
-            return 0;
+            return helped;
         }
         let tables = self.shared.tables.load();
         let neighbors = self.shared.neighbors.load();
@@ -233,9 +254,10 @@ impl<I: Io> Worker<I> {
             counters: c,
             activity: &self.activity,
             backend: &mut self.backend,
+            crew: Some(&mut self.crew),
             dropped,
         };
-        let mut seen = 0;
+        let mut seen = helped;
 
         // Outside: encrypted traffic in. With an asynchronous crypto backend, decrypt also
         // runs without new packets while some are in flight, to collect them.
@@ -369,12 +391,15 @@ impl<I: Io> Worker<I> {
         decrypt::in_flight(&self.v.scratch) + encrypt::in_flight(&self.v.enc_scratch)
     }
 
-    /// Finish what is in flight without taking new packets, so that a stop loses
-    /// nothing; gives up after the crypto device's own timeout has long passed (1 s).
+    /// Finish what is in flight without taking new packets, and serve the other workers
+    /// until none has a task out, so that a stop loses nothing; gives up after the crypto
+    /// device's own timeout has long passed (1 s).
     pub fn drain(&mut self) {
         self.draining = true;
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        while self.in_flight() > 0 && std::time::Instant::now() < deadline {
+        while (self.in_flight() > 0 || self.crew.outstanding() > 0)
+            && std::time::Instant::now() < deadline
+        {
             self.poll();
         }
         self.draining = false;

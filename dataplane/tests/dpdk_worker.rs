@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::{frame, ipv4_udp, is_root, mbuf};
+use common::{frame, ipv4_udp, is_root, mbuf, transport};
 use dataplane::activity::Totals;
 use dataplane::buf::PacketBuf;
 use dataplane::counters::{Punt, WorkerCounters};
@@ -31,7 +31,7 @@ use dataplane::mbuf::DpdkIo;
 use dataplane::meta;
 use dataplane::session::{self, Keypair, Peer, Sessions};
 use dataplane::tables::{LocalAddr, Neighbors, NextHop, PortTables, Shared, Side, Tables};
-use dataplane::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
+use dataplane::wire::wireguard::Transport;
 use dataplane::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet,
     MacAddr, UdpPacket,
@@ -439,17 +439,7 @@ fn ethertype_of(ip_packet: &[u8]) -> EtherType {
 /// A transport message from the peer to us: `inner` padded to 16 bytes and sealed
 /// under `key` with `counter`, in UDP from the peer's endpoint to our listen port.
 fn from_peer(inner: &[u8], receiver: u32, counter: u64, key: &[u8; 32]) -> Vec<u8> {
-    let padded = inner.len().next_multiple_of(16);
-    let mut msg = vec![0u8; TRANSPORT_HEADER_LEN];
-    let mut t = Transport::new_unchecked(&mut msg[..]);
-    t.set_message_type();
-    t.set_receiver(receiver);
-    t.set_counter(counter);
-    let mut body = inner.to_vec();
-    body.resize(padded, 0);
-    let tag = TransportKey::new(key).seal(counter, &mut body);
-    msg.extend_from_slice(&body);
-    msg.extend_from_slice(&tag);
+    let msg = transport(receiver, counter, key, inner);
     let udp = ipv4_udp("198.19.0.1", "198.19.0.2", LISTEN_PORT, LISTEN_PORT, &msg);
     frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &udp)
 }

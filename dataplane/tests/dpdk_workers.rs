@@ -16,17 +16,18 @@
 
 mod common;
 
-use common::{frame, ipv4_udp, is_root, mbuf};
+use common::{
+    frame, ipv4_ports, ipv4_udp, is_root, live_keypair, mbuf, start_workers, transport, StopOnDrop,
+    Wire,
+};
 use dataplane::counters::WorkerCounters;
-use dataplane::crypto::{Backend, TransportKey};
+use dataplane::crypto::TransportKey;
 use dataplane::lpm::PrefixTable;
-use dataplane::mbuf::DpdkIo;
-use dataplane::session::{self, Keypair, Peer, Sessions};
-use dataplane::tables::{LocalAddr, Neighbors, PortTables, Shared, Side, Tables};
+use dataplane::session::{Peer, Sessions};
+use dataplane::tables::{Neighbors, Shared, Side, Tables};
 use dataplane::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use dataplane::wire::{EtherType, EthernetFrame, Ipv4Packet, MacAddr, UdpPacket};
-use dataplane::worker::{Idle, Worker};
-use dpdk_sys::{Eal, Mbuf, Mempool, Port, Ring, SOCKET_ID_ANY};
+use dpdk_sys::{Eal, Mbuf, Mempool, SOCKET_ID_ANY};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,7 +43,6 @@ const OUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const IN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 3];
 const LAN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 4];
-const RING_SLOTS: u32 = 4096;
 
 const EAL_ARGS: &[&str] = &[
     "--no-pci",
@@ -93,20 +93,6 @@ fn inside_queue(p: usize) -> usize {
 }
 
 fn gateway() -> (Arc<Shared>, Vec<Arc<Peer>>) {
-    let outside = PortTables::new(
-        OUT_MAC,
-        vec![LocalAddr {
-            addr: "198.19.0.2".parse().unwrap(),
-            prefix_len: 16,
-        }],
-    );
-    let inside = PortTables::new(
-        IN_MAC,
-        vec![LocalAddr {
-            addr: "198.18.2.1".parse().unwrap(),
-            prefix_len: 24,
-        }],
-    );
     let peers: Vec<Arc<Peer>> = (0..PEERS)
         .map(|p| Arc::new(Peer::new(p as u32, Some(endpoint(p)))))
         .collect();
@@ -115,7 +101,7 @@ fn gateway() -> (Arc<Shared>, Vec<Arc<Peer>>) {
         allowed.insert(IpAddr::V4(behind(p)), 32, peer.clone());
     }
     let tables = Tables {
-        ports: [outside, inside],
+        ports: ipv4_ports(OUT_MAC, IN_MAC),
         allowed,
         listen_port: LISTEN_PORT,
         mtu: 1420,
@@ -126,17 +112,13 @@ fn gateway() -> (Arc<Shared>, Vec<Arc<Peer>>) {
     n.insert(Side::Inside, "198.18.2.2".parse().unwrap(), LAN_MAC);
     for (p, peer) in peers.iter().enumerate() {
         let (send, recv) = keys(p);
-        let kp = Arc::new(Keypair::new(
-            peer.clone(),
-            local_index(p),
-            remote_index(p),
+        live_keypair(
+            &shared,
+            peer,
+            (local_index(p), remote_index(p)),
             &send,
             &recv,
-            true,
-            session::now(),
-        ));
-        shared.sessions.install(kp.clone()).unwrap();
-        shared.sessions.set_sending(kp);
+        );
         n.insert(Side::Outside, endpoint(p).ip(), PEER_MAC);
     }
     shared.neighbors.store(Arc::new(n));
@@ -161,17 +143,8 @@ fn mark(ip: &[u8]) -> (usize, usize) {
 
 /// Peer `p`'s transport message `seq` to us.
 fn from_peer(p: usize, seq: usize) -> Vec<u8> {
-    let body_plain = inner(behind(p), "198.18.2.2".parse().unwrap(), p, seq);
-    let mut msg = vec![0u8; TRANSPORT_HEADER_LEN];
-    let mut t = Transport::new_unchecked(&mut msg[..]);
-    t.set_message_type();
-    t.set_receiver(local_index(p));
-    t.set_counter(seq as u64);
-    let mut body = body_plain;
-    body.resize(body.len().next_multiple_of(16), 0);
-    let tag = TransportKey::new(&keys(p).1).seal(seq as u64, &mut body);
-    msg.extend_from_slice(&body);
-    msg.extend_from_slice(&tag);
+    let inner = inner(behind(p), "198.18.2.2".parse().unwrap(), p, seq);
+    let msg = transport(local_index(p), seq as u64, &keys(p).1, &inner);
     let udp = ipv4_udp(
         &endpoint(p).ip().to_string(),
         "198.19.0.2",
@@ -180,38 +153,6 @@ fn from_peer(p: usize, seq: usize) -> Vec<u8> {
         &msg,
     );
     frame(OUT_MAC, PEER_MAC, EtherType::Ipv4, &udp)
-}
-
-/// One port over a ring per queue and direction.
-struct Wire {
-    port: Arc<Port>,
-    rx: Vec<Arc<Ring>>,
-    tx: Vec<Arc<Ring>>,
-}
-
-impl Wire {
-    fn new(name: &str, pool: &Mempool) -> Wire {
-        let ring = |dir: &str, q: usize, sp: bool, sc: bool| {
-            Arc::new(Ring::new(&format!("dws_{name}_{dir}{q}"), RING_SLOTS, sp, sc).unwrap())
-        };
-        let rx: Vec<_> = (0..WORKERS).map(|q| ring("rx", q, true, false)).collect();
-        let tx: Vec<_> = (0..WORKERS).map(|q| ring("tx", q, false, true)).collect();
-        let port =
-            Port::start_on_rings(name, &rx, &tx, pool).unwrap_or_else(|e| panic!("{TEST}: {e}"));
-        Wire {
-            port: Arc::new(port),
-            rx,
-            tx,
-        }
-    }
-}
-
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 #[test]
@@ -223,35 +164,22 @@ fn three_workers_share_many_peers() {
     let eal = Eal::init(EAL_ARGS).unwrap_or_else(|e| panic!("{TEST}: {e}"));
     let room = dpdk_sys::sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
     let pool = Mempool::pktmbuf("dws_pool", 16383, 256, room, SOCKET_ID_ANY).unwrap();
-    let outside = Wire::new("dws_out", &pool);
-    let inside = Wire::new("dws_in", &pool);
+    let outside = Wire::new(TEST, "dws_out", &pool, WORKERS);
+    let inside = Wire::new(TEST, "dws_in", &pool, WORKERS);
     let (shared, peers) = gateway();
 
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
-    let mut counters = Vec::new();
-    let mut control_rings = Vec::new();
-    for w in 0..WORKERS {
-        let ring =
-            |name: &str| Arc::new(Ring::new(&format!("dws_{name}{w}"), 1024, true, true).unwrap());
-        let (to_control, from_control) = (ring("to_ctl"), ring("from_ctl"));
-        let io = DpdkIo {
-            ports: [outside.port.clone(), inside.port.clone()],
-            queue: w as u16,
-            to_control: to_control.clone(),
-            from_control: from_control.clone(),
-            pool: pool.clone(),
-        };
-        let c = Arc::new(WorkerCounters::default());
-        let mut worker = Worker::new(io, shared.clone(), c.clone(), Backend::software(), 32);
-        let flag = stop.0.clone();
-        eal.remote_launch(w as u32 + 1, move || {
-            worker.run(&flag, Idle::Poll);
-            0
-        })
-        .unwrap();
-        counters.push(c);
-        control_rings.push((to_control, from_control));
-    }
+    // As `wgdp` builds them; with vectors of 32 and every worker busy, none shares.
+    let (counters, control_rings) = start_workers(
+        &eal,
+        "dws",
+        WORKERS,
+        32,
+        &shared,
+        [&outside, &inside],
+        &pool,
+        &stop.0,
+    );
 
     // Every peer's traffic, each flow in order on its queue.
     let lan: Ipv4Addr = "198.18.2.2".parse().unwrap();

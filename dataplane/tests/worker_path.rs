@@ -821,3 +821,146 @@ fn checksums_are_left_to_devices_that_offer_them() {
         .verify_checksum_v6(&src, &dst));
     assert_conserved(gw.worker.counters());
 }
+
+/// An IPv4 UDP packet whose identification field numbers it.
+fn numbered(src: &str, dst: &str, n: u16) -> Vec<u8> {
+    let mut b = ipv4_udp(src, dst, 32, 64);
+    let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+    p.set_ident(n);
+    p.fill_checksum();
+    b
+}
+
+/// A worker sharing with a second one (module `spread`), as `wgdp` builds them.
+fn crew_of_two(gw: Gw) -> (Worker<MemIo>, Worker<MemIo>, Arc<Shared>, Arc<Peer>) {
+    let mut crews = dataplane::spread::crews(2).into_iter();
+    let owner = gw.worker.with_crew(crews.next().unwrap(), true);
+    let helper = Worker::new(
+        MemIo {
+            now: 1_000,
+            ..Default::default()
+        },
+        gw.shared.clone(),
+        Arc::new(WorkerCounters::default()),
+        Backend::software(),
+        256,
+    )
+    .with_crew(crews.next().unwrap(), true);
+    (owner, helper, gw.shared, gw.peer)
+}
+
+/// One peer's tunnel, both ways, on a worker that cannot keep up and a quiet one: the
+/// quiet one opens and seals part of every vector, and every packet leaves the first
+/// worker in the order it arrived, the nonces of what it sends in that order too.
+#[test]
+fn one_busy_tunnel_shares_its_aead_and_keeps_its_order() {
+    use dataplane::counters::SpreadEvent;
+    const ROUNDS: u16 = 12;
+    const BURST: u16 = 256;
+    let (mut owner, mut helper, shared, peer) = crew_of_two(gateway(true, true));
+    let mut sent = 0u16;
+    for _ in 0..ROUNDS {
+        for _ in 0..BURST {
+            let inner = numbered("198.18.99.2", "198.18.2.2", sent);
+            owner.io.rx[0].push_back(from_peer(&inner, LOCAL_INDEX, sent.into(), &K_RECV));
+            let lan = numbered("198.18.2.2", "198.18.99.2", sent);
+            owner.io.rx[1].push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &lan));
+            sent += 1;
+        }
+        owner.poll();
+        helper.poll();
+    }
+    // What is still in flight comes back and leaves.
+    for _ in 0..16 {
+        if owner.in_flight() == 0 {
+            break;
+        }
+        helper.poll();
+        owner.poll();
+    }
+    assert_eq!(owner.in_flight(), 0);
+
+    let decrypted: Vec<u16> = owner.io.tx[1]
+        .iter()
+        .map(|f| {
+            let f = EthernetFrame::new_checked(f.data()).unwrap();
+            Ipv4Packet::new_checked(f.payload()).unwrap().ident()
+        })
+        .collect();
+    assert_eq!(
+        decrypted,
+        (0..sent).collect::<Vec<_>>(),
+        "decrypted out of order"
+    );
+    let mut nonces = Vec::new();
+    let mut encrypted = Vec::new();
+    for f in &owner.io.tx[0] {
+        let f = EthernetFrame::new_checked(f.data()).unwrap();
+        let ip4 = Ipv4Packet::new_checked(f.payload()).unwrap();
+        let udp = UdpPacket::new_checked(ip4.payload()).unwrap();
+        let t = Transport::new_checked(udp.payload()).unwrap();
+        let mut sealed = udp.payload()[16..].to_vec();
+        TransportKey::new(&K_SEND)
+            .open(t.counter(), &mut sealed)
+            .expect("a frame that authenticates");
+        nonces.push(t.counter());
+        encrypted.push(Ipv4Packet::new_checked(&sealed[..]).unwrap().ident());
+    }
+    assert_eq!(
+        encrypted,
+        (0..sent).collect::<Vec<_>>(),
+        "sealed out of order"
+    );
+    assert_eq!(
+        nonces,
+        (0..u64::from(sent)).collect::<Vec<_>>(),
+        "nonces out of order"
+    );
+
+    // The second worker did part of both, and sent nothing of its own.
+    let (o, h) = (owner.counters(), helper.counters());
+    assert!(h.spread.get(SpreadEvent::HelpedOpen) > 0, "{:?}", h.spread);
+    assert!(h.spread.get(SpreadEvent::HelpedSeal) > 0, "{:?}", h.spread);
+    assert_eq!(
+        o.spread.get(SpreadEvent::HandedOpen),
+        h.spread.get(SpreadEvent::HelpedOpen)
+    );
+    assert_eq!(
+        o.spread.get(SpreadEvent::HandedSeal),
+        h.spread.get(SpreadEvent::HelpedSeal)
+    );
+    assert!(helper.io.tx.iter().all(Vec::is_empty));
+    assert_eq!(o.decrypt.total() + o.encrypt.total(), 0, "{o:?}");
+    assert_conserved(o);
+    assert_conserved(h);
+    let total = shared.activity.total(peer.id);
+    assert_eq!(
+        (total.rx.packets, total.tx.packets),
+        (sent.into(), sent.into())
+    );
+}
+
+/// Two workers that are both busy (many peers spread by RSS) share nothing: neither is
+/// quiet enough to help the other.
+#[test]
+fn busy_workers_share_nothing() {
+    let (mut a, mut b, _, _) = crew_of_two(gateway(true, true));
+    let mut n = 0u16;
+    for _ in 0..12 {
+        for w in [&mut a, &mut b] {
+            for _ in 0..256 {
+                let lan = numbered("198.18.2.2", "198.18.99.2", n);
+                w.io.rx[1].push_back(frame(IN_MAC, LAN_MAC, EtherType::Ipv4, &lan));
+                n += 1;
+            }
+            w.poll();
+        }
+    }
+    for w in [&a, &b] {
+        let c = w.counters();
+        assert_eq!(c.spread.total(), 0, "{:?}", c.spread);
+        assert_eq!(c.traffic.tx_outside.get(), 12 * 256);
+        assert_eq!(w.in_flight(), 0);
+        assert_conserved(c);
+    }
+}

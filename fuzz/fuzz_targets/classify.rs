@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
         counters: &c,
         activity: &activity,
         backend: &mut backend,
+        crew: None,
         dropped: &mut dropped,
     };
     match side {

@@ -46,9 +46,9 @@ pub const DEFAULT_BURST: u16 = 256;
 /// ([`DpdkConfig::default_mbufs`]).
 pub const DEFAULT_MBUFS: u32 = 16383;
 /// What one worker can hold at once: an RX and a TX ring of 1024 descriptors on each of
-/// the two ports, four vectors of 256 packets in its stages, and its lcore's cache of
-/// 256 in the pool.
-pub const MBUFS_PER_WORKER: u32 = 4 * 1024 + 4 * 256 + 256;
+/// the two ports, four vectors of 256 packets in its stages and as many again in their
+/// flights (`dataplane::worker::FLIGHT_LIMIT`), and its lcore's cache of 256 in the pool.
+pub const MBUFS_PER_WORKER: u32 = 4 * 1024 + 4 * 256 + dataplane::worker::FLIGHT_LIMIT as u32 + 256;
 /// WireGuard's usual listen port, used when `wireguard.listen_port` is not given.
 pub const DEFAULT_LISTEN_PORT: u16 = 51820;
 /// The inner MTU when `wireguard.mtu` is not given: what wg-quick picks, so that the
@@ -87,6 +87,9 @@ pub struct DpdkConfig {
     /// Mbufs in the packet pool.
     pub mbufs: u32,
     pub idle: IdleMode,
+    /// A worker that cannot keep up hands AEAD work to quiet workers (`dpdk.share_crypto`,
+    /// default on; `dataplane::spread`).
+    pub share_crypto: bool,
 }
 
 impl DpdkConfig {

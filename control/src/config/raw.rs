@@ -50,7 +50,7 @@ pub(super) struct RawConfig {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with keys eal_args, lcores, burst, mbufs, idle"
+    expecting = "a mapping with keys eal_args, lcores, burst, mbufs, idle, share_crypto"
 )]
 pub(super) struct RawDpdk {
     #[serde(default, deserialize_with = "list")]
@@ -59,6 +59,7 @@ pub(super) struct RawDpdk {
     pub burst: Option<i64>,
     pub mbufs: Option<i64>,
     pub idle: Option<IdleMode>,
+    pub share_crypto: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -173,6 +173,7 @@ fn schema_example_parses() {
             burst: 256,
             mbufs: 16383,
             idle: IdleMode::Adaptive,
+            share_crypto: true,
         }
     );
 
@@ -297,12 +298,13 @@ fn empty_optional_lists_and_sections_are_allowed() {
 fn other_values_are_accepted() {
     let config = parse_ok(&minimal_with(
         "lcores: { control: 0, workers: [1] }",
-        "lcores: { control: 3, workers: [1, 2, 0] }\n  burst: 1\n  mbufs: 16383\n  idle: poll",
+        "lcores: { control: 3, workers: [1, 2, 0] }\n  burst: 1\n  mbufs: 32767\n  idle: poll\n  share_crypto: false",
     ));
     assert_eq!(config.dpdk.worker_lcores, vec![1, 2, 0]);
     assert_eq!(config.dpdk.burst, 1);
-    assert_eq!(config.dpdk.mbufs, 16383);
+    assert_eq!(config.dpdk.mbufs, 32767);
     assert_eq!(config.dpdk.idle, IdleMode::Poll);
+    assert!(!config.dpdk.share_crypto);
 }
 
 #[test]
@@ -683,6 +685,11 @@ fn dpdk_errors() {
         &minimal_with(lcores, &format!("{lcores}\n  idle: sleep")),
         "dpdk.idle",
         "expected `adaptive` or `poll`",
+    );
+    assert_error(
+        &minimal_with(lcores, &format!("{lcores}\n  share_crypto: \"yes\"")),
+        "dpdk.share_crypto",
+        "expected a boolean",
     );
     for arg in ["-l", "-l0-3", "--lcores", "--main-lcore=0", "-c"] {
         assert_error(
@@ -1164,7 +1171,7 @@ fn the_pool_grows_with_the_workers() {
     assert_error(
         &minimal_with(lcores, &format!("{three}\n  mbufs: 8191")),
         "dpdk.mbufs",
-        "8191 mbufs are fewer than 3 workers hold at once (16128",
+        "8191 mbufs are fewer than 3 workers hold at once (19200",
     );
 }
 

@@ -197,6 +197,7 @@ fn dpdk(raw: RawDpdk) -> Result<DpdkConfig, ConfigError> {
         burst,
         mbufs,
         idle: raw.idle.unwrap_or_default(),
+        share_crypto: raw.share_crypto.unwrap_or(true),
     })
 }
 

@@ -143,7 +143,9 @@ pub struct WorkerSnapshot {
     pub drops: Vec<DropCount>,
     pub punts: Vec<PuntCount>,
     /// Work done on what hosts left to their cards, by event, zeros included.
-    pub offload: Vec<OffloadCount>,
+    pub offload: Vec<EventCount>,
+    /// AEAD work handed to and done for other workers, by event, zeros included.
+    pub spread: Vec<EventCount>,
     /// Runtime accounting, every stage (`dataplane::counters::Stage`).
     pub stages: Vec<StageCount>,
 }
@@ -161,9 +163,10 @@ pub struct StageCount {
     pub share: bool,
 }
 
-/// One kind of offload work a worker did (`dataplane::counters::OffloadEvent`).
+/// How often one kind of event happened in a worker (`dataplane::counters::OffloadEvent`,
+/// `SpreadEvent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OffloadCount {
+pub struct EventCount {
     pub event: &'static str,
     pub count: u64,
 }
@@ -241,7 +244,12 @@ impl WorkerSnapshot {
             offload: c
                 .offload_events
                 .snapshot()
-                .map(|(event, count)| OffloadCount { event, count })
+                .map(|(event, count)| EventCount { event, count })
+                .collect(),
+            spread: c
+                .spread
+                .snapshot()
+                .map(|(event, count)| EventCount { event, count })
                 .collect(),
             stages: Stage::ALL
                 .iter()

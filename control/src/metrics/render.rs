@@ -190,6 +190,14 @@ fn workers(r: &Registry, s: &Snapshot) {
          super-packets cut and the pieces made",
         &["lcore", "event"],
     );
+    let spread = counter(
+        r,
+        "wgdp_worker_spread_total",
+        "AEAD work shared between workers: packets handed to another worker to open or \
+         seal, packets opened or sealed for another worker, and packets a full helper \
+         left to their own worker",
+        &["lcore", "event"],
+    );
     let stage_labels = &["worker", "stage"];
     let stage_calls = counter(
         r,
@@ -221,6 +229,9 @@ fn workers(r: &Registry, s: &Snapshot) {
         let t = &w.traffic;
         for o in &w.offload {
             offload.with_label_values(&[l, o.event]).inc_by(o.count);
+        }
+        for o in &w.spread {
+            spread.with_label_values(&[l, o.event]).inc_by(o.count);
         }
         for st in &w.stages {
             let labels = [l, st.stage];

@@ -178,6 +178,9 @@ pub(super) fn worker(s: &Snapshot, params: Option<&str>) -> Option<Reply> {
     for o in &w.offload {
         d.add_u64(format!("offload/{}", key(o.event)), o.count);
     }
+    for o in &w.spread {
+        d.add_u64(format!("spread/{}", key(o.event)), o.count);
+    }
     for st in &w.stages {
         let k = key(st.stage);
         d.add_u64(format!("stages/{k}/calls"), st.calls);

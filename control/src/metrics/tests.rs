@@ -22,6 +22,9 @@ fn sample() -> Snapshot {
         .offload_events
         .add(dataplane::counters::OffloadEvent::ChecksumCompleted, 9);
     counters
+        .spread
+        .add(dataplane::counters::SpreadEvent::HelpedSeal, 7);
+    counters
         .runtime
         .record(dataplane::counters::Stage::Decrypt, 40, 12_000);
     counters
@@ -150,6 +153,17 @@ fn render_shows_every_figure() {
     );
     assert_eq!(
         v("wgdp_worker_offload_total", &["event=\"superpacket_cut\""]),
+        0.0
+    );
+    assert_eq!(
+        v(
+            "wgdp_worker_spread_total",
+            &["lcore=\"1\"", "event=\"helped_seal\""]
+        ),
+        7.0
+    );
+    assert_eq!(
+        v("wgdp_worker_spread_total", &["event=\"handed_open\""]),
         0.0
     );
     assert_eq!(

@@ -1033,6 +1033,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             counters: &self.counters,
             activity: &self.activity,
             backend: &mut self.backend,
+            crew: None,
             dropped: &mut dropped,
         };
         encrypt::run(&mut p, &mut pkts, &mut self.enc, &mut frames, &mut punts);

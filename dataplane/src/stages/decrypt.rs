@@ -25,7 +25,7 @@ use crate::ecn;
 use crate::meta;
 use crate::session::{limits, Keypair};
 use crate::stages::classify::Origin;
-use crate::stages::{Groups, Poll, VectorCache, PREFETCH_AHEAD};
+use crate::stages::{start_flight, Groups, Poll, VectorCache, PREFETCH_AHEAD};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use crate::wire::{Ipv4Packet, Ipv6Packet};
 use dpdk_sys::AeadDirection;
@@ -72,18 +72,20 @@ struct Tally {
 /// them costs one table lookup per distinct index.
 const UNKNOWN: u16 = u16::MAX;
 
-/// A packet handed to an asynchronous backend, waiting for its turn to leave.
+/// A packet handed to an asynchronous backend or another worker, waiting for its turn
+/// to leave.
 struct Flying<B> {
-    pkt: B,
+    /// `None` while another worker has it.
+    pkt: Option<B>,
     kp: Arc<Keypair>,
     held: Held,
 }
 
 /// Buffers decrypt reuses from vector to vector.
 pub struct Scratch<B> {
-    /// With an asynchronous backend: every packet of the vectors submitted, in arrival
-    /// order, until the device has finished it and those before it; the first is number
-    /// `flight_base`.
+    /// With an asynchronous backend, or while vectors are shared with other workers:
+    /// every packet of those vectors, in arrival order, until its AEAD is done and those
+    /// before it have left; the first is number `flight_base`.
     flight: VecDeque<Flying<B>>,
     flight_base: u64,
     pending: Vec<bool>,
@@ -228,8 +230,14 @@ pub fn run<B: PacketBuf>(
         }
     }
 
-    if p.backend.is_async() {
-        through_device(p, s);
+    // A vector that is shared with other workers, or that follows packets still in
+    // flight, goes through the flight, which keeps arrival order.
+    let sharing = !p.backend.is_async()
+        && p.crew
+            .as_deref_mut()
+            .is_some_and(|crew| crew.plan(AeadDirection::Open, s.jobs.len()));
+    if p.backend.is_async() || sharing || !s.flight.is_empty() {
+        through_flight(p, s, sharing);
     } else {
         let backend = &mut *p.backend;
         c.runtime.timed(Stage::DecryptCrypto, s.jobs.len(), || {
@@ -311,45 +319,67 @@ pub fn run<B: PacketBuf>(
     finish_peers(p, s);
 }
 
-/// With an asynchronous backend: the vector's packets are submitted and join the flight;
-/// those the device has finished, and every packet before them, leave it in arrival
-/// order into `held`/`info`, with the keypair list rebuilt for them.
-fn through_device<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>) {
-    let c = p.counters;
+/// With an asynchronous backend, a vector shared with other workers (module `spread`), or
+/// packets still in flight: the vector joins the flight, each packet's AEAD done at
+/// once, submitted to the device or handed to another worker; those finished, and every
+/// packet before them, leave it in arrival order into `held`/`info`, with the keypair
+/// list rebuilt for them.
+fn through_flight<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>, sharing: bool) {
     let first = s.flight_base + s.flight.len() as u64;
-    let backend = &mut *p.backend;
-    c.runtime.timed(Stage::DecryptCrypto, s.jobs.len(), || {
-        backend.submit(
-            AeadDirection::Open,
-            &mut s.held,
-            &s.keys,
-            &mut s.jobs,
-            first,
-            &mut s.pending,
-        );
-    });
+    start_flight(
+        p,
+        AeadDirection::Open,
+        &mut s.held,
+        &s.keys,
+        &mut s.jobs,
+        first,
+        sharing,
+        &mut s.pending,
+    );
     for (job, &pending) in s.jobs.iter().zip(s.pending.iter()) {
         if !pending {
             s.info[job.pkt as usize].state = if job.ok { State::Opened } else { State::BadTag };
         }
     }
-    for (pkt, held) in s.held.drain(..).zip(s.info.drain(..)) {
-        let kp = s.keys[held.key as usize].clone();
-        s.flight.push_back(Flying { pkt, kp, held });
+    // Packets handed to another worker join without their buffer, until it is back.
+    let mut held = s.held.drain(..);
+    for h in s.info.drain(..) {
+        let kp = s.keys[h.key as usize].clone();
+        s.flight.push_back(Flying {
+            pkt: held.next(),
+            kp,
+            held: h,
+        });
     }
+    drop(held);
     let (flight, base) = (&mut s.flight, s.flight_base);
     p.backend.collect(AeadDirection::Open, |user, ok| {
         if let Some(f) = flight.get_mut((user - base) as usize) {
             f.held.state = if ok { State::Opened } else { State::BadTag };
         }
     });
+    if let Some(crew) = p.crew.as_deref_mut() {
+        crew.collect(AeadDirection::Open, |task| {
+            let at = (task.first - base) as usize;
+            for (i, pkt) in task.pkts.drain(..).enumerate() {
+                if let Some(f) = flight.get_mut(at + i) {
+                    f.pkt = Some(pkt);
+                }
+            }
+            for job in &task.jobs {
+                if let Some(f) = flight.get_mut(at + job.pkt as usize) {
+                    f.held.state = if job.ok { State::Opened } else { State::BadTag };
+                }
+            }
+        });
+    }
     s.keys.clear();
     s.tally.clear();
     s.cache.next_vector();
     while s
         .flight
         .front()
-        .is_some_and(|f| f.held.state != State::Pending)
+        .is_some_and(|f| f.pkt.is_some() && f.held.state != State::Pending)
     {
         let Flying { pkt, kp, mut held } = s.flight.pop_front().expect("front");
         s.flight_base += 1;
@@ -363,7 +393,7 @@ fn through_device<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>) {
                 k
             }
         };
-        s.held.push(pkt);
+        s.held.push(pkt.expect("checked above"));
         s.info.push(held);
     }
     s.groups.build(s.info.iter().map(|h| h.key), s.keys.len());

@@ -21,7 +21,7 @@ use crate::counters::{EncryptDrop, Punt, Stage};
 use crate::crypto::{CryptoJob, TAG_LEN};
 use crate::meta;
 use crate::session::Keypair;
-use crate::stages::{Poll, VectorCache, PREFETCH_AHEAD};
+use crate::stages::{start_flight, Poll, VectorCache, PREFETCH_AHEAD};
 use crate::tables::{Neighbors, PortTables, Side, Tables};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use crate::wire::{
@@ -62,9 +62,11 @@ const NO_SESSION: u16 = u16::MAX;
 /// A peer whose path failed: `DROP_BASE + EncryptDrop as u16`.
 const DROP_BASE: u16 = u16::MAX - 16;
 
-/// A packet handed to an asynchronous backend, waiting for its turn to leave.
+/// A packet handed to an asynchronous backend or another worker, waiting for its turn
+/// to leave.
 struct Flying<B> {
-    pkt: B,
+    /// `None` while another worker has it.
+    pkt: Option<B>,
     kp: Arc<Keypair>,
     path: Path,
     counter: u64,
@@ -82,9 +84,9 @@ struct Held {
 }
 
 pub struct Scratch<B> {
-    /// With an asynchronous backend: every sealed packet of the vectors submitted, in
-    /// order, until the device has finished it and those before it; the first is number
-    /// `flight_base`.
+    /// With an asynchronous backend, or while vectors are shared with other workers:
+    /// every packet of those vectors, in order, until it is sealed and those before it
+    /// have left; the first is number `flight_base`.
     flight: VecDeque<Flying<B>>,
     flight_base: u64,
     pending: Vec<bool>,
@@ -348,8 +350,14 @@ pub fn run<B: PacketBuf>(
         s.held.push(pkt);
     }
 
-    if p.backend.is_async() {
-        through_device(p, s);
+    // A vector that is shared with other workers, or that follows packets still in
+    // flight, goes through the flight, which keeps their order and so the nonces'.
+    let sharing = !p.backend.is_async()
+        && p.crew
+            .as_deref_mut()
+            .is_some_and(|crew| crew.plan(AeadDirection::Seal, s.jobs.len()));
+    if p.backend.is_async() || sharing || !s.flight.is_empty() {
+        through_flight(p, s, sharing);
     } else {
         let backend = &mut *p.backend;
         c.runtime.timed(Stage::EncryptCrypto, s.jobs.len(), || {
@@ -404,51 +412,63 @@ pub fn run<B: PacketBuf>(
     }
 }
 
-/// With an asynchronous backend: the vector's packets are submitted and join the flight;
-/// those the device has finished, and every packet before them, leave it in order into
-/// `held`/`jobs`/`info`, with the keypair and path lists rebuilt for them.
-fn through_device<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>) {
-    let c = p.counters;
+/// With an asynchronous backend, a vector shared with other workers (module `spread`), or
+/// packets still in flight: the vector joins the flight, each packet sealed at once,
+/// submitted to the device or handed to another worker; those finished, and every packet
+/// before them, leave it in order into `held`/`jobs`/`info`, with the keypair and path
+/// lists rebuilt for them.
+fn through_flight<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>, sharing: bool) {
     let first = s.flight_base + s.flight.len() as u64;
-    let backend = &mut *p.backend;
-    c.runtime.timed(Stage::EncryptCrypto, s.jobs.len(), || {
-        backend.submit(
-            AeadDirection::Seal,
-            &mut s.held,
-            &s.keys,
-            &mut s.jobs,
-            first,
-            &mut s.pending,
-        );
-    });
-    for (((pkt, job), held), &pending) in s
-        .held
-        .drain(..)
-        .zip(s.jobs.iter())
-        .zip(s.info.drain(..))
-        .zip(s.pending.iter())
-    {
+    start_flight(
+        p,
+        AeadDirection::Seal,
+        &mut s.held,
+        &s.keys,
+        &mut s.jobs,
+        first,
+        sharing,
+        &mut s.pending,
+    );
+    // Packets handed to another worker join without their buffer, until it is back.
+    let mut held = s.held.drain(..);
+    for ((job, info), &pending) in s.jobs.iter().zip(s.info.drain(..)).zip(s.pending.iter()) {
         s.flight.push_back(Flying {
-            pkt,
+            pkt: held.next(),
             kp: s.keys[job.key as usize].clone(),
             path: s.paths[job.key as usize],
             counter: job.counter,
-            held,
+            held: info,
             ok: (!pending).then_some(job.ok),
         });
     }
+    drop(held);
     let (flight, base) = (&mut s.flight, s.flight_base);
     p.backend.collect(AeadDirection::Seal, |user, ok| {
         if let Some(f) = flight.get_mut((user - base) as usize) {
             f.ok = Some(ok);
         }
     });
+    if let Some(crew) = p.crew.as_deref_mut() {
+        crew.collect(AeadDirection::Seal, |task| {
+            let at = (task.first - base) as usize;
+            for (i, pkt) in task.pkts.drain(..).enumerate() {
+                if let Some(f) = flight.get_mut(at + i) {
+                    f.pkt = Some(pkt);
+                }
+            }
+            for job in &task.jobs {
+                if let Some(f) = flight.get_mut(at + job.pkt as usize) {
+                    f.ok = Some(job.ok);
+                }
+            }
+        });
+    }
     s.keys.clear();
     s.paths.clear();
     s.tally.clear();
     s.jobs.clear();
     s.leaving.next_vector();
-    while let Some(ok) = s.flight.front().and_then(|f| f.ok) {
+    while let Some(ok) = s.flight.front().and_then(|f| f.pkt.as_ref().and(f.ok)) {
         let f = s.flight.pop_front().expect("front");
         s.flight_base += 1;
         let index = f.kp.local_index;
@@ -469,7 +489,7 @@ fn through_device<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>) {
             counter: f.counter,
             ok,
         });
-        s.held.push(f.pkt);
+        s.held.push(f.pkt.expect("checked above"));
         s.info.push(f.held);
     }
 }

@@ -19,10 +19,15 @@ pub mod route;
 
 use crate::activity::Table;
 use crate::buf::PacketBuf;
+use crate::counters::Stage;
 use crate::counters::WorkerCounters;
-use crate::crypto::Backend;
+use crate::crypto::{Backend, CryptoJob};
+use crate::session::Keypair;
 use crate::session::Sessions;
+use crate::spread::Crew;
 use crate::tables::{Neighbors, Tables};
+use dpdk_sys::AeadDirection;
+use std::sync::Arc;
 
 /// What every stage of one poll shares.
 pub struct Poll<'a, B> {
@@ -35,6 +40,8 @@ pub struct Poll<'a, B> {
     /// This thread's count of each peer's traffic.
     pub activity: &'a Table,
     pub backend: &'a mut Backend,
+    /// The worker's way to share AEAD work with the others (`None`: it works alone).
+    pub crew: Option<&'a mut Crew<B>>,
     /// Dropped packets (already counted), freed in one call at the end of the poll.
     pub dropped: &'a mut Vec<B>,
 }
@@ -45,6 +52,45 @@ impl<B: PacketBuf> Poll<'_, B> {
     pub fn discard(&mut self, pkt: B) {
         self.dropped.push(pkt);
     }
+}
+
+/// A vector's AEAD as it joins a stage's flight: submitted to an asynchronous backend
+/// (reported later by `Backend::collect`), or done here but for the tail `sharing` hands
+/// to other workers (reported later by `Crew::collect`). `pending[j]` tells whether job
+/// `j` is still out; the others have their `ok`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_flight<B: PacketBuf>(
+    p: &mut Poll<'_, B>,
+    dir: AeadDirection,
+    pkts: &mut Vec<B>,
+    keys: &[Arc<Keypair>],
+    jobs: &mut [CryptoJob],
+    first: u64,
+    sharing: bool,
+    pending: &mut Vec<bool>,
+) {
+    let c = p.counters;
+    let stage = match dir {
+        AeadDirection::Open => Stage::DecryptCrypto,
+        AeadDirection::Seal => Stage::EncryptCrypto,
+    };
+    let backend = &mut *p.backend;
+    if backend.is_async() {
+        c.runtime.timed(stage, jobs.len(), || {
+            backend.submit(dir, pkts, keys, jobs, first, pending);
+        });
+        return;
+    }
+    let kept = match p.crew.as_deref_mut() {
+        Some(crew) if sharing => crew.share(pkts, keys, jobs, first, backend, c),
+        _ => jobs.len(),
+    };
+    c.runtime.timed(stage, kept, || match dir {
+        AeadDirection::Open => backend.open_batch(pkts, keys, &mut jobs[..kept]),
+        AeadDirection::Seal => backend.seal_batch(pkts, keys, &mut jobs[..kept]),
+    });
+    pending.clear();
+    pending.extend((0..jobs.len()).map(|j| j >= kept));
 }
 
 /// How many packets ahead of the one a pass works on it prefetches the lines that pass
@@ -230,6 +276,7 @@ impl<B> TestPoll<B> {
             counters: &self.counters,
             activity: &self.activity,
             backend: &mut self.backend,
+            crew: None,
             dropped: &mut self.dropped,
         }
     }
