@@ -19,6 +19,8 @@
 #include <rte_bus_vdev.h>
 #include <rte_dev.h>
 #include <rte_version.h>
+/* Measured against the stages' flight queue (dataplane/examples/reorder_cost.rs). */
+#include <rte_reorder.h>
 /*
  * The ring PMD's constructor: a port over rings that tests stand in for the
  * wire with. The driver library is linked for this one symbol (see port.rs).

@@ -570,25 +570,31 @@ def main():
         p("The memif search again with N workers, for 16 peers and for a single peer. Each "
           "port has N queue pairs; the generator puts peer i's flow on queue i mod N "
           "(`wgdp-pktgen --queues N`), as a NIC's RSS spreads flows, so 16 peers spread "
-          "over the workers and one peer lands on one queue. Worker w runs on lcore w; "
+          "over the workers and one peer lands on one queue. With more than one worker, each "
+          "case runs with `dpdk.share_crypto` on (the default: a worker that cannot keep up "
+          "hands part of its AEAD to quiet workers, docs/architecture.md \"One tunnel on many "
+          "cores\") and off; \"helped\" is the packets workers opened or sealed for another "
+          "worker over the whole run (`spread.helped_*` in the stop log). Worker w runs on lcore w; "
           "control and the generator share lcore 0. Where the machine has fewer than N + 2 "
           "CPUs, lcores share CPUs (`dpdk.lcores.cpus`) and the row is marked: those rows "
           "show that the mechanism works, not how it scales. To measure scaling, run "
           "`sudo make bench` on a machine with at least N + 2 free CPUs (the run goes up to "
           "the machine's CPUs less one): the targets are N workers at 0.9 x N times one "
-          "worker for many peers, and, for one peer, what one worker does until one tunnel "
-          "spreads over several.")
+          "worker for 16 peers, sharing on as fast as sharing off for 16 peers, and one peer "
+          "on two workers at 1.8 times one worker.")
         p("")
-        p("| workers | peers | direction | frame | Mpps | Gbit/s | against 1 worker | lcores share CPUs |")
-        p("|---|---|---|---|---|---|---|---|")
+        p("| workers | peers | share_crypto | direction | frame | Mpps | Gbit/s | against 1 worker | helped | lcores share CPUs |")
+        p("|---|---|---|---|---|---|---|---|---|---|")
         one = {(m["peers"], r["direction"], r["size"]): r["mpps"]
                for m, rows in runs if m["workers"] == 1 for r in rows}
-        for m, rows in sorted(runs, key=lambda x: (x[0]["peers"] == 1, x[0]["workers"])):
+        order = lambda x: (x[0]["peers"] == 1, x[0]["workers"], not x[0].get("share", True))
+        for m, rows in sorted(runs, key=order):
+            share = "-" if m["workers"] == 1 else ("on" if m.get("share", True) else "off")
             for r in rows:
                 base1 = one.get((m["peers"], r["direction"], r["size"]))
-                p(f"| {m['workers']} | {m['peers']} | {r['direction']} | {r['size']} B | "
+                p(f"| {m['workers']} | {m['peers']} | {share} | {r['direction']} | {r['size']} B | "
                   f"{r['mpps']:.3f} | {r['gbps']:.2f} | {fmt(base1 and r['mpps'] / base1, 2)} | "
-                  f"{'yes' if m['shared'] else 'no'} |")
+                  f"{m.get('helped', 0)} | {'yes' if m['shared'] else 'no'} |")
         p("")
 
     # ---- cryptodev
@@ -760,7 +766,9 @@ def main():
     # ---- costs
     off = read(w("offload.txt")).strip()
     acc = read(w("accounting.txt")).strip()
-    if off or acc:
+    reo = "\n".join(l for l in read(w("reorder.txt")).splitlines()
+                    if "clocks per packet" in l)
+    if off or acc or reo:
         p("## Costs of single operations")
         p("")
         if off:
@@ -779,6 +787,17 @@ def main():
               "(`taskset -c 1 target/release/examples/accounting_cost`):")
             p("")
             p("    " + "\n    ".join(acc.splitlines()))
+            p("")
+        if reo:
+            p("### Keeping one tunnel's order")
+            p("")
+            p("What restoring a flow's order costs per packet when a helper opened half of "
+              "each vector of 256 (docs/architecture.md, \"One tunnel on many cores\"): the "
+              "stages' flight queue, which wgdp uses, against DPDK's `rte_reorder` (a "
+              "sequence number in each mbuf, insert, drain), the field's library for it "
+              "(`sudo taskset -c 1 target/release/examples/reorder_cost`):")
+            p("")
+            p("    " + "\n    ".join(reo.splitlines()))
             p("")
 
     earlier = read(os.path.join(a.plots, "earlier.md")).strip()

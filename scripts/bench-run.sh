@@ -183,12 +183,13 @@ bench_memif_zero_copy() {
 
 # bench_scaling ARGS...: the memif search with 1, 2, ... workers (as many as the
 # machine has CPUs for, and at least 2 with lcores sharing CPUs, to show the method), for
-# 16 peers over as many queues as workers, and for one peer (one flow, one queue).
-# Worker w runs on lcore w; where there are fewer than workers + 2 CPUs (control and
-# the generator take lcore 0), lcores share CPUs (dpdk.lcores.cpus) and the run is
-# marked so.
+# 16 peers over as many queues as workers, and for one peer (one flow, one queue); with
+# more than one worker, each once with dpdk.share_crypto on and once off. Worker w runs
+# on lcore w; where there are fewer than workers + 2 CPUs (control and the generator
+# take lcore 0), lcores share CPUs (dpdk.lcores.cpus) and the run is marked so. The
+# stop log's spread counters of each run go into its meta file.
 bench_scaling() {
-    local cpus n peers most w map
+    local cpus n peers most w map share name
     cpus=$(nproc)
     most=$((cpus - 1 > 2 ? cpus - 1 : 2))
     for ((n = 1; n <= most; n++)); do
@@ -197,16 +198,27 @@ bench_scaling() {
             ((w < cpus)) || map+="${map:+, }$w: $((w % cpus))"
         done
         for peers in 16 1; do
-            bench_log "scaling: $n worker(s), $peers peer(s)"
-            memif_devices "scale-$n-$peers"
-            GW_LCORES="{ control: 0, workers: [$(seq -s ', ' 1 "$n")]${map:+, cpus: { $map \}} }" \
-                GW_MBUFS= gw_start "scale-$n-$peers" "$GW_OUT" "$GW_IN" "$peers"
-            GEN_OUTPUT=$WORK/scale-$n-$peers.txt pktgen_memif search --peers "$peers" \
-                --queues "$n" --json "$WORK/scale-$n-$peers.json" "$@" || true
-            echo "{\"workers\": $n, \"peers\": $peers, \"cpus\": $cpus, \"shared\": $([[ -n $map ]] && echo true || echo false)}" \
-                >"$WORK/scale-$n-$peers.meta.json"
+            for share in true false; do
+                ((n > 1)) || [[ $share == true ]] || continue
+                name=scale-$n-$peers$([[ $share == true ]] || echo -alone)
+                bench_log "scaling: $n worker(s), $peers peer(s), share_crypto $share"
+                memif_devices "$name"
+                GW_LCORES="{ control: 0, workers: [$(seq -s ', ' 1 "$n")]${map:+, cpus: { $map \}} }" \
+                    GW_MBUFS= GW_SHARE=$share gw_start "$name" "$GW_OUT" "$GW_IN" "$peers"
+                GEN_OUTPUT=$WORK/$name.txt pktgen_memif search --peers "$peers" \
+                    --queues "$n" --json "$WORK/$name.json" "$@" || true
+                echo "{\"workers\": $n, \"peers\": $peers, \"cpus\": $cpus, \"share\": $share," \
+                    "\"shared\": $([[ -n $map ]] && echo true || echo false)," \
+                    "\"helped\": $(spread_helped "$GW_LOG")}" >"$WORK/$name.meta.json"
+            done
         done
     done
+}
+
+# spread_helped LOG: the packets workers opened or sealed for other workers, from the
+# counters wgdp logs at stop (spread.helped_open=N spread.helped_seal=N).
+spread_helped() {
+    grep -o 'spread\.helped_[a-z]*=[0-9]*' "$1" | awk -F= '{ n += $2 } END { print n + 0 }'
 }
 
 # bench_cryptodev ARGS...: the memif search again with the cryptodev backend on the
@@ -241,6 +253,7 @@ bench_costs() {
     bench_log "offload and accounting costs"
     taskset -c 1 "$REPO/target/release/examples/offload_cost" >"$WORK/offload.txt" 2>&1 || true
     taskset -c 1 "$REPO/target/release/examples/accounting_cost" >"$WORK/accounting.txt" 2>&1 || true
+    taskset -c 1 "$REPO/target/release/examples/reorder_cost" >"$WORK/reorder.txt" 2>&1 || true
 }
 
 bench_main() {

@@ -102,8 +102,8 @@ gw_start() {
 # generator's PEERS peers; sets GW_CFG, GW_PUB, GW_METRICS. GW_MTU sets the tunnel MTU
 # (default 1420), GW_IDLE the idle mode (default poll), GW_CRYPTO a crypto device for
 # the cryptodev backend, GW_EAL_ARGS more EAL arguments, GW_MBUFS the packet pool's size,
-# GW_LCORES the dpdk.lcores mapping (default one worker on lcore 1); an empty GW_MBUFS
-# leaves the pool's size to wgdp.
+# GW_LCORES the dpdk.lcores mapping (default one worker on lcore 1), GW_SHARE
+# dpdk.share_crypto (default true); an empty GW_MBUFS leaves the pool's size to wgdp.
 gw_config() {
     local name=$1 out_dev=$2 in_dev=$3 peers=$4 key cfg
     local lcores=${GW_LCORES:-"{ control: 0, workers: [1] }"} mbufs=
@@ -121,6 +121,7 @@ dpdk:
   eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-$name" $(eal_memory) ${GW_EAL_ARGS:-})
   lcores: $lcores
   idle: ${GW_IDLE:-poll}
+  share_crypto: ${GW_SHARE:-true}
 $mbufs
 ports:
   outside:
