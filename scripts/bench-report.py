@@ -597,6 +597,28 @@ def main():
                   f"{m.get('helped', 0)} | {'yes' if m['shared'] else 'no'} |")
         p("")
 
+    # ---- one tunnel on two cores, on plain memory
+    tunnel = load(w("one_tunnel.json"))
+    if tunnel:
+        p("## One tunnel on two cores")
+        p("")
+        p("One peer's packets, all reaching one worker, through `Worker::poll` alone and "
+          "with a second worker on another CPU taking part of each vector's AEAD "
+          "(`dpdk.share_crypto`; docs/architecture.md, \"One tunnel on many cores\"). The "
+          "queues are plain memory filled before the clock starts, each packet in a heap "
+          "buffer of its own that is not in the cache, so there is no driver and no "
+          "generator on the two CPUs: the owner runs on CPU 1, the helper on CPU 0, and the "
+          "ratio is the sharing's (`target/release/examples/one_tunnel PACKETS SIZES`). "
+          "\"done by the helper\" is its share of the AEAD. The target is 1.8 times one "
+          "worker.")
+        p("")
+        p("| direction | frame | 1 worker Mpps | 2 workers Mpps | 2 / 1 | done by the helper |")
+        p("|---|---|---|---|---|---|")
+        for r in tunnel:
+            p(f"| {r['direction']} | {r['size']} B | {r['one']:.3f} | {r['two']:.3f} | "
+              f"{r['two'] / r['one']:.2f} | {100 * r['helped']:.0f} % |")
+        p("")
+
     # ---- cryptodev
     crows = throughput_rows(load(w("cryptodev.json")))
     if crows:

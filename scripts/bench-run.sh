@@ -221,6 +221,13 @@ spread_helped() {
     grep -o 'spread\.helped_[a-z]*=[0-9]*' "$1" | awk -F= '{ n += $2 } END { print n + 0 }'
 }
 
+# bench_one_tunnel PACKETS SIZES: one peer's packets through one worker and through two
+# on CPUs 0 and 1 sharing its AEAD, on plain memory (examples/one_tunnel.rs).
+bench_one_tunnel() {
+    bench_log "one tunnel on one worker and on two ($1 packets, frames of $2 bytes)"
+    "$REPO/target/release/examples/one_tunnel" "$1" "$2" --json >"$WORK/one_tunnel.json" 2>"$WORK/one_tunnel.err" || true
+}
+
 # bench_cryptodev ARGS...: the memif search again with the cryptodev backend on the
 # Intel IPsec-MB library's PMD (crypto_aesni_mb), which the in-line backend replaces.
 bench_cryptodev() {
@@ -273,7 +280,7 @@ bench_main() {
     local -a search_afxdp=(--sizes 64,1420 --trial-ms 1000 --latency-count 20000)
     local -a search_cryptodev=(--sizes 64,1420 --trial-ms 1000 --latency-count 2000 --latency-sizes 64)
     local -a search_scaling=(--sizes 64,1420 --trial-ms 500 --latency-rate 0)
-    local aead_secs=1 iperf_secs=10 latency_count=20000
+    local aead_secs=1 iperf_secs=10 latency_count=20000 tunnel_packets=200000 tunnel_sizes=64,1420
     if [[ -n $quick ]]; then
         search=(--sizes 64,1420 --trial-ms 200 --max-trials 5 --latency-count 2000)
         search_afxdp=(--sizes 64 --trial-ms 200 --max-trials 4 --latency-count 2000 --latency-sizes 64)
@@ -282,6 +289,8 @@ bench_main() {
         aead_secs=0.2
         iperf_secs=2
         latency_count=2000
+        tunnel_packets=50000
+        tunnel_sizes=64
     fi
     local started=$SECONDS
     machine_info "$WORK/machine.json"
@@ -290,6 +299,7 @@ bench_main() {
     bench_memif "${search[@]}"
     bench_memif_zero_copy "${search_cryptodev[@]}"
     bench_scaling "${search_scaling[@]}"
+    bench_one_tunnel "$tunnel_packets" "$tunnel_sizes"
     bench_baseline "$latency_count"
     bench_cryptodev "${search_cryptodev[@]}"
     bench_idle "$latency_count"

@@ -3,7 +3,7 @@
 //! RSS keeps one outer flow, and so one peer's tunnel, on one RX queue; without help a
 //! tunnel runs at the speed of one worker. Here a worker that cannot keep up (its
 //! load, below) while another worker's queues are quiet cuts the AEAD jobs of a vector
-//! into contiguous segments, keeps the first and hands each other one to a quiet worker
+//! into contiguous segments, keeps the first and hands the others to quiet workers, each
 //! as a [`Task`]. The helper runs its own backend over the task at its next poll and
 //! sends it back. The handing worker (the owner) keeps every packet of its vectors in the
 //! stage's flight queue in arrival order and lets them out from the front only, so they
@@ -21,8 +21,9 @@
 //! peers spread by RSS, never share; what the many-peer case pays is reading the other
 //! workers' loads once per vector of a busy worker.
 //!
-//! A segment holds `jobs / (helpers + 1)` jobs and the owner's the rest; there is at
-//! most one helper per `MIN_SEGMENT` jobs beyond the owner's.
+//! How much: the owner keeps a part of each shared vector that starts at half and
+//! follows the helpers' pace (`Crew::collect`), and cuts the rest into equal segments,
+//! at most one per `MIN_SEGMENT` jobs.
 //!
 //! Bounds: an owner has at most [`MAX_OUT`] tasks out per direction, and a helper's queue
 //! holds [`QUEUE`] tasks; a task its helper cannot take is done by the owner at once and
@@ -53,6 +54,11 @@ pub const MIN_SEGMENT: usize = 16;
 pub const MAX_OUT: usize = 8;
 /// Tasks waiting in one helper's queue.
 pub const QUEUE: usize = 16;
+/// The whole of a vector, in the units of the owner's part of it.
+const KEEP_ONE: usize = 64;
+/// The largest part an owner keeps: the helpers always get some, so that the owner
+/// learns whether they have time to spare.
+const KEEP_MOST: usize = KEEP_ONE * 3 / 4;
 
 #[inline]
 fn slot(dir: AeadDirection) -> usize {
@@ -103,6 +109,10 @@ pub struct Crew<B> {
     /// Tasks to reuse, so that sharing allocates nothing once warm.
     spare: Vec<Task<B>>,
     out: [usize; 2],
+    /// The part of a shared vector this worker keeps, in 1/`KEEP_ONE`, per direction.
+    keep: [usize; 2],
+    /// Tasks handed out for the vector at hand, until `collect` has judged the helpers.
+    handed_now: [Option<usize>; 2],
     load: u32,
     /// The helpers chosen for the vector at hand (`plan`), and its direction.
     chosen: Vec<usize>,
@@ -137,6 +147,8 @@ pub fn crews<B: PacketBuf>(workers: usize) -> Vec<Crew<B>> {
             ready: [Vec::new(), Vec::new()],
             spare: Vec::new(),
             out: [0; 2],
+            keep: [KEEP_ONE / 2; 2],
+            handed_now: [None; 2],
             load: 0,
             chosen: Vec::with_capacity(workers),
             planned: AeadDirection::Open,
@@ -198,11 +210,12 @@ impl<B: PacketBuf> Crew<B> {
         !self.chosen.is_empty()
     }
 
-    /// Hand out the segments of the vector `plan` chose helpers for: the jobs are cut into equal
-    /// segments, the first stays; each other one goes with its packets (from its first
-    /// job's packet up to the next segment's) to its helper, numbered from `first` by
-    /// position in `pkts`. Returns how many leading jobs stay; their packets are what is
-    /// left in `pkts`. Jobs past those are reported by [`Crew::collect`].
+    /// Hand out the vector `plan` chose helpers for: the owner keeps its part of the
+    /// jobs (`keep`) from the front, the rest is cut into equal segments, at most one per
+    /// `MIN_SEGMENT` jobs, and each goes with its packets (from its first job's packet up
+    /// to the next segment's) to a helper, numbered from `first` by position in `pkts`.
+    /// Returns how many leading jobs stay; their packets are what is left in `pkts`. Jobs
+    /// past those are reported by [`Crew::collect`].
     pub fn share(
         &mut self,
         pkts: &mut Vec<B>,
@@ -213,11 +226,15 @@ impl<B: PacketBuf> Crew<B> {
         c: &WorkerCounters,
     ) -> usize {
         let dir = self.planned;
+        let d = slot(dir);
         let helpers = std::mem::take(&mut self.chosen);
-        // Equal segments; the owner's takes the remainder.
-        let per = jobs.len() / (helpers.len() + 1);
-        let kept = jobs.len() - per * helpers.len();
-        for (i, &h) in helpers.iter().enumerate().rev() {
+        // The owner's part, then equal segments; the owner's takes the remainder.
+        let rest = jobs.len() - jobs.len() * self.keep[d] / KEEP_ONE;
+        let used = helpers.len().min(rest / MIN_SEGMENT).max(1);
+        let per = rest / used;
+        let kept = jobs.len() - per * used;
+        let mut sent = 0;
+        for (i, &h) in helpers[..used].iter().enumerate().rev() {
             let start = kept + i * per;
             let cut = jobs[start].pkt as usize;
             let mut task = self.spare.pop().unwrap_or_else(|| Task {
@@ -243,17 +260,19 @@ impl<B: PacketBuf> Crew<B> {
             };
             match self.work_to[h].try_send(task) {
                 Ok(()) => {
-                    self.out[slot(dir)] += 1;
+                    sent += 1;
+                    self.out[d] += 1;
                     self.board.outstanding.fetch_add(1, Ordering::AcqRel);
                     c.spread.add(handed, per as u64);
                 }
                 Err(TrySendError::Full(mut task) | TrySendError::Disconnected(mut task)) => {
                     c.spread.add(SpreadEvent::HelperFull, per as u64);
                     run(backend, &mut task, c);
-                    self.ready[slot(dir)].push(task);
+                    self.ready[d].push(task);
                 }
             }
         }
+        self.handed_now[d] = Some(sent);
         self.chosen = helpers;
         kept
     }
@@ -279,6 +298,12 @@ impl<B: PacketBuf> Crew<B> {
 
     /// Give every task of direction `dir` that is back to `f`, which takes its packets
     /// (any it leaves are freed).
+    ///
+    /// After a vector was shared, this also moves the owner's part: tasks of earlier
+    /// vectors still out mean the helpers are behind, so the owner keeps a little more
+    /// of the next vector; all back means they had time to spare, so it keeps a little
+    /// less. The part settles where a helper finishes its segment as the owner finishes
+    /// the rest of its poll (at most `KEEP_MOST`, at least nothing).
     pub fn collect(&mut self, dir: AeadDirection, mut f: impl FnMut(&mut Task<B>)) {
         let d = slot(dir);
         let mut ready = std::mem::take(&mut self.ready[d]);
@@ -295,6 +320,13 @@ impl<B: PacketBuf> Crew<B> {
             self.board.outstanding.fetch_sub(1, Ordering::AcqRel);
             f(&mut task);
             self.recycle(task);
+        }
+        if let Some(handed) = self.handed_now[d].take() {
+            self.keep[d] = if self.out[d] > handed {
+                (self.keep[d] + 1).min(KEEP_MOST)
+            } else {
+                self.keep[d].saturating_sub(1)
+            };
         }
     }
 
@@ -401,16 +433,16 @@ mod tests {
         let (mut pkts, jobs) = vector(100);
         assert!(all[0].plan(AeadDirection::Seal, jobs.len()));
         let kept = all[0].share(&mut pkts, &keys, &jobs, 1000, &mut backend, &c);
-        // 100 jobs over the owner and two helpers: 33 each, the owner 34.
-        assert_eq!(kept, 34);
-        assert_eq!(pkts.len(), 34);
+        // 100 jobs: the owner keeps half at first, two helpers take 25 each.
+        assert_eq!(kept, 50);
+        assert_eq!(pkts.len(), 50);
         assert_eq!(all[0].outstanding(), 2);
-        assert_eq!(c.spread.get(SpreadEvent::HandedSeal), 66);
+        assert_eq!(c.spread.get(SpreadEvent::HandedSeal), 50);
         let mut back = 0;
         all[0].collect(AeadDirection::Seal, |_| back += 1);
         assert_eq!(back, 0, "nothing is back before the helpers ran");
-        assert_eq!(all[1].serve(&mut Backend::Ring, &c), 33);
-        assert_eq!(all[2].serve(&mut Backend::Ring, &c), 33);
+        assert_eq!(all[1].serve(&mut Backend::Ring, &c), 25);
+        assert_eq!(all[2].serve(&mut Backend::Ring, &c), 25);
         let mut seen = Vec::new();
         all[0].collect(AeadDirection::Seal, |t| {
             for (i, mut p) in t.pkts.drain(..).enumerate() {
@@ -425,9 +457,51 @@ mod tests {
             }
         });
         seen.sort_unstable();
-        assert_eq!(seen, (34..100).collect::<Vec<_>>());
+        assert_eq!(seen, (50..100).collect::<Vec<_>>());
         assert_eq!(all[0].outstanding(), 0);
-        assert_eq!(c.spread.get(SpreadEvent::HelpedSeal), 66);
+        assert_eq!(c.spread.get(SpreadEvent::HelpedSeal), 50);
+    }
+
+    #[test]
+    fn the_owner_keeps_less_while_its_helper_keeps_up_and_more_when_it_falls_behind() {
+        let mut all = crews::<HeapBuf>(2);
+        let c = WorkerCounters::default();
+        let keys = [keypair()];
+        let seal = AeadDirection::Seal;
+        busy(&mut all[0]);
+        let round = |all: &mut Vec<Crew<HeapBuf>>, helper_runs: bool| {
+            let (mut pkts, jobs) = vector(64);
+            assert!(all[0].plan(seal, jobs.len()));
+            let kept = all[0].share(&mut pkts, &keys, &jobs, 0, &mut Backend::Ring, &c);
+            if helper_runs {
+                all[1].serve(&mut Backend::Ring, &c);
+            }
+            all[0].collect(seal, |t| t.pkts.clear());
+            kept
+        };
+        // Only this vector's task out: the helper keeps up.
+        assert_eq!(round(&mut all, false), 32);
+        assert_eq!(all[0].keep[1], KEEP_ONE / 2 - 1);
+        // The last vector's task still out: it is behind.
+        round(&mut all, false);
+        assert_eq!(all[0].keep[1], KEEP_ONE / 2);
+        // A helper with time to spare ends up with the whole of every vector.
+        all[1].serve(&mut Backend::Ring, &c);
+        for _ in 0..KEEP_ONE {
+            round(&mut all, true);
+        }
+        assert_eq!(all[0].keep[1], 0);
+        assert_eq!(round(&mut all, true), 0);
+        assert_eq!(all[0].outstanding(), 0);
+        // One that never returns makes the owner keep more, up to KEEP_MOST; then its
+        // queue is full and the owner stops handing out.
+        let mut kept = Vec::new();
+        while all[0].plan(seal, 64) {
+            kept.push(round(&mut all, false));
+        }
+        assert_eq!(kept.len(), MAX_OUT);
+        assert!(kept.windows(2).all(|w| w[0] <= w[1]), "{kept:?}");
+        assert!(all[0].keep[1] <= KEEP_MOST);
     }
 
     #[test]

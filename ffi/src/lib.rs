@@ -41,7 +41,7 @@ pub use cryptodev::{
 };
 pub use eal::{version, Eal, LCORE_PANICKED};
 pub use error::Error;
-pub use mbuf::{Mbuf, RxChecksum, TxChecksum};
+pub use mbuf::{prefetch, Mbuf, RxChecksum, TxChecksum};
 pub use mempool::Mempool;
 pub use port::{Offloads, Port, PortConfig, PortStats};
 pub use ring::Ring;

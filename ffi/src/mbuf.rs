@@ -24,6 +24,27 @@ use std::slice;
 use crate::eal::user_field_offset;
 use crate::sys;
 
+/// Ask the CPU to bring the cache line holding `at` closer, without waiting for it;
+/// `write` when the line is about to be written. A hint: nothing on other targets.
+#[inline]
+pub fn prefetch(at: *const u8, write: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
+        let at = at.cast::<i8>();
+        // SAFETY: a prefetch is only a hint: it never faults, whatever the address.
+        unsafe {
+            if write {
+                _mm_prefetch::<_MM_HINT_ET0>(at);
+            } else {
+                _mm_prefetch::<_MM_HINT_T0>(at);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, write);
+}
+
 /// An owned `rte_mbuf` chain; see the module docs.
 #[repr(transparent)]
 pub struct Mbuf(NonNull<sys::rte_mbuf>);
@@ -93,19 +114,7 @@ impl Mbuf {
     /// the line is about to be written.
     #[inline]
     pub fn prefetch(&self, offset: isize, write: bool) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
-            let at = self.data_ptr().wrapping_offset(offset).cast::<i8>();
-            // SAFETY: a prefetch is only a hint: it never faults, whatever the address.
-            unsafe {
-                if write {
-                    _mm_prefetch::<_MM_HINT_ET0>(at);
-                } else {
-                    _mm_prefetch::<_MM_HINT_T0>(at);
-                }
-            }
-        }
+        prefetch(self.data_ptr().wrapping_offset(offset), write)
     }
 
     /// The first segment's data (`data_len` bytes).
