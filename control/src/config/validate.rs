@@ -544,7 +544,10 @@ fn peers(
         );
     }
     let mut peers: Vec<PeerConfig> = Vec::with_capacity(raw.len());
-    // Each network, after masking, and where it was first claimed: (peer, index).
+    // Each public key and the peer that has it; each network, after masking, and where
+    // it was first claimed: (peer, index). Both by hash, so a check costs in proportion
+    // to the file.
+    let mut keys: HashMap<[u8; KEY_LEN], usize> = HashMap::with_capacity(raw.len());
     let mut owners: HashMap<Prefix, (usize, usize)> = HashMap::new();
     for (p, raw) in raw.iter().enumerate() {
         let path = format!("peers[{p}]");
@@ -557,7 +560,7 @@ fn peers(
                 "is the gateway's own public key (of wireguard.private_key)",
             );
         }
-        if let Some(first) = peers.iter().position(|peer| peer.public_key == public_key) {
+        if let Some(first) = keys.insert(public_key, p) {
             return fail(key_path, format!("is also the key of peers[{first}]"));
         }
 

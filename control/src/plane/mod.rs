@@ -17,6 +17,7 @@ pub mod host;
 pub mod icmp;
 pub mod load;
 pub mod neighbor;
+pub mod timers;
 
 use crate::noise::{CookieChecker, HandshakeError, Identity, PeerHandshake, Tai64N};
 use dataplane::activity::{Table, Totals};
@@ -42,6 +43,12 @@ use x25519_dalek::{PublicKey, StaticSecret};
 /// Packets queued per peer while its handshake runs (wireguard-go `QueueStagedSize`,
 /// `device/queueconstants_default.go`: 128).
 pub const STAGED_PER_PEER: usize = 128;
+
+/// How often a peer with a session has its timers looked at, at the least: the workers
+/// note its traffic without telling control, so this is how late control may learn that
+/// a keepalive or a handshake became due (at most a second of a 10 s or 15 s timer, and
+/// of the 120 s after which a sender wants a new handshake).
+const RECHECK: u64 = 1_000_000_000;
 
 /// Largest random extra wait before a handshake retry (whitepaper 6.1: "some jitter";
 /// wireguard-go adds up to 333 ms, `device/timers.go`).
@@ -240,6 +247,10 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     load: load::Load,
     limiter: load::SourceLimiter,
     cookies: CookieChecker,
+    /// When each peer next needs its timers run (`tick`); idle peers have none.
+    timers: timers::Wheel,
+    /// The peers `timers` found due, reused from tick to tick.
+    due: Vec<u32>,
     /// The kernel's side of the gateway's own addresses, when a control port exists.
     pub host: Option<host::HostPort>,
     /// Frames to send, each with `meta::send_on(side)`.
@@ -279,6 +290,8 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             load: load::Load::default(),
             limiter: load::SourceLimiter::default(),
             cookies: CookieChecker::new(),
+            timers: timers::Wheel::new(0),
+            due: Vec::new(),
             host: None,
             out: Vec::new(),
         };
@@ -342,7 +355,18 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             retry_at: 0,
             pending_index: None,
         });
+        // A reused id's old deadline is not this peer's; one with a persistent keepalive
+        // has its timers run at the next tick.
+        self.timers.disarm(id as u32);
+        if peer!(self, id).persistent_keepalive.is_some() {
+            self.wake(id);
+        }
         Ok(id as u32)
+    }
+
+    /// Have peer `i`'s timers run at the next tick (its state changed).
+    fn wake(&mut self, i: usize) {
+        self.timers.arm_by(i as u32, 0);
     }
 
     /// Removes the peer with `public_key`: its keypairs, queued packets and routes go.
@@ -363,6 +387,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             self.pending.remove(&slot);
         }
         self.stats.staged_drops += ps.staged.len() as u64;
+        self.timers.disarm(id as u32);
         self.publish_tables();
         true
     }
@@ -393,6 +418,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             .map(|s| dataplane::clock::secs(s as u64));
         let routes_changed = ps.spec.allowed_ips != spec.allowed_ips;
         ps.spec = spec;
+        self.wake(id);
         if routes_changed {
             self.publish_tables();
         }
@@ -887,6 +913,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let ps = peer_mut!(self, i);
         ps.handshakes += 1;
         ps.last_handshake = Some(now.wall);
+        self.wake(i);
         self.send_udp(dg.src, Some(dg.src_mac), &reply, now, alloc);
     }
 
@@ -943,6 +970,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let ps = peer_mut!(self, i);
         ps.handshakes += 1;
         ps.last_handshake = Some(now.wall);
+        self.wake(i);
         // Send what waited; with nothing waiting, a keepalive confirms the keypair to
         // the responder (whitepaper 6.4 / wireguard-go `SendKeepalive` after a response).
         if peer_mut!(self, i).staged.is_empty() {
@@ -995,6 +1023,8 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         ps.attempt_since.get_or_insert(now.mono);
         ps.retry_at = now.mono + limits::REKEY_TIMEOUT + jitter;
         ps.shared.want_handshake.store(false, Ordering::Relaxed);
+        let retry_at = ps.retry_at;
+        self.timers.arm(i as u32, retry_at);
         self.stats.initiations_sent += 1;
         self.send_udp(endpoint, None, &msg, now, alloc);
     }
@@ -1011,6 +1041,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             self.stats.staged_drops += 1;
         }
         ps.staged.push_back(pkt);
+        self.timers.arm_by(i as u32, 0);
         if ps.can_send(now.mono) && self.shared.sessions.sending(ps.shared.id).is_some() {
             // A keypair became usable after the worker looked.
             self.flush_staged(i, now, alloc);
@@ -1073,91 +1104,154 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.encrypt_and_send(vec![b], now, alloc);
     }
 
-    /// Run the timers of every peer and of neighbor resolution.
+    /// Run the timers of the peers that are due (module `timers`) and of neighbor
+    /// resolution. A peer is looked at when a deadline it armed has come: a handshake
+    /// retry, a keepalive, a handshake for data that got no answer, its keys' expiry,
+    /// and, while it has a session, at least every `RECHECK` for what the workers'
+    /// counts of its traffic say. Peers without a session, a handshake or a persistent
+    /// keepalive are not looked at at all.
     pub fn tick(&mut self, now: Now, alloc: Alloc<'_, B>) {
         let t = now.mono;
-        for i in 0..self.peers.len() {
-            if self.peers[i].is_none() {
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.expire(t, &mut due);
+        for &i in &due {
+            let i = i as usize;
+            if self.peers.get(i).is_none_or(|p| p.is_none()) {
                 continue;
             }
-            self.expire_keypairs(i, t);
-            let ps = peer_mut!(self, i);
-            // The responder's keypair became current when the initiator used it.
-            if ps.next.as_ref().is_some_and(|k| k.is_confirmed()) {
-                let old = ps.previous.take();
-                ps.previous = ps.current.take();
-                ps.current = ps.next.take();
-                if let Some(old) = old {
-                    self.shared.sessions.remove(old.local_index);
-                }
-            }
-            let st = self.activity_of(i);
-            let ps = peer!(self, i);
-            let (last_rx, last_rx_data) = (st.rx.last, st.rx.last_data);
-            let (last_tx, last_tx_data) = (st.tx.last, st.tx.last_data);
-
-            if let Some(since) = ps.attempt_since {
-                if t >= ps.retry_at {
-                    if t.saturating_sub(since) >= limits::REKEY_ATTEMPT_TIME {
-                        // Whitepaper 6.4: give up after Rekey-Attempt-Time and drop what
-                        // waited.
-                        let ps = peer_mut!(self, i);
-                        ps.attempt_since = None;
-                        self.stats.staged_drops += ps.staged.len() as u64;
-                        ps.staged.clear();
-                        self.stats.handshake_timeouts += 1;
-                        if let Some(idx) = ps.pending_index.take() {
-                            let slot = self.slot(idx);
-                            self.pending.remove(&slot);
-                        }
-                    } else {
-                        self.initiate(i, now, alloc, "retry");
-                    }
-                }
-                continue;
-            }
-            let want = ps.shared.want_handshake.load(Ordering::Relaxed);
-            // Sent data but heard nothing for Keepalive-Timeout + Rekey-Timeout. The
-            // workers' times may be a little newer than `t`, which was read earlier:
-            // differences saturate at zero.
-            let dead = last_tx_data > 0
-                && last_tx_data > last_rx
-                && t.saturating_sub(last_tx_data)
-                    >= limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
-            let rate_ok = ps.last_initiation == 0
-                || t.saturating_sub(ps.last_initiation) >= limits::REKEY_TIMEOUT;
-            if (want || dead || !ps.staged.is_empty()) && rate_ok {
-                let why = if want {
-                    "rekey asked for"
-                } else if dead {
-                    "no answer to data"
-                } else {
-                    "packets waiting"
-                };
-                self.initiate(i, now, alloc, why);
-                continue;
-            }
-            if !ps.can_send(t) {
-                if ps.persistent_keepalive.is_some() && rate_ok && ps.shared.endpoint().is_some() {
-                    self.initiate(i, now, alloc, "persistent keepalive");
-                }
-                continue;
-            }
-            // Whitepaper 6.5: answer data with a keepalive if we had nothing to send for
-            // Keepalive-Timeout.
-            let passive = last_rx_data > 0
-                && last_rx_data > last_tx
-                && t.saturating_sub(last_rx_data) >= limits::KEEPALIVE_TIMEOUT;
-            let persistent = ps
-                .persistent_keepalive
-                .is_some_and(|k| t.saturating_sub(last_tx.max(last_rx)) >= k);
-            if passive || persistent {
-                self.send_keepalive(i, now, alloc);
+            let st = self.run_timers(i, now, alloc);
+            if let Some(at) = self.next_check(i, t, &st) {
+                self.timers.arm_by(i as u32, at);
             }
         }
+        due.clear();
+        self.due = due;
         let tables = self.tables();
         self.resolver.tick(&tables, t, alloc, &mut self.out);
         self.publish_neighbors();
+    }
+
+    /// Peer `i`'s timers (whitepaper 6), at `now`; what the workers counted of its
+    /// traffic, for `next_check`.
+    fn run_timers(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) -> Totals {
+        let t = now.mono;
+        self.expire_keypairs(i, t);
+        let ps = peer_mut!(self, i);
+        // The responder's keypair became current when the initiator used it.
+        if ps.next.as_ref().is_some_and(|k| k.is_confirmed()) {
+            let old = ps.previous.take();
+            ps.previous = ps.current.take();
+            ps.current = ps.next.take();
+            if let Some(old) = old {
+                self.shared.sessions.remove(old.local_index);
+            }
+        }
+        let st = self.activity_of(i);
+        let ps = peer!(self, i);
+        let (last_rx, last_rx_data) = (st.rx.last, st.rx.last_data);
+        let (last_tx, last_tx_data) = (st.tx.last, st.tx.last_data);
+
+        if let Some(since) = ps.attempt_since {
+            if t >= ps.retry_at {
+                if t.saturating_sub(since) >= limits::REKEY_ATTEMPT_TIME {
+                    // Whitepaper 6.4: give up after Rekey-Attempt-Time and drop what
+                    // waited.
+                    let ps = peer_mut!(self, i);
+                    ps.attempt_since = None;
+                    self.stats.staged_drops += ps.staged.len() as u64;
+                    ps.staged.clear();
+                    self.stats.handshake_timeouts += 1;
+                    if let Some(idx) = ps.pending_index.take() {
+                        let slot = self.slot(idx);
+                        self.pending.remove(&slot);
+                    }
+                } else {
+                    self.initiate(i, now, alloc, "retry");
+                }
+            }
+            return st;
+        }
+        let want = ps.shared.want_handshake.load(Ordering::Relaxed);
+        // Sent data but heard nothing for Keepalive-Timeout + Rekey-Timeout. The
+        // workers' times may be a little newer than `t`, which was read earlier:
+        // differences saturate at zero.
+        let dead = last_tx_data > 0
+            && last_tx_data > last_rx
+            && t.saturating_sub(last_tx_data) >= limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
+        let rate_ok = ps.last_initiation == 0
+            || t.saturating_sub(ps.last_initiation) >= limits::REKEY_TIMEOUT;
+        if (want || dead || !ps.staged.is_empty()) && rate_ok {
+            let why = if want {
+                "rekey asked for"
+            } else if dead {
+                "no answer to data"
+            } else {
+                "packets waiting"
+            };
+            self.initiate(i, now, alloc, why);
+            return st;
+        }
+        if !ps.can_send(t) {
+            if ps.persistent_keepalive.is_some() && rate_ok && ps.shared.endpoint().is_some() {
+                self.initiate(i, now, alloc, "persistent keepalive");
+            }
+            return st;
+        }
+        // Whitepaper 6.5: answer data with a keepalive if we had nothing to send for
+        // Keepalive-Timeout.
+        let passive = last_rx_data > 0
+            && last_rx_data > last_tx
+            && t.saturating_sub(last_rx_data) >= limits::KEEPALIVE_TIMEOUT;
+        let persistent = ps
+            .persistent_keepalive
+            .is_some_and(|k| t.saturating_sub(last_tx.max(last_rx)) >= k);
+        if passive || persistent {
+            self.send_keepalive(i, now, alloc);
+            // Control counts what it sends itself: the keepalive is in the traffic now.
+            return self.activity_of(i);
+        }
+        st
+    }
+
+    /// When peer `i`'s timers next need to run, from what `run_timers` left at `t` and
+    /// its traffic `st`; `None` for a peer that has nothing to wait for (no session, no
+    /// handshake, nothing queued, no persistent keepalive).
+    fn next_check(&self, i: usize, t: u64, st: &Totals) -> Option<u64> {
+        let ps = peer!(self, i);
+        if ps.attempt_since.is_some() {
+            return Some(ps.retry_at);
+        }
+        let rate_ok_at = if ps.last_initiation == 0 {
+            0
+        } else {
+            ps.last_initiation + limits::REKEY_TIMEOUT
+        };
+        let mut at = u64::MAX;
+        if !ps.staged.is_empty() {
+            at = at.min(rate_ok_at.max(t + timers::TICK));
+        }
+        let keys = ps.keypairs().next().is_some();
+        if keys || ps.persistent_keepalive.is_some() {
+            at = at.min(t + RECHECK);
+        }
+        for k in ps.keypairs() {
+            let expires = (3 * limits::REJECT_AFTER_TIME).saturating_sub(k.age(t));
+            at = at.min(t + expires);
+        }
+        if ps.can_send(t) {
+            let (rx, tx) = (&st.rx, &st.tx);
+            if rx.last_data > 0 && rx.last_data > tx.last {
+                at = at.min(rx.last_data + limits::KEEPALIVE_TIMEOUT);
+            }
+            if tx.last_data > 0 && tx.last_data > rx.last {
+                let dead = tx.last_data + limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
+                at = at.min(dead.max(rate_ok_at));
+            }
+            if let Some(k) = ps.persistent_keepalive {
+                at = at.min(tx.last.max(rx.last) + k);
+            }
+        }
+        (at != u64::MAX).then_some(at)
     }
 
     /// Forget keypairs older than three times Reject-After-Time (whitepaper 6.3: keys are
