@@ -30,11 +30,13 @@ use tracing::{error, info, warn};
 
 /// Crypto sessions on a crypto device (the DPDK session pool's size).
 const CRYPTO_SESSIONS: u32 = 65_535;
-/// Peers a gateway can hold, configured or added at run time.
-pub const MAX_PEERS: usize = 16_384;
-/// Receiver-index slots: 2^18, so that the three keypairs a peer may have at once fit
-/// for every peer with room to spare (random indexes find a free slot quickly).
-const INDEX_BITS: u32 = 18;
+/// Peers a gateway can hold, configured or added at run time: 2^20, as the Linux
+/// kernel's WireGuard (`MAX_PEERS_PER_DEVICE`, `drivers/net/wireguard/device.h`).
+pub const MAX_PEERS: usize = 1 << 20;
+/// Receiver-index slots: 2^22 (32 MiB of pointers), so that the three keypairs and the
+/// handshake a peer may have at once fit for every peer with room to spare (random
+/// indexes find a free slot quickly).
+const INDEX_BITS: u32 = 22;
 const RING_SIZE: u32 = 4096;
 /// Data room of a packet buffer: DPDK's default (2048) plus its headroom.
 const MBUF_ROOM: u16 = 2048 + 128;
@@ -751,28 +753,32 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
             "changed in the file, but only a restart applies it; the running value stays"
         );
     }
-    if let Some(k) = plan.private_key {
-        plane.set_private_key(&k);
-    }
-    if plan.tables {
-        plane.set_port_tables(port_tables(&new, devices));
-    }
-    if let Some(s) = plan.rekey_after_time {
-        plane.set_rekey_after(dataplane::clock::secs(s.into()));
-    }
-    for k in &plan.remove {
-        plane.remove_peer(k);
-    }
-    for s in &plan.update {
-        plane.update_peer(s.clone());
-    }
-    let mut failed = 0;
-    for s in &plan.add {
-        if let Err(e) = plane.add_peer(s.clone()) {
-            error!(peer = %crate::keys::encode(&s.public_key), "reload: peer not added: {e}");
-            failed += 1;
+    // One publication of the tables for the whole reload.
+    let failed = plane.batch(|plane| {
+        if let Some(k) = plan.private_key {
+            plane.set_private_key(&k);
         }
-    }
+        if plan.tables {
+            plane.set_port_tables(port_tables(&new, devices));
+        }
+        if let Some(s) = plan.rekey_after_time {
+            plane.set_rekey_after(dataplane::clock::secs(s.into()));
+        }
+        for k in &plan.remove {
+            plane.remove_peer(k);
+        }
+        for s in &plan.update {
+            plane.update_peer(s.clone());
+        }
+        let mut failed = 0;
+        for s in &plan.add {
+            if let Err(e) = plane.add_peer(s.clone()) {
+                error!(peer = %crate::keys::encode(&s.public_key), "reload: peer not added: {e}");
+                failed += 1;
+            }
+        }
+        failed
+    });
     *running = reload::applied(running, &new);
     info!(
         added = plan.add.len() - failed,

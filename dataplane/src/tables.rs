@@ -145,6 +145,17 @@ impl Tables {
     pub fn port(&self, side: Side) -> &PortTables {
         &self.ports[side.index()]
     }
+
+    /// These tables with cryptokey routing replaced (the old one is not copied).
+    pub fn with_allowed(&self, allowed: PrefixTable<Arc<Peer>>) -> Tables {
+        Tables {
+            ports: self.ports.clone(),
+            allowed,
+            listen_port: self.listen_port,
+            mtu: self.mtu,
+            outer_dscp: self.outer_dscp.clone(),
+        }
+    }
 }
 
 /// Link-layer addresses learned by control (ARP, neighbor discovery).

@@ -1201,7 +1201,8 @@ fn lcores_may_share_cpus() {
 }
 
 /// `--check` refuses what start would: a file with more peers than the gateway holds
-/// passed the check and then failed at start with `peers[16384]: no room`.
+/// passed the check and then failed at start with `peers[16384]: no room` (when it held
+/// 16384).
 #[test]
 fn more_peers_than_the_gateway_holds_are_refused() {
     let mut yaml = MINIMAL.replace(
@@ -1212,9 +1213,10 @@ fn more_peers_than_the_gateway_holds_are_refused() {
     for _ in 0..=crate::gateway::MAX_PEERS {
         yaml.push_str("  - public_key: \"PEER1_PUBLIC\"\n");
     }
+    let max = crate::gateway::MAX_PEERS;
     assert_error(
         &yaml,
-        "peers[16384]",
-        "16385 peers are configured; wgdp holds at most 16384",
+        &format!("peers[{max}]"),
+        &format!("{} peers are configured; wgdp holds at most {max}", max + 1),
     );
 }

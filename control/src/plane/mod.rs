@@ -224,6 +224,13 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     /// By peer id; `None` is a free id.
     peers: Vec<Option<PeerState<B>>>,
     by_key: HashMap<[u8; 32], usize>,
+    /// Each allowed network and the peer id it belongs to (cryptokey routing is built
+    /// from this).
+    owners: HashMap<(IpAddr, u8), usize>,
+    /// Inside `batch`: the tables are published once, at its end.
+    batching: bool,
+    /// Routes changed since the tables were last published.
+    routes_dirty: bool,
     /// Where the search for a free id starts, so that a removed peer's id is reused as
     /// late as possible.
     next_id: usize,
@@ -276,6 +283,9 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             shared,
             peers: Vec::new(),
             by_key: HashMap::new(),
+            owners: HashMap::new(),
+            batching: false,
+            routes_dirty: false,
             next_id: 0,
             pending: HashMap::new(),
             resolver: Resolver::default(),
@@ -312,7 +322,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// Adds a peer; its id is returned. The tables are published.
     pub fn add_peer(&mut self, spec: PeerSpec) -> Result<u32, String> {
         let id = self.insert_peer(spec)?;
-        self.publish_tables();
+        self.routes_changed();
         Ok(id)
     }
 
@@ -336,6 +346,9 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             self.peers.resize_with(id + 1, || None);
         }
         self.by_key.insert(spec.public_key, id);
+        for &net in &spec.allowed_ips {
+            self.owners.insert(net, id);
+        }
         self.peers[id] = Some(PeerState {
             shared: Arc::new(Peer::new(id as u32, spec.endpoint)),
             activity_base: self.shared.activity.total(id as u32),
@@ -378,6 +391,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let Some(ps) = self.peers[id].take() else {
             return false;
         };
+        self.disown(id, &ps.spec.allowed_ips);
         for k in ps.keypairs() {
             self.shared.sessions.remove(k.local_index);
         }
@@ -388,8 +402,17 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
         self.stats.staged_drops += ps.staged.len() as u64;
         self.timers.disarm(id as u32);
-        self.publish_tables();
+        self.routes_changed();
         true
+    }
+
+    /// Forget that peer `id` owns `nets`.
+    fn disown(&mut self, id: usize, nets: &[(IpAddr, u8)]) {
+        for net in nets {
+            if self.owners.get(net) == Some(&id) {
+                self.owners.remove(net);
+            }
+        }
     }
 
     /// Changes a peer in place (preshared key, endpoint, allowed IPs, keepalive),
@@ -417,12 +440,49 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             .persistent_keepalive
             .map(|s| dataplane::clock::secs(s as u64));
         let routes_changed = ps.spec.allowed_ips != spec.allowed_ips;
-        ps.spec = spec;
+        let old = std::mem::replace(&mut ps.spec, spec);
         self.wake(id);
         if routes_changed {
-            self.publish_tables();
+            self.disown(id, &old.allowed_ips);
+            for &net in &peer!(self, id).spec.allowed_ips {
+                self.owners.insert(net, id);
+            }
+            self.routes_changed();
         }
         true
+    }
+
+    /// Apply several changes (`add_peer`, `remove_peer`, `update_peer`,
+    /// `set_port_tables`) and publish the tables once, at the end, so that a change of
+    /// many peers costs one rebuild of cryptokey routing, not one per peer.
+    pub fn batch<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let outer = std::mem::replace(&mut self.batching, true);
+        let r = f(self);
+        self.batching = outer;
+        if !outer && self.routes_dirty {
+            self.publish_tables();
+        }
+        r
+    }
+
+    /// The routes changed: publish now, or at the end of the batch.
+    fn routes_changed(&mut self) {
+        self.routes_dirty = true;
+        if !self.batching {
+            self.publish_tables();
+        }
+    }
+
+    /// The configuration of the peer with `public_key`.
+    pub fn peer_spec(&self, public_key: &[u8; 32]) -> Option<&PeerSpec> {
+        let &id = self.by_key.get(public_key)?;
+        self.peers.get(id)?.as_ref().map(|p| &p.spec)
+    }
+
+    /// The public key of the peer that owns network `net` among its allowed IPs.
+    pub fn owner_of(&self, net: (IpAddr, u8)) -> Option<&[u8; 32]> {
+        let &id = self.owners.get(&net)?;
+        self.peers.get(id)?.as_ref().map(|p| &p.spec.public_key)
     }
 
     /// Replaces the gateway's private key. Every session and handshake in progress is
@@ -494,20 +554,20 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// peers' routes.
     pub fn set_port_tables(&mut self, base: Tables) {
         self.shared.tables.store(Arc::new(base));
-        self.publish_tables();
+        self.routes_changed();
     }
 
     /// Rebuilds cryptokey routing from the peers and publishes the tables.
     fn publish_tables(&mut self) {
-        let mut t = (*self.tables()).clone();
         let mut allowed = PrefixTable::new();
-        for ps in self.peers.iter().flatten() {
-            for &(addr, len) in &ps.spec.allowed_ips {
+        for (&(addr, len), &id) in &self.owners {
+            if let Some(ps) = self.peers.get(id).and_then(Option::as_ref) {
                 allowed.insert(addr, len, ps.shared.clone());
             }
         }
-        t.allowed = allowed;
+        let t = self.tables().with_allowed(allowed);
         self.shared.tables.store(Arc::new(t));
+        self.routes_dirty = false;
     }
 
     pub fn private_key(&self) -> &crate::config::Key {

@@ -35,8 +35,17 @@ pub fn describe<B: PacketBuf, R: RngCore + CryptoRng>(plane: &ControlPlane<B, R>
     }
 }
 
-/// Applies a `wg set`. `max_peers` is the capacity of the gateway.
+/// Applies a `wg set`. `max_peers` is the capacity of the gateway. The tables are
+/// published once, after every peer of the request (`ControlPlane::batch`).
 pub fn apply<B: PacketBuf, R: RngCore + CryptoRng>(
+    plane: &mut ControlPlane<B, R>,
+    req: &SetRequest,
+    max_peers: usize,
+) -> Result<(), UapiError> {
+    plane.batch(|plane| apply_all(plane, req, max_peers))
+}
+
+fn apply_all<B: PacketBuf, R: RngCore + CryptoRng>(
     plane: &mut ControlPlane<B, R>,
     req: &SetRequest,
     max_peers: usize,
@@ -99,10 +108,7 @@ pub fn apply<B: PacketBuf, R: RngCore + CryptoRng>(
             plane.remove_peer(&c.public_key);
             continue;
         }
-        let existing = plane
-            .peer_specs()
-            .find(|s| s.public_key == c.public_key)
-            .cloned();
+        let existing = plane.peer_spec(&c.public_key).cloned();
         if existing.is_none() && c.update_only {
             continue;
         }
@@ -157,13 +163,15 @@ fn take_from_others<B: PacketBuf, R: RngCore + CryptoRng>(
     owner: &[u8; 32],
     net: (std::net::IpAddr, u8),
 ) {
-    let losers: Vec<PeerSpec> = plane
-        .peer_specs()
-        .filter(|s| &s.public_key != owner && s.allowed_ips.contains(&net))
+    let Some(loser) = plane
+        .owner_of(net)
+        .filter(|k| *k != owner)
+        .and_then(|k| plane.peer_spec(k))
         .cloned()
-        .collect();
-    for mut s in losers {
-        s.allowed_ips.retain(|&p| p != net);
-        plane.update_peer(s);
-    }
+    else {
+        return;
+    };
+    let mut s = loser;
+    s.allowed_ips.retain(|&p| p != net);
+    plane.update_peer(s);
 }
