@@ -153,7 +153,7 @@ impl Tables {
             allowed,
             listen_port: self.listen_port,
             mtu: self.mtu,
-            outer_dscp: self.outer_dscp.clone(),
+            outer_dscp: self.outer_dscp,
         }
     }
 }
