@@ -454,6 +454,10 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             "adaptive idle: workers sleep when the ports are quiet"
         );
     }
+    let peer_series = cfg
+        .metrics
+        .as_ref()
+        .map_or(crate::config::DEFAULT_PEER_SERIES, |m| m.peer_series);
     let mut handles = Vec::new();
     let share = cfg.dpdk.share_crypto && crypto.is_none() && workers.len() > 1;
     if share {
@@ -550,14 +554,20 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
                 }
             }
         }
-        if now.mono - last_tick >= TICK {
+        let ticked = now.mono - last_tick >= TICK;
+        if ticked {
             last_tick = now.mono;
             plane.tick(now, &mut alloc);
             if now.mono - last_snapshot >= SNAPSHOT_EVERY {
                 last_snapshot = now.mono;
-                let s = snapshot(&plane, &handles, &pool, &ports, ring_drops);
+                let s = snapshot(&plane, &handles, &pool, &ports, ring_drops, peer_series);
                 publisher.publish(s);
             }
+        }
+        // Every 10 ms, and on every round while a long answer is being written.
+        let writing = uapi.as_ref().is_some_and(|s| s.writing());
+        if ticked || writing {
+            work += usize::from(writing);
             if let Some(server) = uapi.as_mut() {
                 server.poll(&mut |req| match req {
                     uapi::Request::Get => uapi::Response::Device(uapi::device::describe(&plane)),
@@ -665,21 +675,29 @@ fn snapshot<R: rand_core::RngCore + rand_core::CryptoRng>(
     pool: &Mempool,
     ports: &[Arc<Port>; 2],
     ring_drops: u64,
+    peer_series: usize,
 ) -> metrics::Snapshot {
     let mut s = metrics::Snapshot::new(dpdk_sys::version());
     s.tsc_hz = dpdk_sys::Eal::tsc_hz();
-    s.peers = plane
-        .peer_views()
-        .map(|v| {
-            let mut p = metrics::PeerSnapshot::new(v.peer.id, &v.spec.public_key, &v.activity);
-            p.latest_handshake = v
-                .last_handshake
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            p.handshakes = v.handshakes;
-            p
-        })
-        .collect();
+    let to_snapshot = |v: crate::plane::PeerView<'_>| {
+        let mut p = metrics::PeerSnapshot::new(v.peer.id, &v.spec.public_key, &v.activity);
+        p.latest_handshake = v
+            .last_handshake
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        p.handshakes = v.handshakes;
+        p
+    };
+    // Every peer while they are few; past `peer_series`, only the active ones are
+    // looked at (not a walk over every peer twice a second), and the busiest kept.
+    let active: Vec<metrics::PeerSnapshot> = plane.active_peer_views().map(to_snapshot).collect();
+    s.peers_configured = plane.peer_count() as u64;
+    s.peers_active = active.len() as u64;
+    s.peers = if plane.peer_count() <= peer_series {
+        plane.peer_views().map(to_snapshot).collect()
+    } else {
+        metrics::Snapshot::select_peers(active, peer_series)
+    };
     s.workers = workers
         .iter()
         .map(|h| metrics::WorkerSnapshot::new(h.lcore.to_string(), &h.counters))

@@ -220,6 +220,7 @@ mod tests {
         moved.dpdk.burst = 32;
         moved.metrics = Some(crate::config::MetricsConfig {
             listen: "127.0.0.1:9586".parse().unwrap(),
+            peer_series: 10,
         });
         let p = plan(&old, live(&old, &[]), &moved);
         assert_eq!(p.restart_needed, vec!["dpdk", "metrics"]);

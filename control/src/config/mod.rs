@@ -299,7 +299,15 @@ pub struct ControlPortConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
     pub listen: SocketAddr,
+    /// Most peers with series of their own (`metrics.peer_series`): every peer when
+    /// there are no more, otherwise the busiest of those with a session.
+    pub peer_series: usize,
 }
+
+/// `metrics.peer_series` when not given.
+pub const DEFAULT_PEER_SERIES: usize = 1000;
+/// The largest `metrics.peer_series`.
+pub const MAX_PEER_SERIES: usize = 100_000;
 
 /// The WireGuard UAPI socket, `/var/run/wireguard/<name>.sock`.
 #[derive(Debug, Clone, PartialEq, Eq)]

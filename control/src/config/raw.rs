@@ -161,9 +161,13 @@ pub(super) struct RawControlPort {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with key listen")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with keys listen, peer_series"
+)]
 pub(super) struct RawMetrics {
     pub listen: String,
+    pub peer_series: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -622,6 +622,19 @@ fn yaml_and_structure_errors() {
         "invalid type: string \"zero\", expected an integer",
     );
     assert_error(
+        &minimal_plus("metrics: { listen: \"127.0.0.1:9586\", peer_series: 100001 }\n"),
+        "metrics.peer_series",
+        "must be between 0 and 100000",
+    );
+    assert_eq!(
+        parse_ok(&minimal_plus(
+            "metrics: { listen: \"127.0.0.1:9586\", peer_series: 0 }\n"
+        ))
+        .metrics
+        .map(|m| m.peer_series),
+        Some(0)
+    );
+    assert_error(
         &minimal_plus("crypto: { backend: quantum }\n"),
         "crypto.backend",
         "unknown variant `quantum`",
@@ -629,7 +642,7 @@ fn yaml_and_structure_errors() {
     assert_error(
         &minimal_plus("metrics: { listen: \"127.0.0.1:9586\", path: /m }\n"),
         "metrics.path",
-        "unknown key (expected `listen`)",
+        "unknown key (expected `listen` or `peer_series`)",
     );
     assert_error(
         &minimal_with(

@@ -797,7 +797,19 @@ fn control_port(raw: RawControlPort) -> Result<ControlPortConfig, ConfigError> {
 
 fn metrics(raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
     let listen = socket_addr("metrics.listen", &raw.listen, 9586)?;
-    Ok(MetricsConfig { listen })
+    let peer_series = match raw.peer_series {
+        Some(n) => ranged(
+            "metrics.peer_series",
+            n,
+            0,
+            crate::config::MAX_PEER_SERIES as i64,
+        )?,
+        None => crate::config::DEFAULT_PEER_SERIES,
+    };
+    Ok(MetricsConfig {
+        listen,
+        peer_series,
+    })
 }
 
 fn uapi(raw: RawUapi) -> Result<UapiConfig, ConfigError> {

@@ -44,7 +44,13 @@ pub struct Snapshot {
     pub dpdk_version: String,
     /// TSC clocks per second (`rte_get_tsc_hz`), the unit of the stage clocks; 0 unknown.
     pub tsc_hz: u64,
+    /// The peers with series of their own: every peer, or with more peers than
+    /// `metrics.peer_series`, that many of the busiest with a session (`select_peers`).
     pub peers: Vec<PeerSnapshot>,
+    /// Peers configured, and those with a session, a handshake under way or a
+    /// persistent keepalive.
+    pub peers_configured: u64,
+    pub peers_active: u64,
     /// Workers, and the control thread's own encrypt runs if it reports them as a worker
     /// (lcore label `control`).
     pub workers: Vec<WorkerSnapshot>,
@@ -66,6 +72,8 @@ impl Default for Snapshot {
             dpdk_version: String::new(),
             tsc_hz: 0,
             peers: Vec::new(),
+            peers_configured: 0,
+            peers_active: 0,
             workers: Vec::new(),
             control: BTreeMap::new(),
             handshake_errors: BTreeMap::new(),
@@ -83,6 +91,22 @@ impl Snapshot {
             dpdk_version: dpdk_version.into(),
             ..Snapshot::default()
         }
+    }
+
+    /// Keeps at most `limit` of `peers` (every peer when there are no more): the busiest
+    /// by bytes both ways, in id order. What bounds the per-peer series, so that a
+    /// gateway of a million peers does not give Prometheus six million series
+    /// (docs/operations.md, "Metrics").
+    pub fn select_peers(mut peers: Vec<PeerSnapshot>, limit: usize) -> Vec<PeerSnapshot> {
+        if peers.len() > limit {
+            let bytes = |p: &PeerSnapshot| std::cmp::Reverse(p.rx_bytes + p.tx_bytes);
+            if limit > 0 {
+                peers.select_nth_unstable_by_key(limit - 1, bytes);
+            }
+            peers.truncate(limit);
+        }
+        peers.sort_unstable_by_key(|p| p.id);
+        peers
     }
 
     /// Copies every [`ControlStats`] counter into [`Snapshot::control`] (under its field

@@ -60,6 +60,18 @@ pub fn render(s: &Snapshot) -> String {
 }
 
 fn peers(r: &Registry, s: &Snapshot) {
+    let count = gauge_u64(
+        r,
+        "wgdp_peers",
+        "Peers configured, and active ones (a session, a handshake under way or a \
+         persistent keepalive); per-peer series cover every peer up to \
+         metrics.peer_series, and the busiest active ones beyond",
+        &["state"],
+    );
+    count
+        .with_label_values(&["configured"])
+        .set(s.peers_configured);
+    count.with_label_values(&["active"]).set(s.peers_active);
     let labels = &["public_key", "id"];
     let rx_packets = counter(
         r,

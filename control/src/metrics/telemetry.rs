@@ -85,7 +85,8 @@ pub(super) fn info(s: &Snapshot, _: Option<&str>) -> Option<Reply> {
     d.add_string("version", env!("CARGO_PKG_VERSION"))
         .add_string("dpdk", s.dpdk_version.as_str())
         .add_u64("taken_at", unix_seconds(s))
-        .add_u64("peers", s.peers.len() as u64)
+        .add_u64("peers", s.peers_configured)
+        .add_u64("peers_active", s.peers_active)
         .add_u64("workers", s.workers.len() as u64);
     for p in &s.mempools {
         let name = key(&p.name);

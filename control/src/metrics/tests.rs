@@ -43,6 +43,8 @@ fn sample() -> Snapshot {
     s.taken_at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
     s.tsc_hz = 2_000_000_000;
     s.peers.push(peer);
+    s.peers_configured = 1;
+    s.peers_active = 1;
     s.workers.push(WorkerSnapshot::new("1", &counters));
     s.set_control(&ControlStats {
         initiations_sent: 9,
@@ -338,4 +340,33 @@ fn telemetry_commands_register_once_at_a_time() {
     assert!(err.contains("/wgdp/info"), "{err}");
     drop(first);
     register_telemetry(&publisher.reader()).expect("free again after the drop");
+}
+
+#[test]
+fn per_peer_series_are_bounded_to_the_busiest() {
+    let template = sample().peers[0].clone();
+    let peers: Vec<PeerSnapshot> = (0..50u32)
+        .map(|id| PeerSnapshot {
+            id,
+            rx_bytes: u64::from(id % 10) * 1000,
+            tx_bytes: u64::from(id),
+            ..template.clone()
+        })
+        .collect();
+    // Within the limit: all of them, in id order.
+    assert_eq!(Snapshot::select_peers(peers.clone(), 50).len(), 50);
+    // Past it: the busiest by bytes both ways (ids ending in 9, then the biggest ending
+    // in 8), in id order.
+    let kept = Snapshot::select_peers(peers.clone(), 7);
+    let ids: Vec<u32> = kept.iter().map(|p| p.id).collect();
+    assert_eq!(ids, [9, 19, 29, 38, 39, 48, 49]);
+    assert!(Snapshot::select_peers(peers, 0).is_empty());
+
+    let mut s = sample();
+    s.peers_configured = 1_000_000;
+    s.peers_active = 12;
+    let text = render(&s);
+    let v = |labels: &[&str]| sample_value(&text, "wgdp_peers", labels).unwrap();
+    assert_eq!(v(&["state=\"configured\""]), 1_000_000.0);
+    assert_eq!(v(&["state=\"active\""]), 12.0);
 }

@@ -526,7 +526,26 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     /// What an operator sees of each peer.
     pub fn peer_views(&self) -> impl Iterator<Item = PeerView<'_>> {
-        self.peers.iter().flatten().map(|p| PeerView {
+        self.peers.iter().flatten().map(|p| self.view(p))
+    }
+
+    /// What an operator sees of each peer that has a session, a handshake under way,
+    /// packets waiting or a persistent keepalive: the peers whose timers are armed.
+    /// Costs a scan of one word per peer id, and a look at those peers only.
+    pub fn active_peer_views(&self) -> impl Iterator<Item = PeerView<'_>> {
+        self.timers
+            .armed_peers()
+            .filter_map(|i| self.peers.get(i as usize)?.as_ref())
+            .map(|p| self.view(p))
+    }
+
+    /// Peers configured.
+    pub fn peer_count(&self) -> usize {
+        self.by_key.len()
+    }
+
+    fn view<'a>(&'a self, p: &'a PeerState<B>) -> PeerView<'a> {
+        PeerView {
             spec: &p.spec,
             peer: &p.shared,
             activity: self
@@ -536,7 +555,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 .since(p.activity_base),
             last_handshake: p.last_handshake,
             handshakes: p.handshakes,
-        })
+        }
     }
 
     /// Peer `i`'s traffic, summed over the workers and control.

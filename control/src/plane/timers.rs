@@ -90,6 +90,15 @@ impl Wheel {
         self.armed.get(peer as usize).copied().filter(|&a| a != 0)
     }
 
+    /// The peers with a deadline armed, by id (a scan of one word per peer id).
+    pub fn armed_peers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.armed
+            .iter()
+            .enumerate()
+            .filter(|(_, &a)| a != 0)
+            .map(|(i, _)| i as u32)
+    }
+
     /// Deadlines armed now.
     pub fn len(&self) -> usize {
         self.live

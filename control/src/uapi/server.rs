@@ -16,7 +16,10 @@
 //! once, so a client fails fast rather than hanging); a request is rejected as soon as it
 //! passes [`Limits::max_request_bytes`], and the rest of it is skipped, not kept; a
 //! connection that has not completed a request and read its answer within
-//! [`Limits::timeout`] (of being accepted, or of its last answer) is closed. A connection
+//! [`Limits::timeout`] (of being accepted, of its last answer, or of the last part of an
+//! answer it took) is closed. While an answer is being written ([`Server::writing`]) the
+//! control loop polls on every round rather than every 10 ms, so a long answer goes as
+//! fast as the client reads it. A connection
 //! closed in the middle of a request has that request discarded, never half-applied.
 //!
 //! Writes to a client that has gone away fail with EPIPE rather than killing the
@@ -237,7 +240,15 @@ impl Server {
     /// for a socket. Requests left over (a client pipelining many) are answered on the
     /// next calls.
     pub fn poll(&mut self, handler: &mut dyn FnMut(Request) -> Response) {
-        let now = Instant::now();
+        self.poll_at(Instant::now(), handler)
+    }
+
+    /// Whether an answer is waiting for its client to read the rest of it.
+    pub fn writing(&self) -> bool {
+        self.connections.iter().any(|c| c.sent < c.answer.len())
+    }
+
+    fn poll_at(&mut self, now: Instant, handler: &mut dyn FnMut(Request) -> Response) {
         self.accept(now);
         let mut i = 0;
         while i < self.connections.len() {
@@ -411,6 +422,9 @@ impl Connection {
                 match self.stream.write(&self.answer[self.sent..]) {
                     Ok(n) if n > 0 => {
                         self.sent += n;
+                        // A client reading a long answer (`wg show` of many peers) is
+                        // making progress: the timeout counts from its last read.
+                        self.deadline = now + limits.timeout;
                         continue;
                     }
                     Ok(_) => return lost(stats, io::ErrorKind::WriteZero.into()),
