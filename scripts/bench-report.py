@@ -619,6 +619,43 @@ def main():
               f"{r['two'] / r['one']:.2f} | {100 * r['helped']:.0f} % |")
         p("")
 
+    # ---- scale
+    scale = [json.loads(l) for l in read(w("scale.json")).splitlines() if l.strip()]
+    if scale:
+        p("## Scale: many configured peers")
+        p("")
+        p("A gateway with N configured peers (`scripts/scale-peers.py`: random keys, an "
+          "IPv6 /128 each and an IPv4 /32 for the first 32768), idle, on memif ports with "
+          "nobody on the other side, one worker. `check`: `wgdp check` of the file; "
+          "`start`: until the worker runs and the UAPI socket answers; `memory`: the "
+          "process's resident memory 2 s later, and per peer over the smallest run; "
+          "`control CPU`: the control thread's share of a CPU over 5 s of idling; "
+          "`wg show`: `wg show IFACE dump` of every peer; `scrape`: one `GET /metrics` "
+          "(per-peer series bounded by `metrics.peer_series`, 1000); `reload`: SIGHUP with "
+          "one peer's allowed IPs changed, until the log says it is applied; `stop`: "
+          "SIGTERM until the process is gone, every mbuf back.")
+        p("")
+        p("| peers | check (s) | start (s) | memory (MiB) | per peer (KiB) | control CPU | wg show (s) | scrape (s) | reload (s) | stop (s) |")
+        p("|---|---|---|---|---|---|---|---|---|---|")
+        base = min(scale, key=lambda r: r["peers"])
+        for r in scale:
+            per = ("-" if r is base else
+                   f"{(r['rss_kb'] - base['rss_kb']) / (r['peers'] - base['peers']):.2f}")
+            p(f"| {r['peers']} | {r['check_s']:.2f} | {r['start_s']:.2f} | "
+              f"{r['rss_kb'] / 1024:.0f} | {per} | {r['control_cpu_percent']} % | "
+              f"{r['show_s']:.2f} | {r['scrape_s']:.2f} | {r['reload_s']:.2f} | {r['stop_s']:.2f} |")
+        p("")
+        cs = read(w("control_scale.txt")).strip()
+        if cs:
+            p("The control plane alone, without DPDK (`target/release/examples/control_scale "
+              "N...`): making it (a static-static Diffie-Hellman per peer, precomputed as the "
+              "kernel does), its memory per peer, a timer tick while every peer is idle, one "
+              "changed peer (cryptokey routing rebuilt and published), and a walk over every "
+              "peer's counters:")
+            p("")
+            p(cs)
+            p("")
+
     # ---- cryptodev
     crows = throughput_rows(load(w("cryptodev.json")))
     if crows:

@@ -228,6 +228,91 @@ bench_one_tunnel() {
     "$REPO/target/release/examples/one_tunnel" "$1" "$2" --json >"$WORK/one_tunnel.json" 2>"$WORK/one_tunnel.err" || true
 }
 
+# bench_scale COUNTS...: a gateway with each count of configured peers (scripts/scale-peers.py:
+# random keys, an IPv6 /128 each and an IPv4 /32 for the first 32768), idle, on memif
+# ports with nobody on the other side: how long `wgdp check` and a start take, the
+# memory it holds, the control thread's CPU while idle, `wg show` of every peer, a
+# metrics scrape, a reload that changes one peer, and the stop. Then the control plane
+# alone (examples/control_scale). One JSON line per count in scale.json.
+bench_scale() {
+    local n dir pid t started check start rss c0 c1 show scrape reload stop lines key
+    : >"$WORK/scale.json"
+    for n in "$@"; do
+        bench_log "scale: $n peers"
+        dir=$WORK/scale-$n
+        mkdir -p "$dir"
+        key=$(wg genkey)
+        # shellcheck disable=SC2046 # word splitting of the memory options is wanted
+        cat >"$dir/gw.yaml" <<EOF
+dpdk:
+  eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-scale" $(eal_memory))
+  lcores: { control: 0, workers: [1] }
+ports:
+  outside:
+    device: "net_memif0,role=server,socket=$dir/out.sock"
+    addresses: ["198.19.0.2/24"]
+  inside:
+    device: "net_memif1,role=server,socket=$dir/in.sock"
+    addresses: ["198.18.2.1/24"]
+wireguard:
+  private_key: "$key"
+metrics:
+  listen: "127.0.0.1:19977"
+uapi:
+  name: "wgdps$$"
+EOF
+        python3 "$REPO/scripts/scale-peers.py" "$n" >>"$dir/gw.yaml"
+        chmod 600 "$dir/gw.yaml"
+        t=$(now_s)
+        "$REPO/target/release/wgdp" check --config "$dir/gw.yaml" >/dev/null
+        check=$(since "$t")
+        started=$(now_s)
+        "$REPO/target/release/wgdp" --config "$dir/gw.yaml" --pid-file "$dir/pid" >"$dir/log" 2>&1 &
+        pid=$!
+        until [[ -S /var/run/wireguard/wgdps$$.sock ]] && grep -q 'worker started' "$dir/log"; do
+            kill -0 "$pid" 2>/dev/null || die "scale $n: wgdp did not start: $(tail -3 "$dir/log")"
+            sleep 0.05
+        done
+        start=$(since "$started")
+        sleep 2
+        rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")
+        c0=$(awk '{ print $14 + $15 }' "/proc/$pid/task/$pid/stat")
+        sleep 5
+        c1=$(awk '{ print $14 + $15 }' "/proc/$pid/task/$pid/stat")
+        t=$(now_s)
+        lines=$(wg show "wgdps$$" dump | wc -l)
+        show=$(since "$t")
+        t=$(now_s)
+        curl -s 127.0.0.1:19977/metrics >/dev/null
+        scrape=$(since "$t")
+        # One peer's allowed IPs change: the last one gains an IPv6 /128.
+        sed -i '$ s|"\] }$|", "2001:2:0:2000::1/128"] }|' "$dir/gw.yaml"
+        t=$(now_s)
+        kill -HUP "$pid"
+        until grep -q 'configuration reloaded' "$dir/log"; do sleep 0.02; done
+        reload=$(since "$t")
+        t=$(now_s)
+        kill -TERM "$pid"
+        wait "$pid" || true
+        stop=$(since "$t")
+        grep -q 'every mbuf is back in the pool' "$dir/log" || echo "bench: scale $n: mbufs not all back" >&2
+        echo "{\"peers\": $n, \"check_s\": $check, \"start_s\": $start, \"rss_kb\": $rss," \
+            "\"control_cpu_percent\": $(((c1 - c0) * 100 / 5 / $(getconf CLK_TCK)))," \
+            "\"show_s\": $show, \"show_lines\": $lines, \"scrape_s\": $scrape," \
+            "\"reload_s\": $reload, \"stop_s\": $stop}" >>"$WORK/scale.json"
+        rm -f "$dir/gw.yaml"
+    done
+    "$REPO/target/release/examples/control_scale" "$@" >"$WORK/control_scale.txt" 2>&1 || true
+}
+
+# now_s: seconds since the epoch, with fractions. since T: seconds from T to now.
+now_s() {
+    date +%s.%N
+}
+since() {
+    awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'
+}
+
 # bench_cryptodev ARGS...: the memif search again with the cryptodev backend on the
 # Intel IPsec-MB library's PMD (crypto_aesni_mb), which the in-line backend replaces.
 bench_cryptodev() {
@@ -281,6 +366,7 @@ bench_main() {
     local -a search_cryptodev=(--sizes 64,1420 --trial-ms 1000 --latency-count 2000 --latency-sizes 64)
     local -a search_scaling=(--sizes 64,1420 --trial-ms 500 --latency-rate 0)
     local aead_secs=1 iperf_secs=10 latency_count=20000 tunnel_packets=200000 tunnel_sizes=64,1420
+    local -a scale_counts=(10000 100000 1000000)
     if [[ -n $quick ]]; then
         search=(--sizes 64,1420 --trial-ms 200 --max-trials 5 --latency-count 2000)
         search_afxdp=(--sizes 64 --trial-ms 200 --max-trials 4 --latency-count 2000 --latency-sizes 64)
@@ -291,6 +377,7 @@ bench_main() {
         latency_count=2000
         tunnel_packets=50000
         tunnel_sizes=64
+        scale_counts=(1000 10000)
     fi
     local started=$SECONDS
     machine_info "$WORK/machine.json"
@@ -300,6 +387,7 @@ bench_main() {
     bench_memif_zero_copy "${search_cryptodev[@]}"
     bench_scaling "${search_scaling[@]}"
     bench_one_tunnel "$tunnel_packets" "$tunnel_sizes"
+    bench_scale "${scale_counts[@]}"
     bench_baseline "$latency_count"
     bench_cryptodev "${search_cryptodev[@]}"
     bench_idle "$latency_count"
