@@ -103,7 +103,9 @@ gw_start() {
 # (default 1420), GW_IDLE the idle mode (default poll), GW_CRYPTO a crypto device for
 # the cryptodev backend, GW_EAL_ARGS more EAL arguments, GW_MBUFS the packet pool's size,
 # GW_LCORES the dpdk.lcores mapping (default one worker on lcore 1), GW_SHARE
-# dpdk.share_crypto (default true); an empty GW_MBUFS leaves the pool's size to wgdp.
+# dpdk.share_crypto (default true), GW_EXTRA_PEERS that many more configured peers
+# after the generator's (scripts/scale-peers.py); an empty GW_MBUFS leaves the pool's
+# size to wgdp.
 gw_config() {
     local name=$1 out_dev=$2 in_dev=$3 peers=$4 key cfg
     local lcores=${GW_LCORES:-"{ control: 0, workers: [1] }"} mbufs=
@@ -140,6 +142,9 @@ EOF
         printf 'crypto:\n  backend: cryptodev\n  device: "%s"\n' "$GW_CRYPTO" >>"$cfg"
     fi
     "$PKTGEN" peers --peers "$peers" >>"$cfg"
+    if [[ -n ${GW_EXTRA_PEERS:-} ]]; then
+        python3 "$REPO/scripts/scale-peers.py" "$GW_EXTRA_PEERS" --items >>"$cfg"
+    fi
     GW_CFG=$cfg
 }
 
@@ -380,6 +385,18 @@ PY
     pktgen_memif run --peers 12 --queues 3 --count 3000 --rate 20000 --size 64 --check \
         --json "$WORK/smoke-workers.json" || status=1
     every_worker_carried 3 || status=1
+
+    # The generator's 4 peers among 100000 configured ones: the gateway starts with
+    # them all, the 4 pass traffic, and it stops with every mbuf back.
+    echo "bench smoke: 4000 packets of 64 bytes each way, 4 peers among 100004 configured"
+    memif_devices smoke-many
+    GW_EXTRA_PEERS=100000 gw_start smoke-many "$GW_OUT" "$GW_IN" 4
+    pktgen_memif run --peers 4 --count 4000 --rate 20000 --size 64 --check \
+        --json "$WORK/smoke-many.json" || status=1
+    if ! grep -Eq 'wireguard ready.* peers=100004($| )' "$GW_LOG"; then
+        echo "bench smoke: the gateway did not start with 100004 peers: $(grep -m1 'wireguard ready' "$GW_LOG")"
+        status=1
+    fi
 
     echo "bench smoke: 2000 packets of 64 bytes each way over veth with net_af_xdp"
     afxdp_link
