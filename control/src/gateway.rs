@@ -690,12 +690,12 @@ fn snapshot<R: rand_core::RngCore + rand_core::CryptoRng>(
     };
     // Every peer while they are few; past `peer_series`, only the active ones are
     // looked at (not a walk over every peer twice a second), and the busiest kept.
-    let active: Vec<metrics::PeerSnapshot> = plane.active_peer_views().map(to_snapshot).collect();
     s.peers_configured = plane.peer_count() as u64;
-    s.peers_active = active.len() as u64;
+    s.peers_active = plane.active_peer_count() as u64;
     s.peers = if plane.peer_count() <= peer_series {
         plane.peer_views().map(to_snapshot).collect()
     } else {
+        let active = plane.active_peer_views().map(to_snapshot).collect();
         metrics::Snapshot::select_peers(active, peer_series)
     };
     s.workers = workers

@@ -93,6 +93,28 @@ pub struct Task<B> {
     pub jobs: Vec<CryptoJob>,
 }
 
+/// What a task gives back to a place of its owner's flight.
+pub enum Back<B> {
+    /// The packet's buffer.
+    Buffer(B),
+    /// Its AEAD's result.
+    Done(bool),
+}
+
+impl<B> Task<B> {
+    /// Hand the task back to a flight whose first place is number `base`: each packet's
+    /// buffer, then each job's result, as `put(place, what)`.
+    pub fn give_back(&mut self, base: u64, mut put: impl FnMut(usize, Back<B>)) {
+        let at = (self.first - base) as usize;
+        for (i, p) in self.pkts.drain(..).enumerate() {
+            put(at + i, Back::Buffer(p));
+        }
+        for job in &self.jobs {
+            put(at + job.pkt as usize, Back::Done(job.ok));
+        }
+    }
+}
+
 /// One worker's end of the sharing: its queue of work from others, the tasks of its own
 /// coming back, and the way to the others' queues.
 pub struct Crew<B> {
@@ -280,6 +302,10 @@ impl<B: PacketBuf> Crew<B> {
     /// Run the tasks other workers handed to this one and send them back; the number of
     /// packets they held.
     pub fn serve(&mut self, backend: &mut Backend, c: &WorkerCounters) -> usize {
+        if self.work_to.len() < 2 {
+            // Alone: nobody hands it work (an empty poll stays two queue reads).
+            return 0;
+        }
         let mut n = 0;
         while let Ok(mut task) = self.work.try_recv() {
             run(backend, &mut task, c);

@@ -17,8 +17,8 @@
 mod common;
 
 use common::{
-    frame, ipv4_ports, ipv4_udp, is_root, live_keypair, mbuf, start_workers, transport, StopOnDrop,
-    Wire, RING_SLOTS,
+    frame, ipv4_ports, ipv4_udp, is_root, live_keypair, mbuf, rig, start_workers, transport,
+    StopOnDrop, RING_SLOTS,
 };
 use dataplane::counters::SpreadEvent;
 use dataplane::crypto::TransportKey;
@@ -27,7 +27,7 @@ use dataplane::session::{Peer, Sessions};
 use dataplane::tables::{Neighbors, Shared, Side, Tables};
 use dataplane::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use dataplane::wire::{EtherType, EthernetFrame, Ipv4Packet, MacAddr, UdpPacket};
-use dpdk_sys::{Eal, Mbuf, Mempool, Ring, SOCKET_ID_ANY};
+use dpdk_sys::{Mbuf, Mempool, Ring};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -146,11 +146,7 @@ fn one_tunnel_on_two_workers_keeps_its_order() {
         eprintln!("{TEST}: skipped: needs root (DPDK EAL)");
         return;
     }
-    let eal = Eal::init(EAL_ARGS).unwrap_or_else(|e| panic!("{TEST}: {e}"));
-    let room = dpdk_sys::sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
-    let pool = Mempool::pktmbuf("dot_pool", 16383, 256, room, SOCKET_ID_ANY).unwrap();
-    let outside = Wire::new(TEST, "dot_out", &pool, WORKERS);
-    let inside = Wire::new(TEST, "dot_in", &pool, WORKERS);
+    let (eal, pool, outside, inside) = rig(TEST, EAL_ARGS, "dot", WORKERS);
     let (shared, peer) = gateway();
 
     // Worker 0's queues are full before it starts: it cannot keep up from the first

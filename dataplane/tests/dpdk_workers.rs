@@ -17,8 +17,8 @@
 mod common;
 
 use common::{
-    frame, ipv4_ports, ipv4_udp, is_root, live_keypair, mbuf, start_workers, transport, StopOnDrop,
-    Wire,
+    frame, ipv4_ports, ipv4_udp, is_root, live_keypair, mbuf, rig, start_workers, transport,
+    StopOnDrop,
 };
 use dataplane::counters::WorkerCounters;
 use dataplane::crypto::TransportKey;
@@ -27,7 +27,7 @@ use dataplane::session::{Peer, Sessions};
 use dataplane::tables::{Neighbors, Shared, Side, Tables};
 use dataplane::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
 use dataplane::wire::{EtherType, EthernetFrame, Ipv4Packet, MacAddr, UdpPacket};
-use dpdk_sys::{Eal, Mbuf, Mempool, SOCKET_ID_ANY};
+use dpdk_sys::Mbuf;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -161,11 +161,7 @@ fn three_workers_share_many_peers() {
         eprintln!("{TEST}: skipped: needs root (DPDK EAL)");
         return;
     }
-    let eal = Eal::init(EAL_ARGS).unwrap_or_else(|e| panic!("{TEST}: {e}"));
-    let room = dpdk_sys::sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
-    let pool = Mempool::pktmbuf("dws_pool", 16383, 256, room, SOCKET_ID_ANY).unwrap();
-    let outside = Wire::new(TEST, "dws_out", &pool, WORKERS);
-    let inside = Wire::new(TEST, "dws_in", &pool, WORKERS);
+    let (eal, pool, outside, inside) = rig(TEST, EAL_ARGS, "dws", WORKERS);
     let (shared, peers) = gateway();
 
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));

@@ -544,6 +544,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.by_key.len()
     }
 
+    /// Peers `active_peer_views` would show (the timers armed).
+    pub fn active_peer_count(&self) -> usize {
+        self.timers.len()
+    }
+
     fn view<'a>(&'a self, p: &'a PeerState<B>) -> PeerView<'a> {
         PeerView {
             spec: &p.spec,

@@ -24,6 +24,7 @@ use crate::crypto::CryptoJob;
 use crate::ecn;
 use crate::meta;
 use crate::session::{limits, Keypair};
+use crate::spread::Back;
 use crate::stages::classify::Origin;
 use crate::stages::{start_flight, Groups, Poll, VectorCache, PREFETCH_AHEAD};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
@@ -360,17 +361,16 @@ fn through_flight<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>, sharing
     });
     if let Some(crew) = p.crew.as_deref_mut() {
         crew.collect(AeadDirection::Open, |task| {
-            let at = (task.first - base) as usize;
-            for (i, pkt) in task.pkts.drain(..).enumerate() {
-                if let Some(f) = flight.get_mut(at + i) {
-                    f.pkt = Some(pkt);
+            task.give_back(base, |at, back| {
+                if let Some(f) = flight.get_mut(at) {
+                    match back {
+                        Back::Buffer(pkt) => f.pkt = Some(pkt),
+                        Back::Done(ok) => {
+                            f.held.state = if ok { State::Opened } else { State::BadTag }
+                        }
+                    }
                 }
-            }
-            for job in &task.jobs {
-                if let Some(f) = flight.get_mut(at + job.pkt as usize) {
-                    f.held.state = if job.ok { State::Opened } else { State::BadTag };
-                }
-            }
+            })
         });
     }
     s.keys.clear();

@@ -21,6 +21,7 @@ use crate::counters::{EncryptDrop, Punt, Stage};
 use crate::crypto::{CryptoJob, TAG_LEN};
 use crate::meta;
 use crate::session::Keypair;
+use crate::spread::Back;
 use crate::stages::{start_flight, Poll, VectorCache, PREFETCH_AHEAD};
 use crate::tables::{Neighbors, PortTables, Side, Tables};
 use crate::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
@@ -450,17 +451,14 @@ fn through_flight<B: PacketBuf>(p: &mut Poll<'_, B>, s: &mut Scratch<B>, sharing
     });
     if let Some(crew) = p.crew.as_deref_mut() {
         crew.collect(AeadDirection::Seal, |task| {
-            let at = (task.first - base) as usize;
-            for (i, pkt) in task.pkts.drain(..).enumerate() {
-                if let Some(f) = flight.get_mut(at + i) {
-                    f.pkt = Some(pkt);
+            task.give_back(base, |at, back| {
+                if let Some(f) = flight.get_mut(at) {
+                    match back {
+                        Back::Buffer(pkt) => f.pkt = Some(pkt),
+                        Back::Done(ok) => f.ok = Some(ok),
+                    }
                 }
-            }
-            for job in &task.jobs {
-                if let Some(f) = flight.get_mut(at + job.pkt as usize) {
-                    f.ok = Some(job.ok);
-                }
-            }
+            })
         });
     }
     s.keys.clear();

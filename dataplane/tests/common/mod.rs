@@ -1,4 +1,4 @@
-//! Frame builders and set-up shared by the DPDK worker tests (`dpdk_worker.rs`,
+//! Frame builders, ports and workers shared by the DPDK worker tests (`dpdk_worker.rs`,
 //! `dpdk_workers.rs`, `dpdk_one_tunnel.rs`). Each test crate uses a part of it.
 #![allow(dead_code)]
 
@@ -148,6 +148,29 @@ impl Wire {
             tx,
         }
     }
+}
+
+/// The EAL with `eal_args`, a pool of 16383 mbufs, and two ports of `queues` queue pairs
+/// (outside, inside), their DPDK objects named with `prefix`.
+pub fn rig(
+    test: &str,
+    eal_args: &[&str],
+    prefix: &str,
+    queues: usize,
+) -> (Eal, Mempool, Wire, Wire) {
+    let eal = Eal::init(eal_args).unwrap_or_else(|e| panic!("{test}: {e}"));
+    let room = dpdk_sys::sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
+    let pool = Mempool::pktmbuf(
+        &format!("{prefix}_pool"),
+        16383,
+        256,
+        room,
+        dpdk_sys::SOCKET_ID_ANY,
+    )
+    .unwrap_or_else(|e| panic!("{test}: {e}"));
+    let outside = Wire::new(test, &format!("{prefix}_out"), &pool, queues);
+    let inside = Wire::new(test, &format!("{prefix}_in"), &pool, queues);
+    (eal, pool, outside, inside)
 }
 
 /// Stops the workers when a test ends, whether it passes or panics.
