@@ -22,6 +22,14 @@
 /* Measured against the stages' flight queue (dataplane/examples/reorder_cost.rs). */
 #include <rte_reorder.h>
 /*
+ * DPDK's longest-prefix-match tables (DIR-24-8 for IPv4, a trie for IPv6) and
+ * the heap statistics their memory is counted with: measured against the
+ * allowed-IPs table (dataplane/examples/fib_cost.rs).
+ */
+#include <rte_malloc.h>
+#include <rte_fib.h>
+#include <rte_fib6.h>
+/*
  * The ring PMD's constructor: a port over rings that tests stand in for the
  * wire with. The driver library is linked for this one symbol (see port.rs).
  */

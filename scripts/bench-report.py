@@ -656,6 +656,38 @@ def main():
             p(cs)
             p("")
 
+    # ---- allowed IPs at 10^6 prefixes
+    fib = "\n".join(l for l in read(w("fib.txt")).splitlines() if not l.startswith("EAL:"))
+    m = re.search(r"^IPv[46]: (\d+) prefixes", fib, re.M)
+    if m:
+        count = int(m.group(1))
+        power = len(str(count)) - 1
+        count = f"10^{power}" if count == 10 ** power else str(count)
+        p(f"## Allowed-IPs lookups at {count} prefixes")
+        p("")
+        p("Cryptokey routing's table (`dataplane::lpm::PrefixTable`: a hash map per prefix "
+          "length, searched longest first) against DPDK's own longest-prefix-match tables, "
+          "`rte_fib` (DIR-24-8) for IPv4 and `rte_fib6` (a trie of 8-bit strides under a "
+          "24-bit first level) for IPv6, with 4-byte next hops and their scalar and AVX-512 "
+          "lookups, on CPU 1 (`taskset -c 1 target/release/examples/fib_cost PREFIXES "
+          "--ipv4`, then `--ipv6`). The prefixes are shaped like a concentrator's: IPv4 "
+          "mostly /32s at random in 10.0.0.0/9 and 100.64.0.0/10 with site /24s to /16s and "
+          "/28s and /30s under a /12; IPv6 mostly /128s from a /64 pool per /48 and /64s "
+          "under 16 /48s, some /56s, four of the /48s themselves; each prefix its own value. "
+          "2^20 random addresses, 90 % inside a prefix and 10 % a pool's address that is no "
+          "peer's; \"single\" is one address at a time (for `rte_fib`, a bulk lookup of "
+          "one), \"bulk N\" N at a time; each sixteenth of the addresses the best of 5 runs. Before the timing, 100000 "
+          "addresses must get the same answer from every structure. `MiB`: the own table's "
+          "heap, or the DPDK heap `rte_fib` holds (sized at creation: its first level, node "
+          "pool and the 256-entry groups it reserves, which DPDK 22.11 counts per prefix "
+          "added), and what of that was touched; `add`/`del`: 1000 prefixes added to the full "
+          "table and deleted again, the median of batches of 50. Today a changed peer rebuilds the whole table "
+          "(`build s`) and publishes it as a new snapshot. A family whose tables do not fit "
+          "in the free hugepages runs on plain memory (the first line of its block says which).")
+        p("")
+        p("\n".join(("    " + l).rstrip() for l in fib.splitlines()))
+        p("")
+
     # ---- cryptodev
     crows = throughput_rows(load(w("cryptodev.json")))
     if crows:

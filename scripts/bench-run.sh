@@ -348,6 +348,23 @@ bench_costs() {
     taskset -c 1 "$REPO/target/release/examples/reorder_cost" >"$WORK/reorder.txt" 2>&1 || true
 }
 
+# bench_fib PREFIXES: allowed-IPs lookups at PREFIXES prefixes of each family, the own
+# table (dataplane::lpm) against DPDK's rte_fib and rte_fib6 (examples/fib_cost.rs). Each
+# family in a process of its own, so that each gets hugepages when its tables fit in
+# the free ones (rte_fib6 at 10^6 prefixes does not: it then runs on plain memory).
+bench_fib() {
+    local family
+    local -a memory=()
+    [[ -z ${WGDP_NO_HUGE:-} ]] || memory=(--no-huge)
+    bench_log "allowed-IPs lookups at $1 prefixes: PrefixTable, rte_fib, rte_fib6"
+    : >"$WORK/fib.txt"
+    for family in --ipv4 --ipv6; do
+        taskset -c 1 "$REPO/target/release/examples/fib_cost" "$1" "$family" "${memory[@]}" \
+            >>"$WORK/fib.txt" 2>&1 ||
+            echo "fib_cost $family failed: $?" >>"$WORK/fib.txt"
+    done
+}
+
 bench_main() {
     local quick= doc=$REPO/docs/benchmarks.md keep=
     while (($#)); do
@@ -366,6 +383,7 @@ bench_main() {
     local -a search_cryptodev=(--sizes 64,1420 --trial-ms 1000 --latency-count 2000 --latency-sizes 64)
     local -a search_scaling=(--sizes 64,1420 --trial-ms 500 --latency-rate 0)
     local aead_secs=1 iperf_secs=10 latency_count=20000 tunnel_packets=200000 tunnel_sizes=64,1420
+    local fib_prefixes=1000000
     local -a scale_counts=(10000 100000 1000000)
     if [[ -n $quick ]]; then
         search=(--sizes 64,1420 --trial-ms 200 --max-trials 5 --latency-count 2000)
@@ -378,11 +396,13 @@ bench_main() {
         tunnel_packets=50000
         tunnel_sizes=64
         scale_counts=(1000 10000)
+        fib_prefixes=100000
     fi
     local started=$SECONDS
     machine_info "$WORK/machine.json"
     bench_aead "$aead_secs"
     bench_costs
+    bench_fib "$fib_prefixes"
     bench_memif "${search[@]}"
     bench_memif_zero_copy "${search_cryptodev[@]}"
     bench_scaling "${search_scaling[@]}"

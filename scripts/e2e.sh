@@ -788,6 +788,179 @@ peer1_handshakes() {
     metric "$(scrape)" wgdp_peer_handshakes_total "$PEER_PUB"
 }
 
+# --- Bulk changes through the wg tool, while peer 1's iperf3 runs ----------
+
+BULK_PEERS=5000
+
+# timed CMD...: runs CMD; prints the seconds it took, or its output if it failed.
+timed() {
+    local start=$EPOCHREALTIME out
+    out=$("$@" 2>&1) || { echo "${out//$'\n'/; }"; return 1; }
+    awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }'
+}
+
+# bulk_keys: BULK_PEERS random public keys, one a line, in $TOPO_DIR/bulk.keys
+# (any 32 bytes in base64 make a key a configuration can name; `wg genkey`
+# 5000 times would take minutes).
+bulk_keys() {
+    python3 - "$BULK_PEERS" >"$TOPO_DIR/bulk.keys" <<'EOF2'
+import base64, os, sys
+for _ in range(int(sys.argv[1])):
+    print(base64.b64encode(os.urandom(32)).decode())
+EOF2
+}
+
+# bulk_conf KIND CURRENT: a wg configuration file on stdout. add: a [Peer] for
+# each bulk key, bulk peer i with 198.18.128.0/17's i-th address as a /32.
+# sync: the [Interface] and peer 1's [Peer] of CURRENT (a `wg showconf`)
+# unchanged, and the first half of the bulk with 2001:2:0:1000::i+1/128 instead.
+bulk_conf() {
+    python3 - "$1" "$TOPO_DIR/bulk.keys" "${2:-}" "$PEER_PUB" <<'EOF2'
+import ipaddress, sys
+kind, keys, current, peer1 = sys.argv[1:5]
+keys = open(keys).read().split()
+v4 = ipaddress.IPv4Address("198.18.128.0")
+if kind == "add":
+    for i, k in enumerate(keys):
+        print(f"[Peer]\nPublicKey = {k}\nAllowedIPs = {v4 + i}/32\n")
+    sys.exit(0)
+sections = open(current).read().split("\n\n")
+print(sections[0].strip() + "\n")
+mine = [s for s in sections if f"PublicKey = {peer1}\n" in s + "\n"]
+if len(mine) != 1:
+    sys.exit(f"peer 1 is in {len(mine)} sections of {current}")
+print(mine[0].strip() + "\n")
+for i, k in enumerate(keys[: len(keys) // 2]):
+    print(f"[Peer]\nPublicKey = {k}\nAllowedIPs = 2001:2:0:1000::{i + 1:x}/128\n")
+EOF2
+}
+
+# bulk_allowed N: the allowed IPs `wg show` lists for bulk peer N ("" if it is
+# no peer), from $TOPO_DIR/bulk.allowed.
+bulk_allowed() {
+    local key
+    key=$(sed -n "$(($1 + 1))p" "$TOPO_DIR/bulk.keys")
+    awk -v k="$key" '$1 == k { $1 = ""; print substr($0, 2) }' "$TOPO_DIR/bulk.allowed"
+}
+
+# bulk_expect WHAT GOT WANT: fails, saying so, unless GOT is WANT.
+bulk_expect() {
+    [[ $2 == "$3" ]] || { echo "$1: '$2', expected '$3'"; return 1; }
+}
+
+# bulk_state: `wg show` of the gateway now, into $TOPO_DIR/bulk.allowed;
+# prints the number of peers.
+bulk_state() {
+    wg show "$GW_UAPI" allowed-ips >"$TOPO_DIR/bulk.allowed" || return 1
+    wc -l <"$TOPO_DIR/bulk.allowed"
+}
+
+# bulk_addconf BEFORE: `wg addconf` adds BULK_PEERS peers to the BEFORE peers.
+bulk_addconf() {
+    local took n half=$((BULK_PEERS / 2)) last=$((BULK_PEERS - 1))
+    bulk_keys && bulk_conf add >"$TOPO_DIR/bulk-add.conf" || return 1
+    took=$(timed wg addconf "$GW_UAPI" "$TOPO_DIR/bulk-add.conf") || { echo "wg addconf: $took"; return 1; }
+    n=$(bulk_state) || return 1
+    echo "$BULK_PEERS peers added in $took s; wg show lists $n;" \
+        "bulk peer $last: $(bulk_allowed $last)"
+    bulk_expect "peers" "$n" $(($1 + BULK_PEERS)) &&
+        bulk_expect "bulk peer 0" "$(bulk_allowed 0)" 198.18.128.0/32 &&
+        bulk_expect "bulk peer $half" "$(bulk_allowed $half)" \
+            "198.18.$((128 + half / 256)).$((half % 256))/32" &&
+        bulk_expect "peer 1" "$(peer1_allowed)" "$PEER_IN4/32 $PEER_IN6/128"
+}
+
+# peer1_allowed: peer 1's allowed IPs in $TOPO_DIR/bulk.allowed.
+peer1_allowed() {
+    awk -v k="$PEER_PUB" '$1 == k { $1 = ""; print substr($0, 2) }' "$TOPO_DIR/bulk.allowed"
+}
+
+# bulk_syncconf BEFORE: `wg syncconf` with a file that has peer 1 as `wg
+# showconf` shows it and half the bulk with new allowed IPs: the other half goes.
+bulk_syncconf() {
+    local took n half=$((BULK_PEERS / 2))
+    wg showconf "$GW_UAPI" >"$TOPO_DIR/bulk-now.conf" || return 1
+    bulk_conf sync "$TOPO_DIR/bulk-now.conf" >"$TOPO_DIR/bulk-sync.conf" || return 1
+    took=$(timed wg syncconf "$GW_UAPI" "$TOPO_DIR/bulk-sync.conf") || { echo "wg syncconf: $took"; return 1; }
+    n=$(bulk_state) || return 1
+    echo "$half peers changed and $((BULK_PEERS - half)) removed in $took s; wg show lists $n;" \
+        "bulk peer $((half - 1)): $(bulk_allowed $((half - 1)))"
+    bulk_expect "peers" "$n" $(($1 + half)) &&
+        bulk_expect "bulk peer 0" "$(bulk_allowed 0)" 2001:2:0:1000::1/128 &&
+        bulk_expect "bulk peer $((half - 1))" "$(bulk_allowed $((half - 1)))" \
+            "2001:2:0:1000::$(printf %x "$half")/128" &&
+        bulk_expect "bulk peer $half (removed)" "$(bulk_allowed "$half")" "" &&
+        bulk_expect "bulk peer $((BULK_PEERS - 1)) (removed)" "$(bulk_allowed $((BULK_PEERS - 1)))" "" &&
+        bulk_expect "peer 1" "$(peer1_allowed)" "$PEER_IN4/32 $PEER_IN6/128"
+}
+
+# bulk_setconf BEFORE: `wg setconf` with what `wg showconf` gave before the
+# bulk brings the gateway back to it.
+bulk_setconf() {
+    local took n diff
+    took=$(timed wg setconf "$GW_UAPI" "$TOPO_DIR/before.conf") || { echo "wg setconf: $took"; return 1; }
+    n=$(bulk_state) || return 1
+    diff=$(wg showconf "$GW_UAPI" | diff "$TOPO_DIR/before.conf" - 2>&1) || {
+        echo "wg showconf differs from before the bulk: ${diff//$'\n'/; }"
+        return 1
+    }
+    echo "back to before in $took s: wg show lists $n peers, wg showconf as before the bulk"
+    bulk_expect "peers" "$n" "$1"
+}
+
+# session_drops TEXT: the counters, from a scrape, that a change of peers moves
+# when it disturbs a running session: packets for a keypair that is gone, from a
+# source or to a destination no peer has, for a peer without an endpoint, punted
+# for a lost session, and whatever the control thread dropped. Only peer 1 has
+# traffic while the bulk changes run, so these are its packets; the drops that
+# its iperf3 makes itself (a full TX queue) are not among them.
+session_drops() {
+    awk '
+        function add(name) { sum[name] += $NF }
+        index($0, "wgdp_worker_drops_total{") == 1 {
+            if (match($0, /stage="[a-z_]*"/)) stage = substr($0, RSTART + 7, RLENGTH - 8)
+            if (match($0, /reason="[a-z_]*"/)) reason = substr($0, RSTART + 8, RLENGTH - 9)
+            if (reason ~ /^(unknown_index|expired|source_not_allowed|no_route|no_endpoint)$/) add(stage "." reason)
+        }
+        index($0, "wgdp_worker_punts_total{") == 1 && index($0, "reason=\"no_session\"") { add("punt.no_session") }
+        index($0, "wgdp_control_drops_total{") == 1 { add("control_drops") }
+        END {
+            split("decrypt.unknown_index decrypt.expired route.source_not_allowed route.no_route encrypt.no_endpoint punt.no_session control_drops", names, " ")
+            for (i = 1; i in names; i++) printf "%s%s=%d", (i > 1 ? " " : ""), names[i], sum[names[i]]
+            print ""
+        }' <<<"$1"
+}
+
+# snapshot_after T: wgdp's metrics were taken after Unix time T (with a
+# fraction).
+snapshot_after() {
+    local taken
+    taken=$(awk 'index($0, "wgdp_snapshot_timestamp_seconds ") == 1 { print $NF }' <<<"$(scrape)")
+    [[ -n $taken ]] && awk -v a="$taken" -v t="$1" 'BEGIN { exit !(a > t) }'
+}
+
+# session_counters: session_drops in a snapshot of wgdp's metrics taken from
+# now on, and the UAPI requests that wgdp's log says failed.
+session_counters() {
+    topo_wait 5 "a metrics snapshot from now on" snapshot_after "$EPOCHREALTIME" >/dev/null 2>&1 || true
+    echo "$(session_drops "$(scrape)") uapi_failed=$(grep -c 'uapi: request failed' "$(topo_log_path wgdp)" || true)"
+}
+
+# session_undisturbed BEFORE: session_counters are now what they were before.
+session_undisturbed() {
+    local after
+    after=$(session_counters)
+    echo "$after"
+    [[ -n $1 && $1 == "$after" ]] || { echo "before: $1"; return 1; }
+}
+
+# bulk_iperf_check STATUS RAN_ON: the background iperf3 of the bulk changes;
+# RAN_ON says it was still running when they were done.
+bulk_iperf_check() {
+    [[ $2 == yes ]] || { echo "iperf3 ended before the bulk changes did: give it a longer -t"; return 1; }
+    background_iperf_check "$1"
+}
+
 scenario_operations() {
     GW_DRIVER=$1
     scenario_begin "$1 operations" "$1" 4
@@ -822,6 +995,28 @@ scenario_operations() {
         record FAIL "its session survived the reloads" "handshakes ${hs_before:-?} -> ${hs_after:-?}"
     fi
     peer2_stop
+    # Thousands of peers come, change and go through the wg tool while peer 1's
+    # iperf3 runs on.
+    local peers_before drops_before ran_on=no
+    iperf_status=0
+    wg showconf "$GW_UAPI" >"$TOPO_DIR/before.conf" || true
+    peers_before=$(bulk_state || echo "?")
+    drops_before=$(session_counters)
+    hs_before=$(peer1_handshakes)
+    background_iperf_start 30
+    check "wg addconf: $BULK_PEERS peers" bulk_addconf "$peers_before" || true
+    check "wg syncconf: half changed, half gone" bulk_syncconf "$peers_before" || true
+    check "wg setconf: back to before" bulk_setconf "$peers_before" || true
+    pid_alive "$BACKGROUND_IPERF" && ran_on=yes
+    wait "$BACKGROUND_IPERF" || iperf_status=$?
+    check "peer 1's iperf3 ran on through them" bulk_iperf_check "$iperf_status" "$ran_on" || true
+    hs_after=$(peer1_handshakes)
+    if [[ -n $hs_before && $hs_before == "$hs_after" ]]; then
+        record PASS "its session survived the bulk" "handshakes $hs_before -> $hs_after"
+    else
+        record FAIL "its session survived the bulk" "handshakes ${hs_before:-?} -> ${hs_after:-?}"
+    fi
+    check "peer 1 lost no packet to the changes" session_undisturbed "$drops_before" || true
     scenario_end
 }
 
@@ -914,7 +1109,7 @@ flood() {
     out=$(<"$TOPO_DIR/flood.out")
     text=$(scrape)
     echo "$out; peer: $(ping_summary "$ping_out"); cookie replies $(event "$text" cookie_replies_sent)," \
-        "queue drops $(event "$text" handshake_queue_drops), handled under load $(event "$text" under_load)," \
+        "queue drops $(awk 'index($0, "wgdp_control_drops_total{reason=\"handshake_queue_full\"}") == 1 { print $NF }' <<<"$text"), handled under load $(event "$text" under_load)," \
         "handshake errors $(awk 'index($0, "wgdp_control_handshake_errors_total{") == 1 { s += $NF } END { print s + 0 }' <<<"$text")"
     ((status == 0)) && (($(event "$text" cookie_replies_sent) > 0))
 }

@@ -11,7 +11,7 @@
 use crate::config::{Config, CryptoBackend, DeviceSpec, IdleMode, PortConfig as PortCfg};
 use crate::metrics;
 use crate::plane::host::HostPort;
-use crate::plane::{ControlPlane, Now, PeerSpec};
+use crate::plane::{ControlIo, ControlPlane, Now, PeerSpec};
 use crate::reload;
 use crate::uapi;
 use dataplane::counters::WorkerCounters;
@@ -25,7 +25,7 @@ use dpdk_sys::{CryptoDev, CryptoDevConfig, Eal, Mbuf, Mempool, Offloads, Port, P
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+
 use tracing::{error, info, warn};
 
 /// Crypto sessions on a crypto device (the DPDK session pool's size).
@@ -38,12 +38,16 @@ pub const MAX_PEERS: usize = 1 << 20;
 /// indexes find a free slot quickly).
 const INDEX_BITS: u32 = 22;
 const RING_SIZE: u32 = 4096;
+/// Packets control takes from each worker's ring per round.
+const RING_BURST: usize = 256;
 /// Data room of a packet buffer: DPDK's default (2048) plus its headroom.
 const MBUF_ROOM: u16 = 2048 + 128;
-const TICK: u64 = 10_000_000;
-/// Handshake messages control works through per round of its loop; the rest wait in
-/// the bounded handshake queue, whose depth tells whether the gateway is under load.
-const HANDSHAKE_BUDGET: usize = 32;
+/// How often a control loop too busy to sleep looks at the UAPI socket.
+const UAPI_EVERY: u64 = 10_000_000;
+/// Longest sleep of the control loop, whatever it waits for.
+const MAX_SLEEP: u64 = 1_000_000_000;
+/// Sleep while a UAPI client is connected, so that its timeout is noticed.
+const UAPI_CLIENT_SLEEP: u64 = 100_000_000;
 /// How often the figures for metrics and telemetry are renewed.
 const SNAPSHOT_EVERY: u64 = 500_000_000;
 
@@ -297,6 +301,28 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
         .map_err(|e| format!("signal handler: {e}"))?;
+    // A signal may be delivered to any thread: each also writes a byte here, which
+    // wakes the control loop from its sleep.
+    let (wakeup, wakeup_tx) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| format!("signal pipe: {e}"))?;
+    for s in [&wakeup, &wakeup_tx] {
+        s.set_nonblocking(true)
+            .map_err(|e| format!("signal pipe: {e}"))?;
+    }
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let tx = wakeup_tx
+            .try_clone()
+            .map_err(|e| format!("signal pipe: {e}"))?;
+        signal_hook::low_level::pipe::register(sig, tx)
+            .map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let doorbell = Arc::new(
+        dataplane::doorbell::Doorbell::new().map_err(|e| format!("control wake-up: {e}"))?,
+    );
     let _pid_file = match rt.pid_file {
         Some(p) => Some(PidFile::create(p)?),
         None => None,
@@ -414,7 +440,6 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         }
         None => None,
     };
-    let mut tap_buf = vec![0u8; 65536];
     // Figures for Prometheus and DPDK telemetry, published by this thread.
     let publisher = metrics::Publisher::new();
     let _telemetry = metrics::register_telemetry(&publisher.reader())?;
@@ -426,7 +451,6 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         }
         None => None,
     };
-    let mut last_snapshot = 0u64;
     let mut uapi = match &cfg.uapi {
         Some(u) => {
             let server = uapi::Server::bind(Path::new(uapi::SOCKET_DIR), &u.name)
@@ -481,6 +505,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             to_control: to_control.clone(),
             from_control: from_control.clone(),
             pool: pool.clone(),
+            doorbell: Some(doorbell.clone()),
         };
         let (shared, c, stop, burst) = (
             shared.clone(),
@@ -520,55 +545,35 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         });
     }
 
-    // The control loop.
-    let mut batch: Vec<Mbuf> = Vec::with_capacity(256);
-    let mut last_tick = 0u64;
-    let mut to_workers: Vec<Vec<Mbuf>> = handles.iter().map(|_| Vec::new()).collect();
-    let mut ring_drops = 0u64;
+    // The control loop: rounds while there is work, and between them a sleep until the
+    // next deadline, a packet from a worker, the control port, the UAPI socket or a
+    // signal (`wait`).
+    let mut io = GatewayIo {
+        handles: &handles,
+        pool: &pool,
+        tap: tap.as_mut(),
+        to_workers: handles.iter().map(|_| Vec::new()).collect(),
+        ring_drops: 0,
+    };
+    let mut next_snapshot = 0u64;
+    let mut next_uapi = 0u64;
+    let mut uapi_ready = false;
+    let mut fds = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let now = Now::real();
-        let mut work = 0;
-        let mut alloc = || pool.alloc();
-        for h in &handles {
-            h.to_control.dequeue_burst(&mut batch, 256);
-            work += batch.len();
-            for pkt in batch.drain(..) {
-                plane.handle(pkt, now, &mut alloc);
-            }
+        let round = plane.round(now, &mut io);
+        let mut work = round.work;
+        if now.mono >= next_snapshot {
+            next_snapshot = now.mono + SNAPSHOT_EVERY;
+            let s = snapshot(&plane, &handles, &pool, &ports, io.ring_drops, peer_series);
+            publisher.publish(s);
         }
-        work += plane.poll_handshakes(now, &mut alloc, HANDSHAKE_BUDGET);
-        if let Some(tap) = tap.as_mut() {
-            // A bounded number per round, so a busy kernel cannot starve the rings.
-            for _ in 0..64 {
-                let Some(n) = tap.read(&mut tap_buf) else {
-                    break;
-                };
-                work += 1;
-                plane.from_host(&tap_buf[..n], now, &mut alloc);
-            }
-            if let Some(h) = plane.host.as_mut() {
-                for f in h.to_host.drain(..) {
-                    if !tap.write(&f) {
-                        h.stats.queue_drops += 1;
-                    }
-                }
-            }
-        }
-        let ticked = now.mono - last_tick >= TICK;
-        if ticked {
-            last_tick = now.mono;
-            plane.tick(now, &mut alloc);
-            if now.mono - last_snapshot >= SNAPSHOT_EVERY {
-                last_snapshot = now.mono;
-                let s = snapshot(&plane, &handles, &pool, &ports, ring_drops, peer_series);
-                publisher.publish(s);
-            }
-        }
-        // Every 10 ms, and on every round while a long answer is being written.
-        let writing = uapi.as_ref().is_some_and(|s| s.writing());
-        if ticked || writing {
-            work += usize::from(writing);
-            if let Some(server) = uapi.as_mut() {
+        // When its socket woke the loop, on every round while a long answer is being
+        // written, and every UAPI_EVERY while the loop is too busy to sleep.
+        if let Some(server) = uapi.as_mut() {
+            if uapi_ready || server.writing() || now.mono >= next_uapi {
+                next_uapi = now.mono + UAPI_EVERY;
+                uapi_ready = false;
                 server.poll(&mut |req| match req {
                     uapi::Request::Get => uapi::Response::Device(uapi::device::describe(&plane)),
                     uapi::Request::Set(set) => {
@@ -578,28 +583,29 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
                         }
                     }
                 });
-            }
-        }
-        if !plane.out.is_empty() {
-            // Each destination's frames through one worker (its TX queues), so that a
-            // peer's packets leave in the order control made them.
-            for f in plane.out.drain(..) {
-                let w = worker_for(f.data(), handles.len());
-                to_workers[w].push(f);
-            }
-            for (h, frames) in handles.iter().zip(to_workers.iter_mut()) {
-                if !frames.is_empty() {
-                    h.from_control.enqueue_burst(frames);
-                    ring_drops += frames.len() as u64;
-                    frames.clear();
+                work += usize::from(server.writing());
+                // What a `wg set` made (a keepalive, an initiation) leaves in this round.
+                if !plane.out.is_empty() {
+                    io.transmit(&mut plane.out);
                 }
             }
         }
         if reload.swap(false, Ordering::Relaxed) {
             reload_config(&mut running, rt.config_path, &mut plane, &devices);
+            work += 1;
         }
-        if work == 0 {
-            std::thread::sleep(Duration::from_micros(200));
+        if work == 0 && !stop.load(Ordering::Relaxed) {
+            let until = plane.next_deadline().min(next_snapshot);
+            fds.clear();
+            if let Some(t) = io.tap.as_ref() {
+                fds.push(pollfd(t.fd()));
+            }
+            let uapi_from = fds.len();
+            if let Some(server) = uapi.as_ref() {
+                server.wait_fds(&mut fds);
+            }
+            let woken = wait(&doorbell, &handles, &wakeup, &mut fds, until, uapi_from);
+            uapi_ready |= woken;
         }
     }
 
@@ -645,7 +651,9 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             .collect();
         info!(worker = i, "{}", reasons.join(" "));
     }
-    info!(stats = ?plane.stats, neighbors = ?plane.neighbor_stats(), ring_drops, "control counters");
+    let ring_drops = io.ring_drops;
+    drop(io);
+    info!(stats = ?plane.stats, neighbors = ?plane.neighbor_stats(), ring_full = ring_drops, "control counters");
     if let Some(h) = &plane.host {
         info!(stats = ?h.stats, "control port counters");
     }
@@ -708,7 +716,7 @@ fn snapshot<R: rand_core::RngCore + rand_core::CryptoRng>(
     control_runs.stages.clear();
     s.workers.push(control_runs);
     s.set_control(&plane.stats);
-    s.control.insert("ring_drops".into(), ring_drops);
+    s.control_drops.insert("ring_full".into(), ring_drops);
     let n = plane.neighbor_stats();
     for (k, v) in [
         ("arp_replies_sent", n.arp_replies_sent),
@@ -716,20 +724,22 @@ fn snapshot<R: rand_core::RngCore + rand_core::CryptoRng>(
         ("na_sent", n.na_sent),
         ("ns_sent", n.ns_sent),
         ("neighbors_learned", n.learned),
-        ("unresolved_drops", n.unresolved_drops),
     ] {
         s.control.insert(k.into(), v);
     }
+    s.control_drops
+        .insert("unresolved".into(), n.unresolved_drops);
     if let Some(h) = &plane.host {
         for (k, v) in [
             ("host_delivered", h.stats.to_host),
             ("host_sent", h.stats.from_host),
             ("host_answered", h.stats.answered),
-            ("host_queue_drops", h.stats.queue_drops),
             ("host_checksums_completed", h.stats.checksums_completed),
         ] {
             s.control.insert(k.into(), v);
         }
+        s.control_drops
+            .insert("host_queue_full".into(), h.stats.queue_drops);
     }
     s.mempools.push(metrics::MempoolSnapshot::new(pool));
     s.ports = ["outside", "inside"]
@@ -751,7 +761,7 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
     plane: &mut ControlPlane<Mbuf, R>,
     devices: &Devices,
 ) {
-    let new = match crate::config::load(path) {
+    let new = match crate::config::reload(path, running) {
         Ok(c) => c,
         Err(e) => {
             error!("reload refused, the running configuration stays: {e}");
@@ -761,6 +771,7 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
     let tables = plane.current_tables();
     let live = reload::Live {
         peers: plane.peer_specs().collect(),
+        find: Box::new(|k| plane.peer_spec(k)),
         listen_port: tables.listen_port,
         private_key: plane.private_key().as_bytes(),
     };
@@ -797,7 +808,7 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
         }
         failed
     });
-    *running = reload::applied(running, &new);
+    *running = reload::applied(running, new);
     info!(
         added = plan.add.len() - failed,
         removed = plan.remove.len(),
@@ -806,6 +817,114 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
         private_key = plan.private_key.is_some(),
         "configuration reloaded"
     );
+}
+
+/// The control loop's view of the workers' rings, the pool and the control port.
+struct GatewayIo<'a> {
+    handles: &'a [WorkerHandle],
+    pool: &'a Mempool,
+    tap: Option<&'a mut crate::tap::Tap>,
+    /// Frames for each worker, reused from round to round.
+    to_workers: Vec<Vec<Mbuf>>,
+    /// Frames dropped because a worker's ring from control was full.
+    ring_drops: u64,
+}
+
+impl ControlIo<Mbuf> for GatewayIo<'_> {
+    fn receive(&mut self, into: &mut Vec<Mbuf>) {
+        for h in self.handles {
+            h.to_control.dequeue_burst(into, RING_BURST);
+        }
+    }
+
+    fn transmit(&mut self, frames: &mut Vec<Mbuf>) {
+        // Each destination's frames through one worker (its TX queues), so that a
+        // peer's packets leave in the order control made them.
+        for f in frames.drain(..) {
+            let w = worker_for(f.data(), self.handles.len());
+            self.to_workers[w].push(f);
+        }
+        for (h, frames) in self.handles.iter().zip(self.to_workers.iter_mut()) {
+            if !frames.is_empty() {
+                h.from_control.enqueue_burst(frames);
+                self.ring_drops += frames.len() as u64;
+                frames.clear();
+            }
+        }
+    }
+
+    fn alloc(&mut self) -> Option<Mbuf> {
+        self.pool.alloc()
+    }
+
+    fn read_host(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.tap.as_mut()?.read(buf)
+    }
+
+    fn write_host(&mut self, frame: &[u8]) -> bool {
+        self.tap.as_mut().is_some_and(|t| t.write(frame))
+    }
+}
+
+fn pollfd(fd: std::os::fd::RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// Sleeps until `until` (the `Now::mono` clock; at most `MAX_SLEEP`), a worker hands
+/// control a packet (the doorbell), a signal, or one of `fds` is ready; true if one of
+/// `fds[uapi_from..]` (the UAPI socket's) is.
+fn wait(
+    doorbell: &dataplane::doorbell::Doorbell,
+    handles: &[WorkerHandle],
+    signals: &std::os::unix::net::UnixStream,
+    fds: &mut Vec<libc::pollfd>,
+    until: u64,
+    uapi_from: usize,
+) -> bool {
+    use std::os::fd::AsRawFd;
+    let now = dataplane::clock::now_ns();
+    if until <= now {
+        return false;
+    }
+    let mut sleep = (until - now).min(MAX_SLEEP);
+    if fds.len() > uapi_from + 1 {
+        // A client is connected: its timeout counts.
+        sleep = sleep.min(UAPI_CLIENT_SLEEP);
+    }
+    doorbell.prepare();
+    // After `prepare`, a packet is either seen here or rings the doorbell.
+    if handles.iter().any(|h| h.to_control.count() > 0) {
+        doorbell.woke();
+        return false;
+    }
+    fds.push(pollfd(doorbell.fd()));
+    fds.push(pollfd(signals.as_raw_fd()));
+    let ts = libc::timespec {
+        tv_sec: (sleep / 1_000_000_000) as libc::time_t,
+        tv_nsec: (sleep % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `fds` is a live array of `fds.len()` pollfds and `ts` a live timespec;
+    // no signal mask is changed. EINTR (a signal) is a wake-up like any other.
+    let ready = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
+    doorbell.woke();
+    let mut drain = [0u8; 64];
+    while let Ok(n) = std::io::Read::read(&mut &*signals, &mut drain) {
+        if n == 0 {
+            break;
+        }
+    }
+    ready > 0 && fds[uapi_from..fds.len() - 2].iter().any(|f| f.revents != 0)
 }
 
 /// A file holding the process id while the gateway runs.

@@ -11,10 +11,9 @@
 //! keep their running values; the plan names those keys so that the operator is told
 //! that they need a restart.
 
-use crate::config::Config;
-use crate::gateway::peer_specs;
+use crate::config::{Config, PeerConfig};
 use crate::plane::PeerSpec;
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 /// What a reload does.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -43,34 +42,99 @@ impl Plan {
     }
 }
 
+/// Finds the control plane's peer of a public key.
+pub type FindPeer<'a> = Box<dyn Fn(&[u8; 32]) -> Option<&'a PeerSpec> + 'a>;
+
 /// What the control plane holds now of the keys that `wg set` can change too: these
 /// are compared with the file rather than with the configuration read last.
 pub struct Live<'a> {
+    /// Every peer, in the control plane's order (peer ids; those read from the file got
+    /// them in the file's order).
     pub peers: Vec<&'a PeerSpec>,
+    /// The peer with this public key, if the control plane holds it.
+    pub find: FindPeer<'a>,
     pub listen_port: u16,
     pub private_key: &'a [u8; 32],
 }
 
+/// What the control plane is given for a peer of the file (as `gateway::peer_specs`).
+fn spec(p: &PeerConfig) -> PeerSpec {
+    PeerSpec {
+        public_key: p.public_key,
+        preshared_key: p.preshared_key.as_ref().map(|k| *k.as_bytes()),
+        endpoint: p.endpoint,
+        allowed_ips: p.allowed_ips.iter().map(|a| (a.addr, a.len)).collect(),
+        persistent_keepalive: p.persistent_keepalive,
+    }
+}
+
+/// Whether the control plane's `have` is what the file's `want` says.
+fn same(want: &PeerConfig, have: &PeerSpec) -> bool {
+    want.public_key == have.public_key
+        && want.preshared_key.as_ref().map(|k| k.as_bytes()) == have.preshared_key.as_ref()
+        && want.endpoint == have.endpoint
+        && want.persistent_keepalive == have.persistent_keepalive
+        && want.allowed_ips.len() == have.allowed_ips.len()
+        && want
+            .allowed_ips
+            .iter()
+            .zip(&have.allowed_ips)
+            .all(|(w, h)| (w.addr, w.len) == *h)
+}
+
+/// How far past a peer that is not where the file's order puts it the walk looks for it.
+const RESYNC: usize = 8;
+
 /// The plan to go from `running`, as `live` shows it now, to `new`.
+///
+/// Every peer of the file is compared with the live peer of its key, so that what `wg
+/// set` changed is set back; nothing is built for the peers that stay as they are. The
+/// live peers are walked alongside the file's, which they follow in order unless peers
+/// were added or removed since, so that most are found without a lookup.
 pub fn plan(running: &Config, live: Live<'_>, new: &Config) -> Plan {
     let mut p = Plan::default();
-    let wanted: HashMap<[u8; 32], PeerSpec> = peer_specs(new)
-        .into_iter()
-        .map(|s| (s.public_key, s))
-        .collect();
-    let mut have: HashMap<[u8; 32], &PeerSpec> = HashMap::new();
-    for s in live.peers {
-        have.insert(s.public_key, s);
-        match wanted.get(&s.public_key) {
-            None => p.remove.push(s.public_key),
-            Some(w) if w != s => p.update.push(w.clone()),
+    // Live peers matched by a file peer: by position in the walk, or by lookup.
+    let mut seen = vec![false; live.peers.len()];
+    let mut found: HashSet<*const PeerSpec> = HashSet::new();
+    let mut at = 0;
+    for want in &new.peers {
+        let have = match live.peers.get(at) {
+            Some(s) if s.public_key == want.public_key => {
+                seen[at] = true;
+                at += 1;
+                Some(*s)
+            }
+            _ => {
+                let have = (live.find)(&want.public_key);
+                if let Some(s) = have {
+                    // Back in step past peers the file does not have (any more).
+                    let ahead = live.peers[at.min(live.peers.len())..]
+                        .iter()
+                        .take(RESYNC)
+                        .position(|l| std::ptr::eq(*l, s));
+                    match ahead {
+                        Some(d) => {
+                            seen[at + d] = true;
+                            at += d + 1;
+                        }
+                        None => {
+                            found.insert(s as *const PeerSpec);
+                        }
+                    }
+                }
+                have
+            }
+        };
+        match have {
+            None => p.add.push(spec(want)),
+            Some(s) if !same(want, s) => p.update.push(spec(want)),
             Some(_) => {}
         }
     }
-    // In the file's order, so new peers get ids in a predictable order.
-    for s in peer_specs(new) {
-        if !have.contains_key(&s.public_key) {
-            p.add.push(s);
+    // Live peers the file does not have: added at run time, or gone from the file.
+    for (i, s) in live.peers.iter().enumerate() {
+        if !seen[i] && !found.contains(&(*s as *const PeerSpec)) {
+            p.remove.push(s.public_key);
         }
     }
 
@@ -122,21 +186,22 @@ pub fn plan(running: &Config, live: Live<'_>, new: &Config) -> Plan {
     p
 }
 
-/// `running` with the keys that a reload applied taken from `new`; the others keep
-/// their running values (see [`Plan::restart_needed`]).
-pub fn applied(running: &Config, new: &Config) -> Config {
-    let mut c = running.clone();
+/// `new` with the keys that a reload cannot apply (see [`Plan::restart_needed`]) set
+/// back to their running values: what runs after the reload.
+pub fn applied(running: &Config, new: Config) -> Config {
+    let mut c = new;
+    c.dpdk = running.dpdk.clone();
     for (dst, src) in [
-        (&mut c.ports.outside, &new.ports.outside),
-        (&mut c.ports.inside, &new.ports.inside),
+        (&mut c.ports.outside, &running.ports.outside),
+        (&mut c.ports.inside, &running.ports.inside),
     ] {
-        dst.addresses = src.addresses.clone();
-        dst.gateway = src.gateway.clone();
-        dst.routes = src.routes.clone();
-        dst.partial_checksums = src.partial_checksums;
+        dst.device = src.device.clone();
+        dst.queues = src.queues;
     }
-    c.wireguard = new.wireguard.clone();
-    c.peers = new.peers.clone();
+    c.crypto = running.crypto.clone();
+    c.control_port = running.control_port.clone();
+    c.metrics = running.metrics.clone();
+    c.uapi = running.uapi.clone();
     c
 }
 
@@ -144,6 +209,7 @@ pub fn applied(running: &Config, new: &Config) -> Config {
 mod tests {
     use super::*;
     use crate::config::parse;
+    use crate::gateway::peer_specs;
     use std::path::Path;
 
     const K1: &str = "GIbOrd1XzNMoZxFFoINEBkYDFSizO3dhP+h36uo7JVU=";
@@ -173,6 +239,7 @@ mod tests {
     fn live<'a>(c: &'a Config, peers: &'a [PeerSpec]) -> Live<'a> {
         Live {
             peers: peers.iter().collect(),
+            find: Box::new(move |k| peers.iter().find(|s| &s.public_key == k)),
             listen_port: c.wireguard.listen_port,
             private_key: c.wireguard.private_key.as_bytes(),
         }
@@ -225,11 +292,61 @@ mod tests {
         let p = plan(&old, live(&old, &[]), &moved);
         assert_eq!(p.restart_needed, vec!["dpdk", "metrics"]);
         assert!(p.is_empty(), "nothing that applies live changed");
-        let kept = applied(&old, &moved);
+        let kept = applied(&old, moved.clone());
         assert_eq!(kept.dpdk, old.dpdk);
         assert_eq!(kept.metrics, None);
-        let taken = applied(&old, &new);
+        let taken = applied(&old, new);
         assert_eq!(taken.wireguard.mtu, 1400);
         assert_eq!(taken.ports.outside.routes.len(), 1);
+    }
+
+    #[test]
+    fn specs_are_those_the_gateway_starts_with() {
+        let c = config(
+            "",
+            &(peer(P1, "198.18.1.0/24")
+                + "    endpoint: \"198.19.0.1:51820\"\n    persistent_keepalive: 25\n"
+                + &peer(P2, "2001:db8::/64")),
+            "",
+        );
+        let mine: Vec<PeerSpec> = c.peers.iter().map(spec).collect();
+        assert_eq!(mine, peer_specs(&c));
+    }
+
+    #[test]
+    fn changes_at_run_time_are_set_back_wherever_the_peers_are() {
+        let nets = ["198.18.1.0/24", "198.18.3.0/24", "198.18.4.0/24"];
+        let file = config(
+            "",
+            &[P1, P2, P3]
+                .iter()
+                .zip(nets)
+                .map(|(k, n)| peer(k, n))
+                .collect::<String>(),
+            "",
+        );
+        let wanted = specs(&file);
+        // `wg set` changed P2's endpoint, added a peer, and the live order differs.
+        let mut running = wanted.clone();
+        running[1].endpoint = Some("198.19.0.9:51820".parse().unwrap());
+        let extra = PeerSpec {
+            public_key: [9; 32],
+            preshared_key: None,
+            endpoint: None,
+            allowed_ips: vec![],
+            persistent_keepalive: None,
+        };
+        running.insert(0, extra.clone());
+        running.swap(2, 3);
+        let p = plan(&file, live(&file, &running), &file);
+        assert_eq!(p.update, vec![wanted[1].clone()]);
+        assert_eq!(p.remove, vec![[9; 32]]);
+        assert!(p.add.is_empty());
+        // A peer removed at run time comes back; one gone from the file goes.
+        let running = vec![wanted[0].clone(), wanted[2].clone(), extra];
+        let p = plan(&file, live(&file, &running), &file);
+        assert_eq!(p.add, vec![wanted[1].clone()]);
+        assert_eq!(p.remove, vec![[9; 32]]);
+        assert!(p.update.is_empty());
     }
 }

@@ -136,6 +136,11 @@ impl Tap {
         self.mac
     }
 
+    /// The descriptor that becomes readable when the kernel sends a frame.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+
     /// One frame from the kernel, if there is one.
     pub fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
         match self.file.read(buf) {

@@ -726,3 +726,557 @@ fn the_wg_tool_against_the_server() {
     drop(server);
     assert!(!dir.join(format!("{name}.sock")).exists());
 }
+
+// --- Bulk changes on the real control plane, next to a live session -------------------
+//
+// Gateway A (the one the socket serves) and its peer B, two control planes and workers
+// on plain memory with a simulated clock, as in tests/pair.rs. B's session is made
+// first; then thousands of peers are added, changed and removed over the socket with
+// the requests `wg addconf`, `wg syncconf` and `wg setconf` send, and B's session must
+// come through all of it: the same handshake, and traffic both ways without a new one.
+
+use control::plane::{ControlEvent, ControlPlane, Now, PeerSpec};
+use control::uapi::device;
+use dataplane::buf::{HeapBuf, PacketBuf};
+use dataplane::counters::WorkerCounters;
+use dataplane::crypto::Backend;
+use dataplane::lpm::PrefixTable;
+use dataplane::memio::MemIo;
+use dataplane::session::Sessions;
+use dataplane::tables::{LocalAddr, PortTables, Shared, Side, Tables};
+use dataplane::wire::{
+    ethernet, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
+    MacAddr, UdpPacket,
+};
+use dataplane::worker::Worker;
+use rand_core::OsRng;
+
+const MS: u64 = 1_000_000;
+/// Peers gateway A has room for.
+const ROOM: usize = 8192;
+/// Peers of the bulk requests.
+const BULK: usize = 5000;
+
+struct Gw {
+    worker: Worker<MemIo>,
+    plane: ControlPlane<HeapBuf, OsRng>,
+    lan_mac: [u8; 6],
+    lan_ip: IpAddr,
+    in_mac: [u8; 6],
+    /// IP packets delivered to the LAN host.
+    delivered: Vec<Vec<u8>>,
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A gateway with one peer, `peer_key`, whose allowed IPs are `peer_net`/24.
+fn gateway(
+    key: &StaticSecret,
+    peer_key: &PublicKey,
+    addrs: [&str; 3],
+    peer_net: &str,
+    peer_endpoint: &str,
+    id: u8,
+) -> Gw {
+    let [outside, inside, lan] = addrs;
+    let out_mac = [2, id, 0, 0, 0, 1];
+    let in_mac = [2, id, 0, 0, 0, 2];
+    let spec = PeerSpec {
+        public_key: *peer_key.as_bytes(),
+        preshared_key: None,
+        endpoint: Some(peer_endpoint.parse().unwrap()),
+        allowed_ips: vec![(ip(peer_net), 24)],
+        persistent_keepalive: None,
+    };
+    let local = |addr: &str| {
+        vec![LocalAddr {
+            addr: ip(addr),
+            prefix_len: 24,
+        }]
+    };
+    let tables = Tables {
+        ports: [
+            PortTables::new(out_mac, local(outside)),
+            PortTables::new(in_mac, local(inside)),
+        ],
+        allowed: PrefixTable::new(),
+        listen_port: 51820,
+        mtu: 1420,
+        outer_dscp: Default::default(),
+    };
+    let shared = Arc::new(Shared::new(tables, Sessions::new(14, ROOM)));
+    let plane = ControlPlane::new(&key.to_bytes(), &[spec], shared.clone(), OsRng).unwrap();
+    let worker = Worker::new(
+        MemIo::default(),
+        shared,
+        Arc::new(WorkerCounters::default()),
+        Backend::software(),
+        256,
+    );
+    Gw {
+        worker,
+        plane,
+        lan_mac: [2, id, 0, 0, 0, 9],
+        lan_ip: ip(lan),
+        in_mac,
+        delivered: Vec::new(),
+    }
+}
+
+fn now(mono: u64) -> Now {
+    Now {
+        mono,
+        wall: UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_nanos(mono),
+    }
+}
+
+/// One step: each worker polls, control runs a round of its loop, frames cross
+/// the outside "wire", and each LAN host answers ARP and takes its packets.
+fn step(a: &mut Gw, b: &mut Gw, t: u64) {
+    for g in [&mut *a, &mut *b] {
+        g.worker.io.now = t;
+        g.worker.poll();
+        // The control loop wgdp runs, on the worker's plain-memory queues.
+        g.plane.round(now(t), &mut g.worker.io);
+        g.worker.poll();
+        for f in std::mem::take(&mut g.worker.io.tx[Side::Inside.index()]) {
+            let eth = EthernetFrame::new_checked(f.data()).unwrap();
+            if eth.ethertype() != EtherType::Arp {
+                assert_eq!(eth.dst_addr(), MacAddr(g.lan_mac));
+                g.delivered.push(eth.payload().to_vec());
+                continue;
+            }
+            let req = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap());
+            if req.operation == ArpOperation::Request
+                && IpAddr::V4(req.target_protocol_addr) == g.lan_ip
+            {
+                let reply = req.reply(MacAddr(g.lan_mac));
+                let mut b = vec![0u8; 14 + 28];
+                let mut e = EthernetFrame::new_unchecked(&mut b[..]);
+                e.set_dst_addr(MacAddr(g.in_mac));
+                e.set_src_addr(MacAddr(g.lan_mac));
+                e.set_ethertype(EtherType::Arp);
+                reply.emit(&mut ArpPacket::new_unchecked(&mut b[14..]));
+                g.worker.io.rx[Side::Inside.index()].push_back(HeapBuf::new(&b));
+            }
+        }
+    }
+    let ab = std::mem::take(&mut a.worker.io.tx[Side::Outside.index()]);
+    let ba = std::mem::take(&mut b.worker.io.tx[Side::Outside.index()]);
+    b.worker.io.rx[Side::Outside.index()].extend(ab);
+    a.worker.io.rx[Side::Outside.index()].extend(ba);
+}
+
+/// A 60-byte UDP packet from `g`'s LAN host to `dst`, its payload filled with `n`.
+fn lan_packet(g: &Gw, dst: &str, n: u8) -> HeapBuf {
+    let mut p = vec![0u8; 60];
+    {
+        let mut h = Ipv4Packet::new_unchecked(&mut p[..]);
+        h.set_version(4);
+        h.set_header_len(20);
+        h.set_total_len(60);
+        h.set_ttl(64);
+        h.set_protocol(IpProtocol::Udp);
+        h.set_src_addr(match g.lan_ip {
+            IpAddr::V4(a) => a,
+            _ => unreachable!(),
+        });
+        h.set_dst_addr(dst.parse().unwrap());
+        h.fill_checksum();
+    }
+    let mut u = UdpPacket::new_unchecked(&mut p[20..]);
+    u.set_src_port(1000);
+    u.set_dst_port(2000);
+    u.set_len(40);
+    u.payload_mut().fill(n);
+    let mut b = vec![0u8; ethernet::HEADER_LEN];
+    let mut e = EthernetFrame::new_unchecked(&mut b[..]);
+    e.set_dst_addr(MacAddr(g.in_mac));
+    e.set_src_addr(MacAddr(g.lan_mac));
+    e.set_ethertype(EtherType::Ipv4);
+    b.extend_from_slice(&p);
+    HeapBuf::new(&b)
+}
+
+/// A's LAN is 198.18.2.0/24, B's 198.18.99.0/24.
+const A_LAN_HOST: &str = "198.18.2.2";
+const B_LAN_HOST: &str = "198.18.99.2";
+
+/// A packet each way, `n` in both; each must arrive.
+fn both_ways(a: &mut Gw, b: &mut Gw, t: &mut u64, n: u8) {
+    let (to_b, to_a) = (lan_packet(a, B_LAN_HOST, n), lan_packet(b, A_LAN_HOST, n));
+    a.worker.io.rx[Side::Inside.index()].push_back(to_b);
+    b.worker.io.rx[Side::Inside.index()].push_back(to_a);
+    let (got_a, got_b) = (a.delivered.len(), b.delivered.len());
+    for _ in 0..20 {
+        step(a, b, *t);
+        *t += MS;
+    }
+    assert_eq!(
+        b.delivered.len(),
+        got_b + 1,
+        "packet {n} A->B did not arrive"
+    );
+    assert_eq!(
+        a.delivered.len(),
+        got_a + 1,
+        "packet {n} B->A did not arrive"
+    );
+    assert_eq!((b.delivered[got_b][28], a.delivered[got_a][28]), (n, n));
+}
+
+/// A key that looks random and is the same on every run: splitmix64 of `seed`.
+fn made_up_key(seed: u64) -> [u8; 32] {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5157_4450_4b45_5953;
+    let mut key = [0; 32];
+    for chunk in key.chunks_mut(8) {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    key
+}
+
+fn hex(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bulk peer `i`'s first allowed IP: 198.18.128.0/17, one /32 each.
+fn bulk_v4(i: usize) -> String {
+    let n = u32::from(std::net::Ipv4Addr::new(198, 18, 128, 0)) + i as u32;
+    format!("{}/32", std::net::Ipv4Addr::from(n))
+}
+
+/// Bulk peer `i`'s allowed IP after the change: 2001:2:0:1000::/64, one /128 each.
+fn bulk_v6(i: usize) -> String {
+    format!("2001:2:0:1000::{:x}/128", i + 1)
+}
+
+/// Sends `request` over the socket, as `wg` does, while this thread runs the control
+/// loop's part: polls the server, whose handler applies to and describes A's plane.
+fn over_the_socket(
+    server: &mut Server,
+    plane: &mut ControlPlane<HeapBuf, OsRng>,
+    request: String,
+) -> String {
+    let path = server.path().to_path_buf();
+    let client = std::thread::spawn(move || {
+        let mut stream = UnixStream::connect(&path).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let mut buf = vec![0; 64 * 1024];
+        while !answer.ends_with(b"\n\n") {
+            let n = stream.read(&mut buf).expect("no answer in time");
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(answer).unwrap()
+    });
+    while !client.is_finished() {
+        server.poll(&mut |request| match request {
+            Request::Get => Response::Device(device::describe(plane)),
+            Request::Set(set) => match device::apply(plane, &set, ROOM) {
+                Ok(()) => Response::Applied,
+                Err(error) => Response::Failed(error),
+            },
+        });
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    client.join().expect("the client failed")
+}
+
+/// The peers of a get answer: each public key (hex) with its `allowed_ip` values.
+fn peers_of(answer: &str) -> Vec<(String, Vec<String>)> {
+    assert!(answer.ends_with("errno=0\n\n"), "{answer:.200}");
+    let mut peers: Vec<(String, Vec<String>)> = Vec::new();
+    for line in answer.lines() {
+        if let Some(key) = line.strip_prefix("public_key=") {
+            peers.push((key.to_string(), Vec::new()));
+        } else if let Some(net) = line.strip_prefix("allowed_ip=") {
+            peers.last_mut().unwrap().1.push(net.to_string());
+        }
+    }
+    peers
+}
+
+fn allowed_ips_of<'a>(peers: &'a [(String, Vec<String>)], key: &[u8; 32]) -> Option<&'a [String]> {
+    let key = hex(key);
+    peers
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, ips)| &ips[..])
+}
+
+/// The lines `wg showconf` would have given for the peer `key` of a get answer, as a
+/// set request's block (`wg` writes `replace_allowed_ips` for each peer of a file).
+fn block_of(answer: &str, key: &[u8; 32]) -> String {
+    let start = answer
+        .find(&format!("public_key={}\n", hex(key)))
+        .expect("the peer is listed");
+    let mut block = String::new();
+    for line in answer[start..].lines().enumerate() {
+        let (i, line) = line;
+        if i > 0 && line.starts_with("public_key=") || line.starts_with("errno=") {
+            break;
+        }
+        if line.starts_with("public_key=")
+            || line.starts_with("preshared_key=")
+            || line.starts_with("endpoint=")
+        {
+            block.push_str(line);
+            block.push('\n');
+            if line.starts_with("public_key=") {
+                block.push_str("replace_allowed_ips=true\n");
+            }
+        } else if line.starts_with("allowed_ip=") {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    block
+}
+
+#[test]
+fn thousands_of_peers_come_change_and_go_while_another_peers_session_runs_on() {
+    let ka = StaticSecret::from(made_up_key(1));
+    let kb = StaticSecret::from(made_up_key(2));
+    let b_key = *PublicKey::from(&kb).as_bytes();
+    let mut a = gateway(
+        &ka,
+        &PublicKey::from(&kb),
+        ["198.19.0.2", "198.18.2.1", A_LAN_HOST],
+        "198.18.99.0",
+        "198.19.0.1:51820",
+        1,
+    );
+    let mut b = gateway(
+        &kb,
+        &PublicKey::from(&ka),
+        ["198.19.0.1", "198.18.99.1", B_LAN_HOST],
+        "198.18.2.0",
+        "198.19.0.2:51820",
+        2,
+    );
+    let mut t = 1_000 * MS;
+    // A starts the handshake with a packet of its LAN host; then traffic both ways.
+    a.worker.io.rx[Side::Inside.index()].push_back(lan_packet(&a, B_LAN_HOST, 0));
+    for _ in 0..20 {
+        step(&mut a, &mut b, t);
+        t += MS;
+    }
+    assert_eq!(b.delivered.len(), 1, "the first packet arrived");
+    both_ways(&mut a, &mut b, &mut t, 1);
+    let session = |a: &Gw| {
+        let v = a
+            .plane
+            .peer_views()
+            .find(|v| v.spec.public_key == b_key)
+            .expect("B is a peer of A");
+        (v.handshakes, v.last_handshake)
+    };
+    let b_session = session(&a);
+    assert_eq!(b_session.0, 1, "one handshake made");
+    let initiations = (
+        a.plane.stats.event(ControlEvent::InitiationsSent),
+        b.plane.stats.event(ControlEvent::InitiationsSent),
+    );
+
+    let tmp = TempDir::new();
+    let mut server = Server::bind(&tmp.0, "wgtest0").unwrap();
+    let get = |server: &mut Server, a: &mut Gw| {
+        over_the_socket(server, &mut a.plane, "get=1\n\n".to_string())
+    };
+    let before = get(&mut server, &mut a);
+    assert_eq!(peers_of(&before).len(), 1);
+    let b_block = block_of(&before, &b_key);
+    assert!(b_block.contains("allowed_ip=198.18.99.0/24\n"), "{b_block}");
+
+    // `wg addconf` of a file with BULK peers, each with a /32 of its own.
+    let keys: Vec<[u8; 32]> = (0..BULK).map(|i| made_up_key(1000 + i as u64)).collect();
+    let mut add = String::from("set=1\n");
+    for (i, key) in keys.iter().enumerate() {
+        add += &format!(
+            "public_key={}\nreplace_allowed_ips=true\nallowed_ip={}\n",
+            hex(key),
+            bulk_v4(i)
+        );
+    }
+    add.push('\n');
+    assert_eq!(
+        over_the_socket(&mut server, &mut a.plane, add),
+        "errno=0\n\n"
+    );
+    let after_add = peers_of(&get(&mut server, &mut a));
+    assert_eq!(after_add.len(), BULK + 1);
+    for i in [0, 1, BULK / 2, BULK - 1] {
+        assert_eq!(allowed_ips_of(&after_add, &keys[i]).unwrap(), [bulk_v4(i)]);
+    }
+    assert_eq!(session(&a), b_session);
+    both_ways(&mut a, &mut b, &mut t, 2);
+
+    // `wg syncconf` of a file with B as `wg showconf` gave it and the first half of the
+    // bulk with new allowed IPs: `wg` reads the device, and sends the second half as
+    // removals first, then the file's peers.
+    let mut sync = String::from("set=1\n");
+    for key in &keys[BULK / 2..] {
+        sync += &format!("public_key={}\nremove=true\n", hex(key));
+    }
+    sync += &b_block;
+    for (i, key) in keys[..BULK / 2].iter().enumerate() {
+        sync += &format!(
+            "public_key={}\nreplace_allowed_ips=true\nallowed_ip={}\n",
+            hex(key),
+            bulk_v6(i)
+        );
+    }
+    sync.push('\n');
+    assert_eq!(
+        over_the_socket(&mut server, &mut a.plane, sync),
+        "errno=0\n\n"
+    );
+    let after_sync = peers_of(&get(&mut server, &mut a));
+    assert_eq!(after_sync.len(), BULK / 2 + 1);
+    for i in [0, 1, BULK / 2 - 1] {
+        assert_eq!(allowed_ips_of(&after_sync, &keys[i]).unwrap(), [bulk_v6(i)]);
+    }
+    for i in [BULK / 2, BULK - 1] {
+        assert!(
+            allowed_ips_of(&after_sync, &keys[i]).is_none(),
+            "peer {i} stayed"
+        );
+    }
+    assert_eq!(
+        allowed_ips_of(&after_sync, &b_key).unwrap(),
+        ["198.18.99.0/24"]
+    );
+    assert_eq!(session(&a), b_session);
+    both_ways(&mut a, &mut b, &mut t, 3);
+
+    // `wg setconf` of the file `wg showconf` gave before the bulk: the device lines,
+    // replace_peers, and B.
+    let own = format!(
+        "private_key={}\nlisten_port=51820\nfwmark=0\nreplace_peers=true\n",
+        hex(&ka.to_bytes())
+    );
+    let set = format!("set=1\n{own}{b_block}\n");
+    assert_eq!(
+        over_the_socket(&mut server, &mut a.plane, set),
+        "errno=0\n\n"
+    );
+    let after_set = get(&mut server, &mut a);
+    assert_eq!(peers_of(&after_set), peers_of(&before));
+    assert_eq!(a.plane.peer_count(), 1);
+    assert_eq!(session(&a), b_session, "B's session survived");
+    both_ways(&mut a, &mut b, &mut t, 4);
+    assert_eq!(
+        (
+            a.plane.stats.event(ControlEvent::InitiationsSent),
+            b.plane.stats.event(ControlEvent::InitiationsSent)
+        ),
+        initiations,
+        "no new handshake"
+    );
+    assert_eq!(a.worker.counters().drops(), 0, "{:?}", a.worker.counters());
+    assert_eq!(b.worker.counters().drops(), 0, "{:?}", b.worker.counters());
+    let stats = server.stats();
+    assert_eq!((stats.sets, stats.failed), (3, 0), "{stats:?}");
+}
+
+/// `replace_peers` leaves each peer as its block in the request says, as wireguard-go
+/// (which removes every peer and makes them anew) would: a peer listed again keeps no
+/// setting its block does not repeat; a peer named only with `update_only`, or removed
+/// again, is gone.
+#[test]
+fn replace_peers_leaves_exactly_what_the_request_lists() {
+    let key = StaticSecret::from(made_up_key(1));
+    let peers: Vec<[u8; 32]> = (0..4).map(|i| made_up_key(100 + i)).collect();
+    let tables = Tables {
+        ports: [
+            PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
+            PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
+        ],
+        allowed: PrefixTable::new(),
+        listen_port: 51820,
+        mtu: 1420,
+        outer_dscp: Default::default(),
+    };
+    let shared = Arc::new(Shared::new(tables, Sessions::new(10, 16)));
+    let specs: Vec<PeerSpec> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, k)| PeerSpec {
+            public_key: *k,
+            preshared_key: Some([9; 32]),
+            endpoint: Some(SocketAddr::from(([198, 19, 0, 10 + i as u8], 51820))),
+            allowed_ips: vec![(IpAddr::from([198, 18, 10 + i as u8, 0]), 24)],
+            persistent_keepalive: Some(25),
+        })
+        .collect();
+    let mut plane: ControlPlane<HeapBuf, OsRng> =
+        ControlPlane::new(&key.to_bytes(), &specs, shared, OsRng).unwrap();
+    let [p0, p1, p2] = [0, 1, 2].map(|i| hex(&peers[i]));
+    // p0 listed with an allowed IP only; p1 only to be updated; p2 listed, then removed;
+    // p3 not listed, and its network goes to p0.
+    let request = format!(
+        "set=1\nreplace_peers=true\n\
+         public_key={p1}\nupdate_only=true\nallowed_ip=198.18.50.0/24\n\
+         public_key={p0}\nallowed_ip=198.18.13.0/24\n\
+         public_key={p2}\nallowed_ip=198.18.52.0/24\n\
+         public_key={p2}\nremove=true\n\n"
+    );
+    let mut decoder = control::uapi::Decoder::new(1 << 20);
+    decoder.push(request.as_bytes());
+    let Some(control::uapi::Decoded::Request(Request::Set(set))) = decoder.decode() else {
+        panic!("not a set request");
+    };
+    device::apply(&mut plane, &set, 16).unwrap();
+    let described = device::describe(&plane);
+    assert_eq!(described.peers.len(), 1, "{:?}", described.peers);
+    let p = &described.peers[0];
+    assert_eq!(p.public_key, peers[0]);
+    assert!(p.preshared_key.is_none());
+    assert_eq!(p.persistent_keepalive, None);
+    // Where it was last heard from stays: a session it keeps goes on there.
+    assert_eq!(
+        p.endpoint,
+        Some(SocketAddr::from(([198, 19, 0, 10], 51820)))
+    );
+    assert_eq!(p.allowed_ips, [(ip("198.18.13.0"), 24)]);
+    assert_eq!(plane.owner_of((ip("198.18.13.0"), 24)), Some(&peers[0]));
+    assert_eq!(plane.owner_of((ip("198.18.10.0"), 24)), None);
+}
+
+/// A public key of small order (here 0) makes no handshake possible, and wgdp refuses
+/// it: as an invalid argument, not as a lack of room.
+#[test]
+fn a_key_of_small_order_is_an_invalid_argument() {
+    let tables = Tables {
+        ports: [
+            PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
+            PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
+        ],
+        allowed: PrefixTable::new(),
+        listen_port: 51820,
+        mtu: 1420,
+        outer_dscp: Default::default(),
+    };
+    let shared = Arc::new(Shared::new(tables, Sessions::new(10, 16)));
+    let mut plane: ControlPlane<HeapBuf, OsRng> =
+        ControlPlane::new(&made_up_key(1), &[], shared, OsRng).unwrap();
+    let request = format!("set=1\npublic_key={}\n\n", "00".repeat(32));
+    let mut decoder = control::uapi::Decoder::new(1 << 20);
+    decoder.push(request.as_bytes());
+    let Some(control::uapi::Decoded::Request(Request::Set(set))) = decoder.decode() else {
+        panic!("not a set request");
+    };
+    let error = device::apply(&mut plane, &set, 16).unwrap_err();
+    assert_eq!(error.errno(), libc::EINVAL, "{error}");
+    assert_eq!(plane.peer_count(), 0);
+}

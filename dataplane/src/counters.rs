@@ -30,7 +30,9 @@ impl Counter {
     }
 }
 
-/// Declares a reason enum and a matching counter block.
+/// Declares a reason enum and a matching counter block (the control thread declares
+/// its own counters with it too).
+#[macro_export]
 macro_rules! reasons {
     ($(#[$doc:meta])* $enum:ident, $block:ident { $($(#[$vdoc:meta])* $variant:ident = $name:literal,)* }) => {
         $(#[$doc])*
@@ -46,9 +48,18 @@ macro_rules! reasons {
             }
         }
 
-        #[derive(Default, Debug)]
+        #[derive(Default)]
         pub struct $block {
-            counts: [Counter; [$($name,)*].len()],
+            counts: [$crate::counters::Counter; [$($name,)*].len()],
+        }
+
+        impl std::fmt::Debug for $block {
+            /// The reasons counted so far, by name.
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_map()
+                    .entries(self.snapshot().filter(|(_, v)| *v > 0))
+                    .finish()
+            }
         }
 
         impl $block {
@@ -64,7 +75,7 @@ macro_rules! reasons {
                 self.counts[reason as usize].get()
             }
             pub fn total(&self) -> u64 {
-                self.counts.iter().map(Counter::get).sum()
+                self.counts.iter().map($crate::counters::Counter::get).sum()
             }
             /// (name, value) of every reason, for metrics.
             pub fn snapshot(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {

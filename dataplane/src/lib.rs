@@ -13,6 +13,7 @@ pub mod buf;
 pub mod clock;
 pub mod counters;
 pub mod crypto;
+pub mod doorbell;
 pub mod ecn;
 pub mod lpm;
 pub mod mbuf;

@@ -97,6 +97,8 @@ pub struct DpdkIo {
     pub from_control: Arc<Ring>,
     /// Where the pieces of cut super-packets come from.
     pub pool: Mempool,
+    /// Rung after packets are handed to control, which may be asleep.
+    pub doorbell: Option<Arc<crate::doorbell::Doorbell>>,
 }
 
 impl Io for DpdkIo {
@@ -115,6 +117,9 @@ impl Io for DpdkIo {
     #[inline]
     fn punt(&mut self, pkts: &mut Vec<Mbuf>) {
         self.to_control.enqueue_burst(pkts);
+        if let Some(d) = &self.doorbell {
+            d.ring();
+        }
     }
 
     #[inline]

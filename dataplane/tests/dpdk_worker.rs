@@ -242,6 +242,7 @@ impl Rig {
             to_control: to_control.clone(),
             from_control: from_control.clone(),
             pool: pool.clone(),
+            doorbell: None,
         };
         Rig {
             outside,

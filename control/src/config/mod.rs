@@ -14,23 +14,36 @@
 //! files named in the configuration are read during validation, relative to the
 //! configuration file's directory.
 //!
+//! The peers are read one item at a time where the layout of the file allows it (`source`:
+//! a configuration with many peers costs time in proportion to its size, and memory for
+//! its result only), with the YAML parser reading the whole text whenever that is not
+//! certain; both give the same result and the same errors. [`reload`] reads a file again
+//! for a configuration loaded from it before and reads only what changed.
+//!
 //! Secret keys end up in [`Key`], which wipes itself on drop. The YAML text and the key
-//! files are held in wiped buffers too, but the YAML parser's intermediate tree is not;
-//! `private_key_file` keeps the private key out of that tree entirely.
+//! files are held in wiped buffers too (a loaded configuration keeps its text for the
+//! next reload), but the YAML parser's intermediate tree is not; `private_key_file`
+//! keeps the private key out of that tree entirely.
 
 mod device;
 mod error;
+mod item;
 mod key;
+mod layout;
 mod net;
 mod raw;
+mod source;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_by_parts;
 
 use std::fs;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -67,6 +80,9 @@ pub struct Config {
     pub control_port: Option<ControlPortConfig>,
     pub metrics: Option<MetricsConfig>,
     pub uapi: Option<UapiConfig>,
+    /// What [`reload`] reuses: the text this was read from and what its peers claim
+    /// together. It describes `peers` as loaded; `None` when the text was read whole.
+    source: Option<Arc<source::Source>>,
 }
 
 /// EAL and lcore settings.
@@ -319,39 +335,88 @@ pub struct UapiConfig {
 /// Reads and checks the configuration file at `path`. Key files it names are looked
 /// up relative to the file's directory.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = fs::read_to_string(path)
+    let text = read(path)?;
+    check_text(path, text, None)
+}
+
+/// Reads and checks the file at `path` again, for `previous`, a configuration loaded
+/// from it: the result is what [`load`] would give, errors included, but only what
+/// changed since `previous` was read is read and checked again, where that can be done
+/// with certainty. On success, `previous` keeps its other values but has given its peers
+/// to the result (the caller replaces it, see `reload::applied`); on failure it is
+/// unchanged.
+pub fn reload(path: &Path, previous: &mut Config) -> Result<Config, ConfigError> {
+    let text = read(path)?;
+    check_text(path, text, Some(previous))
+}
+
+fn read(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
+    fs::read_to_string(path)
         .map(Zeroizing::new)
-        .map_err(|err| ConfigError::io("", path, &err))?;
+        .map_err(|err| ConfigError::io("", path, &err))
+}
+
+/// Checks `text`, read from `path`, by parts, or by its differences to `previous`.
+fn check_text(
+    path: &Path,
+    text: Zeroizing<String>,
+    previous: Option<&mut Config>,
+) -> Result<Config, ConfigError> {
     let base_dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let cfg = parse(&text, base_dir).map_err(|mut err| {
-        // Errors about the document as a whole are about this file.
-        if err.path.is_empty() {
-            err.path = path.display().to_string();
-        }
-        err
-    })?;
+    let reread = previous.and_then(|previous| source::reread(&text, base_dir, previous));
+    let parsed = match reread {
+        Some(parsed) => parsed,
+        None => parse_text(&text, base_dir).map_err(|mut err| {
+            // Errors about the document as a whole are about this file.
+            if err.path.is_empty() {
+                err.path = path.display().to_string();
+            }
+            err
+        })?,
+    };
     // The file itself holds a secret when a key is written inline.
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
-    let inline_secret = !value["wireguard"]["private_key"].is_null()
-        || value["peers"]
-            .as_sequence()
-            .is_some_and(|ps| ps.iter().any(|p| !p["preshared_key"].is_null()));
-    if inline_secret {
+    if parsed.inline_secret {
         validate::warn_if_exposed("wireguard.private_key", path);
     }
-    Ok(cfg)
+    let mut config = parsed.config;
+    config.source = parsed
+        .kept
+        .map(|kept| Arc::new(kept.into_source(text, base_dir)));
+    Ok(config)
 }
 
 /// Checks configuration text; relative key file paths are taken from `base_dir`.
 pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    parse_text(text, base_dir).map(|parsed| parsed.config)
+}
+
+/// By parts if the layout allows, else whole.
+fn parse_text(text: &str, base_dir: &Path) -> Result<source::Parsed, ConfigError> {
+    match source::parse_split(text, base_dir) {
+        Some(parsed) => parsed,
+        None => parse_whole(text, base_dir),
+    }
+}
+
+/// The whole text through the YAML parser and serde, then checked: what reading by
+/// parts must always agree with.
+fn parse_whole(text: &str, base_dir: &Path) -> Result<source::Parsed, ConfigError> {
     let value: serde_yaml::Value = serde_yaml::from_str(text)
         .map_err(|err| ConfigError::new("", format!("not valid YAML: {err}")))?;
     if value.is_null() {
         return Err(ConfigError::new("", "the configuration is empty"));
     }
-    let raw = serde_path_to_error::deserialize(value).map_err(ConfigError::from_serde)?;
-    validate::validate(raw, base_dir)
+    let raw: raw::RawConfig =
+        serde_path_to_error::deserialize(value).map_err(ConfigError::from_serde)?;
+    let inline_secret =
+        raw.wireguard.private_key.is_some() || raw.peers.iter().any(|p| p.preshared_key.is_some());
+    let config = validate::validate(raw, base_dir)?;
+    Ok(source::Parsed {
+        config,
+        inline_secret,
+        kept: None,
+    })
 }

@@ -2,8 +2,15 @@
 //! defaults, check ranges, then check the values against each other. The first problem
 //! found is returned, with the key path of the value at fault; where two values
 //! conflict, the path is the later one and the reason names the earlier.
+//!
+//! The checks run in three parts so that the peers can also be checked one at a time
+//! (and on a reload only those that changed): [`front`] (the keys every peer is checked
+//! against), [`peer`] for each peer in file order, and [`tail`]. What the peers claim
+//! together (public keys, networks) goes through [`Claims`]. Key paths are only built
+//! into text when an error names them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -12,10 +19,11 @@ use dataplane::ecn::OuterDscp;
 use zeroize::Zeroizing;
 
 use super::device::{crypto_device, interface_name};
+use super::item::PeerFields;
 use super::key::decode_key;
 use super::raw::{
     RawConfig, RawControlPort, RawCrypto, RawDpdk, RawDscp, RawMetrics, RawPeer, RawPort, RawPorts,
-    RawUapi, RawWireguard, Secret,
+    RawUapi, RawWireguard,
 };
 use super::{
     Config, ConfigError, ControlPortConfig, CryptoBackend, CryptoConfig, DeviceSpec, DpdkConfig,
@@ -50,13 +58,21 @@ fn fail<T>(path: impl Into<String>, reason: impl Into<String>) -> Result<T, Conf
 }
 
 /// `value` if it lies in `lo..=hi`, converted to the field's type.
-fn ranged<T: TryFrom<i64>>(path: &str, value: i64, lo: i64, hi: i64) -> Result<T, ConfigError> {
+fn ranged<T: TryFrom<i64>>(
+    path: impl fmt::Display,
+    value: i64,
+    lo: i64,
+    hi: i64,
+) -> Result<T, ConfigError> {
     if (lo..=hi).contains(&value) {
         if let Ok(value) = T::try_from(value) {
             return Ok(value);
         }
     }
-    fail(path, format!("must be between {lo} and {hi}, got {value}"))
+    fail(
+        path.to_string(),
+        format!("must be between {lo} and {hi}, got {value}"),
+    )
 }
 
 fn family(addr: IpAddr) -> &'static str {
@@ -67,22 +83,155 @@ fn family(addr: IpAddr) -> &'static str {
     }
 }
 
+/// A key path under `peers[N]`, written out only when an error names it.
+#[derive(Clone, Copy)]
+struct PeerPath<'a> {
+    peer: usize,
+    key: &'a str,
+    index: Option<usize>,
+}
+
+impl PeerPath<'_> {
+    fn of(peer: usize, key: &str) -> PeerPath<'_> {
+        PeerPath {
+            peer,
+            key,
+            index: None,
+        }
+    }
+}
+
+impl fmt::Display for PeerPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "peers[{}].{}", self.peer, self.key)?;
+        if let Some(i) = self.index {
+            write!(f, "[{i}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks the whole configuration as read by serde (see [`front`], [`peer`], [`tail`]).
 pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
-    let dpdk = dpdk(raw.dpdk)?;
-    let ports = ports(raw.ports)?;
-    let (private_key, listen_port) = wireguard_key_and_port(&raw.wireguard, base_dir)?;
+    let RawConfig {
+        dpdk,
+        ports,
+        wireguard,
+        peers: raw_peers,
+        crypto,
+        control_port,
+        metrics,
+        uapi,
+    } = raw;
+    let front = front(dpdk, ports, &wireguard, base_dir)?;
+    check_peer_count(raw_peers.len())?;
+    let cx = front.context(base_dir);
+    // Each peer alone, then their claims together; the first error, if there is one,
+    // from checking them in order.
+    let mut peers: Vec<PeerConfig> = Vec::with_capacity(raw_peers.len());
+    let mut ips = Vec::new();
+    let mut failed = false;
+    for (p, raw) in raw_peers.iter().enumerate() {
+        match peer(p, &raw.fields(&mut ips), &ips, &cx, &mut Alone, &[]) {
+            Ok(checked) => peers.push(checked),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    if failed || Claimed::of(&peers).is_none() {
+        let mut claims = InOrder::default();
+        peers.clear();
+        for (p, raw) in raw_peers.iter().enumerate() {
+            let checked = peer(p, &raw.fields(&mut ips), &ips, &cx, &mut claims, &peers)?;
+            peers.push(checked);
+        }
+    }
+    let tail = tail(
+        &front,
+        &wireguard,
+        crypto,
+        control_port,
+        metrics,
+        uapi,
+        || ipv6_peer(peers.iter()),
+    )?;
+    Ok(assemble(front, tail, peers))
+}
+
+/// What the keys before the peers give, checked; the peers are checked against it.
+pub(super) struct Front {
+    pub dpdk: DpdkConfig,
+    pub ports: Ports,
+    pub private_key: Key,
+    pub listen_port: u16,
+    pub own_public_key: [u8; KEY_LEN],
+}
+
+impl Front {
+    pub fn context<'a>(&'a self, base_dir: &'a Path) -> PeerContext<'a> {
+        PeerContext {
+            base_dir,
+            outside: &self.ports.outside,
+            own_public_key: &self.own_public_key,
+        }
+    }
+}
+
+/// `dpdk`, `ports` and the key and port of `wireguard`, checked in that order.
+pub(super) fn front(
+    dpdk_raw: RawDpdk,
+    ports_raw: RawPorts,
+    wireguard: &RawWireguard,
+    base_dir: &Path,
+) -> Result<Front, ConfigError> {
+    let dpdk = dpdk(dpdk_raw)?;
+    let ports = ports(ports_raw)?;
+    let (private_key, listen_port) = wireguard_key_and_port(wireguard, base_dir)?;
     let own_public_key = public_key_of(&private_key);
-    let peers = peers(&raw.peers, base_dir, &ports.outside, &own_public_key)?;
-    let mtu = mtu(raw.wireguard.mtu, &ports, &peers)?;
+    Ok(Front {
+        dpdk,
+        ports,
+        private_key,
+        listen_port,
+        own_public_key,
+    })
+}
+
+/// What the keys after the peers give, checked.
+pub(super) struct Tail {
+    mtu: u16,
+    rekey_after_time: u16,
+    outer_dscp: OuterDscp,
+    crypto: CryptoConfig,
+    control_port: Option<ControlPortConfig>,
+    metrics: Option<MetricsConfig>,
+    uapi: Option<UapiConfig>,
+}
+
+/// The rest of `wireguard` and the sections after it, checked in order. `ipv6_peer`
+/// names the first allowed IP of the peers that is IPv6, if any (asked only when the MTU
+/// is too small for IPv6).
+pub(super) fn tail(
+    front: &Front,
+    wireguard: &RawWireguard,
+    crypto_raw: Option<RawCrypto>,
+    control_port_raw: Option<RawControlPort>,
+    metrics_raw: Option<RawMetrics>,
+    uapi_raw: Option<RawUapi>,
+    ipv6_peer: impl FnOnce() -> Option<String>,
+) -> Result<Tail, ConfigError> {
+    let mtu = mtu(wireguard.mtu, &front.ports, ipv6_peer)?;
     // Only ever shorter than the protocol's 120 s, and long enough for a handshake to
     // complete (Rekey-Timeout, 5 s) before the next one is due.
-    let rekey_after_time = match raw.wireguard.rekey_after_time {
+    let rekey_after_time = match wireguard.rekey_after_time {
         Some(s) => ranged("wireguard.rekey_after_time", s, 10, 120)?,
         None => 120,
     };
-    let outer_dscp = match raw.wireguard.outer_dscp {
+    let outer_dscp = match &wireguard.outer_dscp {
         None => OuterDscp::default(),
-        Some(RawDscp::Code(c)) => OuterDscp::Fixed(ranged("wireguard.outer_dscp", c, 0, 63)?),
+        Some(RawDscp::Code(c)) => OuterDscp::Fixed(ranged("wireguard.outer_dscp", *c, 0, 63)?),
         Some(RawDscp::Word(w)) if w == "inner" => OuterDscp::Inner,
         Some(RawDscp::Word(w)) => {
             return fail(
@@ -91,23 +240,45 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             )
         }
     };
-    let crypto = crypto(raw.crypto)?;
-    check_pci_probing(&dpdk.eal_args, &ports, &crypto)?;
-    Ok(Config {
-        dpdk,
-        ports,
+    let crypto = crypto(crypto_raw)?;
+    check_pci_probing(&front.dpdk.eal_args, &front.ports, &crypto)?;
+    Ok(Tail {
+        mtu,
+        rekey_after_time,
+        outer_dscp,
+        crypto,
+        control_port: control_port_raw.map(control_port).transpose()?,
+        metrics: metrics_raw.map(metrics).transpose()?,
+        uapi: uapi_raw.map(uapi).transpose()?,
+    })
+}
+
+/// The checked parts put together.
+pub(super) fn assemble(front: Front, tail: Tail, peers: Vec<PeerConfig>) -> Config {
+    Config {
+        dpdk: front.dpdk,
+        ports: front.ports,
         wireguard: WireguardConfig {
-            private_key,
-            listen_port,
-            mtu,
-            rekey_after_time,
-            outer_dscp,
+            private_key: front.private_key,
+            listen_port: front.listen_port,
+            mtu: tail.mtu,
+            rekey_after_time: tail.rekey_after_time,
+            outer_dscp: tail.outer_dscp,
         },
         peers,
-        crypto,
-        control_port: raw.control_port.map(control_port).transpose()?,
-        metrics: raw.metrics.map(metrics).transpose()?,
-        uapi: raw.uapi.map(uapi).transpose()?,
+        crypto: tail.crypto,
+        control_port: tail.control_port,
+        metrics: tail.metrics,
+        uapi: tail.uapi,
+        source: None,
+    }
+}
+
+/// The key path of the first IPv6 allowed IP among `peers` (in file order).
+pub(super) fn ipv6_peer<'a>(peers: impl Iterator<Item = &'a PeerConfig>) -> Option<String> {
+    peers.enumerate().find_map(|(p, peer)| {
+        let i = peer.allowed_ips.iter().position(|ip| !ip.is_ipv4())?;
+        Some(format!("peers[{p}].allowed_ips[{i}]"))
     })
 }
 
@@ -338,7 +509,7 @@ fn port(port_path: &str, raw: RawPort) -> Result<PortConfig, ConfigError> {
 
     let queues = raw
         .queues
-        .map(|queues| ranged(&format!("{port_path}.queues"), queues, 1, MAX_QUEUES))
+        .map(|queues| ranged(format!("{port_path}.queues"), queues, 1, MAX_QUEUES))
         .transpose()?;
 
     let mut routes = Vec::with_capacity(raw.routes.len());
@@ -438,7 +609,8 @@ fn next_hop(
 fn wireguard_key_and_port(raw: &RawWireguard, base_dir: &Path) -> Result<(Key, u16), ConfigError> {
     let key = secret_key(
         "wireguard.private_key",
-        raw.private_key.as_ref(),
+        "private_key",
+        raw.private_key.as_ref().map(|s| s.0.as_str()),
         raw.private_key_file.as_deref(),
         base_dir,
     )?;
@@ -455,59 +627,64 @@ fn wireguard_key_and_port(raw: &RawWireguard, base_dir: &Path) -> Result<(Key, u
     Ok((key, listen_port))
 }
 
-/// A secret given inline under `key_path` or in a file under `key_path` + `_file`, at
-/// most one of the two.
-fn secret_key(
-    key_path: &str,
-    inline: Option<&Secret>,
+/// `path` with `_file` appended.
+#[derive(Clone, Copy)]
+struct FileKey<P>(P);
+
+impl<P: fmt::Display> fmt::Display for FileKey<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_file", self.0)
+    }
+}
+
+/// A secret given inline under `key_path` (whose last component is `leaf`) or in a file
+/// under `key_path` + `_file`, at most one of the two.
+fn secret_key<P: fmt::Display + Copy>(
+    key_path: P,
+    leaf: &str,
+    inline: Option<&str>,
     file: Option<&str>,
     base_dir: &Path,
 ) -> Result<Option<Key>, ConfigError> {
-    let file_path = format!("{key_path}_file");
+    let file_path = FileKey(key_path);
     match (inline, file) {
-        (Some(_), Some(_)) => {
-            let reason = format!(
-                "give either {} or {}, not both",
-                leaf(key_path),
-                leaf(&file_path)
-            );
-            fail(file_path, reason)
-        }
-        (Some(text), None) => decode_key(&text.0)
+        (Some(_), Some(_)) => fail(
+            file_path.to_string(),
+            format!("give either {leaf} or {leaf}_file, not both"),
+        ),
+        (Some(text), None) => decode_key(text)
             .map(|bytes| Some(Key::from_bytes(bytes)))
-            .or_else(|reason| fail(key_path, reason)),
-        (None, Some(file)) => key_file(&file_path, file, base_dir).map(Some),
+            .or_else(|reason| fail(key_path.to_string(), reason)),
+        (None, Some(file)) => key_file(file_path, file, base_dir).map(Some),
         (None, None) => Ok(None),
     }
 }
 
-/// The last component of a key path, as the user wrote it in the mapping.
-fn leaf(path: &str) -> &str {
-    path.rsplit('.').next().unwrap_or(path)
-}
-
 /// Reads a key file as `wg genkey > file` writes it: the base64 key and white space.
-fn key_file(path: &str, file: &str, base_dir: &Path) -> Result<Key, ConfigError> {
+fn key_file(path: impl fmt::Display, file: &str, base_dir: &Path) -> Result<Key, ConfigError> {
     if file.is_empty() {
-        return fail(path, "is empty; give the path of a key file");
+        return fail(path.to_string(), "is empty; give the path of a key file");
     }
     let full = base_dir.join(file);
     let text = fs::read_to_string(&full)
         .map(Zeroizing::new)
-        .map_err(|err| ConfigError::io(path, &full, &err))?;
-    warn_if_exposed(path, &full);
+        .map_err(|err| ConfigError::io(path.to_string(), &full, &err))?;
+    warn_if_exposed(&path, &full);
     let text = text.trim();
     if text.is_empty() {
-        return fail(path, format!("{}: the file is empty", full.display()));
+        return fail(
+            path.to_string(),
+            format!("{}: the file is empty", full.display()),
+        );
     }
     decode_key(text)
         .map(Key::from_bytes)
-        .or_else(|reason| fail(path, format!("{}: {reason}", full.display())))
+        .or_else(|reason| fail(path.to_string(), format!("{}: {reason}", full.display())))
 }
 
 /// Warns when a file holding a secret can be read or written by others than its owner
 /// (as `wg` does for its configuration files).
-pub(super) fn warn_if_exposed(path: &str, file: &Path) {
+pub(super) fn warn_if_exposed(path: impl fmt::Display, file: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = fs::metadata(file) {
         let mode = meta.permissions().mode() & 0o777;
@@ -526,114 +703,297 @@ fn public_key_of(private_key: &Key) -> [u8; KEY_LEN] {
     x25519_dalek::PublicKey::from(&secret).to_bytes()
 }
 
-fn peers(
-    raw: &[RawPeer],
-    base_dir: &Path,
-    outside: &PortConfig,
-    own_public_key: &[u8; KEY_LEN],
-) -> Result<Vec<PeerConfig>, ConfigError> {
-    // What start would refuse, refused here too.
-    if raw.len() > crate::gateway::MAX_PEERS {
+/// What start would refuse, refused here too.
+pub(super) fn check_peer_count(count: usize) -> Result<(), ConfigError> {
+    if count > crate::gateway::MAX_PEERS {
         return fail(
             format!("peers[{}]", crate::gateway::MAX_PEERS),
             format!(
-                "{} peers are configured; wgdp holds at most {}",
-                raw.len(),
+                "{count} peers are configured; wgdp holds at most {}",
                 crate::gateway::MAX_PEERS
             ),
         );
     }
-    let mut peers: Vec<PeerConfig> = Vec::with_capacity(raw.len());
-    // Each public key and the peer that has it; each network, after masking, and where
-    // it was first claimed: (peer, index). Both by hash, so a check costs in proportion
-    // to the file.
-    let mut keys: HashMap<[u8; KEY_LEN], usize> = HashMap::with_capacity(raw.len());
-    let mut owners: HashMap<Prefix, (usize, usize)> = HashMap::new();
-    for (p, raw) in raw.iter().enumerate() {
-        let path = format!("peers[{p}]");
+    Ok(())
+}
 
-        let key_path = format!("{path}.public_key");
-        let public_key = decode_key(&raw.public_key).or_else(|reason| fail(&key_path, reason))?;
-        if &public_key == own_public_key {
-            return fail(
-                key_path,
-                "is the gateway's own public key (of wireguard.private_key)",
-            );
-        }
-        if let Some(first) = keys.insert(public_key, p) {
-            return fail(key_path, format!("is also the key of peers[{first}]"));
-        }
+/// What each peer is checked against.
+pub(super) struct PeerContext<'a> {
+    pub base_dir: &'a Path,
+    pub outside: &'a PortConfig,
+    pub own_public_key: &'a [u8; KEY_LEN],
+}
 
-        let preshared_key = secret_key(
-            &format!("{path}.preshared_key"),
-            raw.preshared_key.as_ref(),
-            raw.preshared_key_file.as_deref(),
-            base_dir,
-        )?;
+/// What the peers checked so far have claimed that no other peer may have: public keys
+/// and networks (after masking).
+pub(super) trait Claims {
+    /// Claims `key`; if it is taken, the peer among `earlier` that has it.
+    fn key(&mut self, key: &[u8; KEY_LEN], earlier: &[PeerConfig]) -> Result<(), usize>;
+    /// Claims `net` for the peer whose allowed IPs so far are `own`; if it is taken,
+    /// where: `None` for `own`, or the peer among `earlier`, and the index in its list.
+    fn net(
+        &mut self,
+        net: Prefix,
+        own: &[Prefix],
+        earlier: &[PeerConfig],
+    ) -> Result<(), (Option<usize>, usize)>;
+}
 
-        let endpoint = raw
-            .endpoint
-            .as_deref()
-            .map(|text| endpoint(&format!("{path}.endpoint"), text, outside))
-            .transpose()?;
+/// No claims: each peer checked alone (its claims are checked together by
+/// [`Claimed::of`]).
+pub(super) struct Alone;
 
-        let mut allowed_ips = Vec::with_capacity(raw.allowed_ips.len());
-        for (i, text) in raw.allowed_ips.iter().enumerate() {
-            let ip_path = format!("{path}.allowed_ips[{i}]");
-            let prefix: Prefix = text
-                .parse()
-                .or_else(|err| fail(&ip_path, format!("{err}")))?;
-            if let Some(&(owner, j)) = owners.get(&prefix) {
-                let what = if *text == prefix.to_string() {
-                    format!("{prefix}")
-                } else {
-                    format!("{text} (network {prefix})")
-                };
-                let reason = if owner == p {
-                    format!("{what} is listed twice (also allowed_ips[{j}])")
-                } else {
-                    format!(
-                        "{what} is already an allowed IP of peers[{owner}] (allowed_ips[{j}]); \
-                         a network can belong to one peer only"
-                    )
-                };
-                return fail(ip_path, reason);
-            }
-            owners.insert(prefix, (p, i));
-            allowed_ips.push(prefix);
-        }
-
-        let persistent_keepalive = raw
-            .persistent_keepalive
-            .map(|seconds| {
-                ranged(
-                    &format!("{path}.persistent_keepalive"),
-                    seconds,
-                    1,
-                    i64::from(u16::MAX),
-                )
-                .map_err(|mut err| {
-                    err.reason
-                        .push_str(" seconds (leave the key out for no keepalives)");
-                    err
-                })
-            })
-            .transpose()?;
-
-        peers.push(PeerConfig {
-            public_key,
-            preshared_key,
-            endpoint,
-            allowed_ips,
-            persistent_keepalive,
-        });
+impl Claims for Alone {
+    fn key(&mut self, _: &[u8; KEY_LEN], _: &[PeerConfig]) -> Result<(), usize> {
+        Ok(())
     }
-    Ok(peers)
+
+    fn net(
+        &mut self,
+        _: Prefix,
+        _: &[Prefix],
+        _: &[PeerConfig],
+    ) -> Result<(), (Option<usize>, usize)> {
+        Ok(())
+    }
+}
+
+/// Claims checked one by one in file order, by hash; who has a taken key or network is
+/// looked for only for the error. What finds the first error when there is one.
+#[derive(Default)]
+pub(super) struct InOrder {
+    keys: HashSet<[u8; KEY_LEN]>,
+    nets: HashSet<Prefix>,
+}
+
+impl Claims for InOrder {
+    fn key(&mut self, key: &[u8; KEY_LEN], earlier: &[PeerConfig]) -> Result<(), usize> {
+        if self.keys.insert(*key) {
+            return Ok(());
+        }
+        Err(earlier
+            .iter()
+            .position(|p| &p.public_key == key)
+            .unwrap_or_default())
+    }
+
+    fn net(
+        &mut self,
+        net: Prefix,
+        own: &[Prefix],
+        earlier: &[PeerConfig],
+    ) -> Result<(), (Option<usize>, usize)> {
+        if self.nets.insert(net) {
+            return Ok(());
+        }
+        if let Some(j) = own.iter().position(|n| *n == net) {
+            return Err((None, j));
+        }
+        let owner = earlier.iter().enumerate().find_map(|(q, peer)| {
+            let j = peer.allowed_ips.iter().position(|n| *n == net)?;
+            Some((Some(q), j))
+        });
+        Err(owner.unwrap_or_default())
+    }
+}
+
+/// The public keys and networks of a set of peers, each once, sorted: made and checked
+/// for duplicates by sorting (O(n log n), in order in memory, unlike a hash table of a
+/// million entries), searched by bisection.
+#[derive(Default, Clone)]
+pub(super) struct Claimed {
+    keys: Vec<[u8; KEY_LEN]>,
+    nets: Vec<Prefix>,
+}
+
+impl Claimed {
+    /// What `peers` claim, if no two claims are the same.
+    pub fn of(peers: &[PeerConfig]) -> Option<Claimed> {
+        let mut keys: Vec<[u8; KEY_LEN]> = peers.iter().map(|p| p.public_key).collect();
+        keys.sort_unstable();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        let mut nets: Vec<Prefix> = peers
+            .iter()
+            .flat_map(|p| p.allowed_ips.iter().copied())
+            .collect();
+        nets.sort_unstable();
+        if nets.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        Some(Claimed { keys, nets })
+    }
+
+    pub fn has_key(&self, key: &[u8; KEY_LEN]) -> bool {
+        self.keys.binary_search(key).is_ok()
+    }
+
+    pub fn has_net(&self, net: &Prefix) -> bool {
+        self.nets.binary_search(net).is_ok()
+    }
+
+    /// These claims without `removed` (which they hold) and with `added` (which they do
+    /// not hold).
+    pub fn updated(
+        &self,
+        removed: (&HashSet<[u8; KEY_LEN]>, &HashSet<Prefix>),
+        added: (&HashSet<[u8; KEY_LEN]>, &HashSet<Prefix>),
+    ) -> Claimed {
+        Claimed {
+            keys: merged(&self.keys, removed.0, added.0),
+            nets: merged(&self.nets, removed.1, added.1),
+        }
+    }
+}
+
+/// Sorted `base` without `removed` and with `added`, still sorted.
+fn merged<T: Ord + Copy + std::hash::Hash>(
+    base: &[T],
+    removed: &HashSet<T>,
+    added: &HashSet<T>,
+) -> Vec<T> {
+    let sorted = |set: &HashSet<T>| {
+        let mut v: Vec<T> = set.iter().copied().collect();
+        v.sort_unstable();
+        v
+    };
+    let (removed, added) = (sorted(removed), sorted(added));
+    let mut out = Vec::with_capacity(base.len() + added.len());
+    let (mut r, mut a) = (removed.iter().peekable(), added.iter().peekable());
+    for &x in base {
+        while let Some(&&y) = a.peek() {
+            if y >= x {
+                break;
+            }
+            out.push(y);
+            a.next();
+        }
+        if r.peek() == Some(&&x) {
+            r.next();
+            continue;
+        }
+        out.push(x);
+    }
+    out.extend(a);
+    out
+}
+
+impl RawPeer {
+    /// The fields as the item parser gives them, the allowed IPs into `ips`.
+    pub(super) fn fields<'a>(&'a self, ips: &mut Vec<&'a str>) -> PeerFields<'a> {
+        ips.clear();
+        ips.extend(self.allowed_ips.iter().map(String::as_str));
+        PeerFields {
+            public_key: &self.public_key,
+            preshared_key: self.preshared_key.as_ref().map(|s| s.0.as_str()),
+            preshared_key_file: self.preshared_key_file.as_deref(),
+            endpoint: self.endpoint.as_deref(),
+            persistent_keepalive: self.persistent_keepalive,
+        }
+    }
+}
+
+/// Checks peer `p` (`raw`, its allowed IPs `ips`) alone and against the claims of the
+/// peers before it, `earlier` (used only to name the owner of a taken key or network).
+pub(super) fn peer(
+    p: usize,
+    raw: &PeerFields<'_>,
+    ips: &[&str],
+    cx: &PeerContext<'_>,
+    claims: &mut impl Claims,
+    earlier: &[PeerConfig],
+) -> Result<PeerConfig, ConfigError> {
+    let key_path = PeerPath::of(p, "public_key");
+    let public_key =
+        decode_key(raw.public_key).or_else(|reason| fail(key_path.to_string(), reason))?;
+    if &public_key == cx.own_public_key {
+        return fail(
+            key_path.to_string(),
+            "is the gateway's own public key (of wireguard.private_key)",
+        );
+    }
+    if let Err(first) = claims.key(&public_key, earlier) {
+        return fail(
+            key_path.to_string(),
+            format!("is also the key of peers[{first}]"),
+        );
+    }
+
+    let preshared_key = secret_key(
+        PeerPath::of(p, "preshared_key"),
+        "preshared_key",
+        raw.preshared_key,
+        raw.preshared_key_file,
+        cx.base_dir,
+    )?;
+
+    let endpoint = raw
+        .endpoint
+        .map(|text| endpoint(PeerPath::of(p, "endpoint"), text, cx.outside))
+        .transpose()?;
+
+    let mut allowed_ips: Vec<Prefix> = Vec::with_capacity(ips.len());
+    for (i, &text) in ips.iter().enumerate() {
+        let ip_path = PeerPath {
+            peer: p,
+            key: "allowed_ips",
+            index: Some(i),
+        };
+        let prefix: Prefix = text
+            .parse()
+            .or_else(|err| fail(ip_path.to_string(), format!("{err}")))?;
+        if let Err((owner, j)) = claims.net(prefix, &allowed_ips, earlier) {
+            let what = if text == prefix.to_string() {
+                format!("{prefix}")
+            } else {
+                format!("{text} (network {prefix})")
+            };
+            let reason = match owner {
+                None => format!("{what} is listed twice (also allowed_ips[{j}])"),
+                Some(owner) => format!(
+                    "{what} is already an allowed IP of peers[{owner}] (allowed_ips[{j}]); \
+                     a network can belong to one peer only"
+                ),
+            };
+            return fail(ip_path.to_string(), reason);
+        }
+        allowed_ips.push(prefix);
+    }
+
+    let persistent_keepalive = raw
+        .persistent_keepalive
+        .map(|seconds| {
+            ranged(
+                PeerPath::of(p, "persistent_keepalive"),
+                seconds,
+                1,
+                i64::from(u16::MAX),
+            )
+            .map_err(|mut err| {
+                err.reason
+                    .push_str(" seconds (leave the key out for no keepalives)");
+                err
+            })
+        })
+        .transpose()?;
+
+    Ok(PeerConfig {
+        public_key,
+        preshared_key,
+        endpoint,
+        allowed_ips,
+        persistent_keepalive,
+    })
 }
 
 /// `IP:port` or `[IPv6]:port`. Host names are refused: resolving them would make the
 /// configuration's meaning depend on DNS at start-up.
-fn socket_addr(path: &str, text: &str, example_port: u16) -> Result<SocketAddr, ConfigError> {
+fn socket_addr(
+    path: impl fmt::Display,
+    text: &str,
+    example_port: u16,
+) -> Result<SocketAddr, ConfigError> {
     let addr: SocketAddr = match text.parse() {
         Ok(addr) => addr,
         Err(_) => {
@@ -642,21 +1002,28 @@ fn socket_addr(path: &str, text: &str, example_port: u16) -> Result<SocketAddr, 
                 Ok(IpAddr::V6(ip)) => format!("has no port (write [{ip}]:{example_port})"),
                 Err(_) => "is not IP:port or [IPv6]:port (host names are not resolved)".to_string(),
             };
-            return fail(path, format!("{text:?} {hint}"));
+            return fail(path.to_string(), format!("{text:?} {hint}"));
         }
     };
     if addr.port() == 0 {
-        return fail(path, format!("{text:?} has port 0"));
+        return fail(path.to_string(), format!("{text:?} has port 0"));
     }
     Ok(addr)
 }
 
-fn endpoint(path: &str, text: &str, outside: &PortConfig) -> Result<SocketAddr, ConfigError> {
+fn endpoint(
+    path: impl fmt::Display + Copy,
+    text: &str,
+    outside: &PortConfig,
+) -> Result<SocketAddr, ConfigError> {
     let addr = socket_addr(path, text, DEFAULT_LISTEN_PORT)?;
     let ip = addr.ip();
     let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
     if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || broadcast {
-        return fail(path, format!("{ip} is not a peer's unicast address"));
+        return fail(
+            path.to_string(),
+            format!("{ip} is not a peer's unicast address"),
+        );
     }
     if !outside
         .addresses
@@ -664,7 +1031,7 @@ fn endpoint(path: &str, text: &str, outside: &PortConfig) -> Result<SocketAddr, 
         .any(|a| a.addr.is_ipv4() == ip.is_ipv4())
     {
         return fail(
-            path,
+            path.to_string(),
             format!(
                 "{text:?} is {} but ports.outside has no {} address to send from",
                 family(ip),
@@ -677,7 +1044,11 @@ fn endpoint(path: &str, text: &str, outside: &PortConfig) -> Result<SocketAddr, 
 
 /// The inner MTU: at least what IPv6 needs if IPv6 is carried, and small enough that
 /// the encrypted packet fits a jumbo frame on the outside link.
-fn mtu(raw: Option<i64>, ports: &Ports, peers: &[PeerConfig]) -> Result<u16, ConfigError> {
+fn mtu(
+    raw: Option<i64>,
+    ports: &Ports,
+    ipv6_peer: impl FnOnce() -> Option<String>,
+) -> Result<u16, ConfigError> {
     let Some(mtu) = raw else {
         return Ok(DEFAULT_MTU);
     };
@@ -698,40 +1069,39 @@ fn mtu(raw: Option<i64>, ports: &Ports, peers: &[PeerConfig]) -> Result<u16, Con
             ),
         );
     }
-    let ipv6_user = ports
-        .inside
-        .addresses
-        .iter()
-        .position(|a| a.addr.is_ipv6())
-        .map(|i| format!("ports.inside.addresses[{i}]"))
-        .or_else(|| {
-            let i = ports
-                .inside
-                .routes
-                .iter()
-                .position(|r| !r.prefix.is_ipv4())?;
-            Some(format!("ports.inside.routes[{i}].prefix"))
-        })
-        .or_else(|| {
-            peers.iter().enumerate().find_map(|(p, peer)| {
-                let i = peer.allowed_ips.iter().position(|ip| !ip.is_ipv4())?;
-                Some(format!("peers[{p}].allowed_ips[{i}]"))
+    if mtu < MIN_MTU_IPV6 {
+        let ipv6_user = ports
+            .inside
+            .addresses
+            .iter()
+            .position(|a| a.addr.is_ipv6())
+            .map(|i| format!("ports.inside.addresses[{i}]"))
+            .or_else(|| {
+                let i = ports
+                    .inside
+                    .routes
+                    .iter()
+                    .position(|r| !r.prefix.is_ipv4())?;
+                Some(format!("ports.inside.routes[{i}].prefix"))
             })
-        });
-    match ipv6_user {
-        Some(user) if mtu < MIN_MTU_IPV6 => fail(
-            "wireguard.mtu",
-            format!(
-                "{mtu} is below {MIN_MTU_IPV6}, the least IPv6 allows (RFC 8200), \
-                 and IPv6 is carried ({user})"
-            ),
-        ),
-        _ if mtu < MIN_MTU_IPV4 => fail(
+            .or_else(ipv6_peer);
+        if let Some(user) = ipv6_user {
+            return fail(
+                "wireguard.mtu",
+                format!(
+                    "{mtu} is below {MIN_MTU_IPV6}, the least IPv6 allows (RFC 8200), \
+                     and IPv6 is carried ({user})"
+                ),
+            );
+        }
+    }
+    if mtu < MIN_MTU_IPV4 {
+        return fail(
             "wireguard.mtu",
             format!("{mtu} is below {MIN_MTU_IPV4}, the least every IPv4 host accepts (RFC 791)"),
-        ),
-        _ => ranged("wireguard.mtu", mtu, MIN_MTU_IPV4, max),
+        );
     }
+    ranged("wireguard.mtu", mtu, MIN_MTU_IPV4, max)
 }
 
 fn crypto(raw: Option<RawCrypto>) -> Result<CryptoConfig, ConfigError> {

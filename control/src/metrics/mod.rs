@@ -10,8 +10,9 @@
 //! - [`serve`] answers `GET /metrics` on its own thread, rendering the latest snapshot
 //!   with [`render`]; [`register_telemetry`] answers `/wgdp/...` commands on DPDK's
 //!   telemetry socket from the same snapshots. Both stop when their handle drops. No
-//!   client can stop them: garbage gets an error status, and a client that stalls holds
-//!   up the others for at most [`IO_TIMEOUT`].
+//!   client can stop them: garbage gets an error status, and `serve` answers up to
+//!   [`MAX_CONNECTIONS`] clients at once, each for at most [`CONNECTION_TIMEOUT`], so
+//!   one that stalls holds up nobody.
 //! - Counters are totals since the gateway started (ports: since they started); rates
 //!   and ratios (busy share, packets per vector) are the reader's arithmetic, so that
 //!   Prometheus' `rate()` works on them.
@@ -31,7 +32,7 @@ use dpdk_sys::{Mempool, PortStats};
 
 use crate::plane::ControlStats;
 
-pub use http::{serve, Handle, IO_TIMEOUT, MAX_REQUEST};
+pub use http::{serve, Handle, CONNECTION_TIMEOUT, IO_TIMEOUT, MAX_CONNECTIONS, MAX_REQUEST};
 pub use render::render;
 pub use telemetry::{register_telemetry, TelemetryCommands};
 
@@ -58,6 +59,9 @@ pub struct Snapshot {
     /// Names are free-form snake_case; [`Snapshot::set_control`] fills in
     /// [`ControlStats`], and the gateway may add its own (ring drops, ARP/ND).
     pub control: BTreeMap<String, u64>,
+    /// What the control thread dropped, by reason ([`ControlStats::drops`], and the
+    /// gateway's own: full rings, unresolved next hops, a full TAP queue).
+    pub control_drops: BTreeMap<String, u64>,
     /// Handshake messages the control thread refused, by reason.
     pub handshake_errors: BTreeMap<String, u64>,
     pub mempools: Vec<MempoolSnapshot>,
@@ -76,6 +80,7 @@ impl Default for Snapshot {
             peers_active: 0,
             workers: Vec::new(),
             control: BTreeMap::new(),
+            control_drops: BTreeMap::new(),
             handshake_errors: BTreeMap::new(),
             mempools: Vec::new(),
             ports: Vec::new(),
@@ -109,11 +114,15 @@ impl Snapshot {
         peers
     }
 
-    /// Copies every [`ControlStats`] counter into [`Snapshot::control`] (under its field
-    /// name) and [`Snapshot::handshake_errors`].
+    /// Copies every [`ControlStats`] counter into [`Snapshot::control`] (events),
+    /// [`Snapshot::control_drops`] and [`Snapshot::handshake_errors`], each under its
+    /// reason's name.
     pub fn set_control(&mut self, stats: &ControlStats) {
-        for (name, value) in stats.counters() {
+        for (name, value) in stats.events.snapshot() {
             self.control.insert(name.to_owned(), value);
+        }
+        for (name, value) in stats.drops.snapshot() {
+            self.control_drops.insert(name.to_owned(), value);
         }
         for (&reason, &count) in &stats.handshake_errors {
             self.handshake_errors.insert(reason.to_owned(), count);

@@ -286,12 +286,21 @@ fn control(r: &Registry, s: &Snapshot) {
     let events = counter(
         r,
         "wgdp_control_events_total",
-        "Control-thread counters by name: handshake messages sent and completed, \
-         timeouts, keepalives, ICMP errors, fragmentation, drops",
+        "What the control thread did, by event: handshake messages sent and completed, \
+         timeouts, keepalives, ICMP errors, fragmentation, ARP/ND and control port traffic",
         &["event"],
     );
     for (name, &value) in &s.control {
         events.with_label_values(&[name]).inc_by(value);
+    }
+    let drops = counter(
+        r,
+        "wgdp_control_drops_total",
+        "Packets and handshake messages the control thread dropped, by reason",
+        &["reason"],
+    );
+    for (name, &value) in &s.control_drops {
+        drops.with_label_values(&[name]).inc_by(value);
     }
     let errors = counter(
         r,

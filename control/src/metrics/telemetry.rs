@@ -4,7 +4,7 @@
 //! | command | parameter | answer |
 //! |---|---|---|
 //! | `/wgdp/info` | | versions, snapshot time, counts, packet pools |
-//! | `/wgdp/control` | | control-thread counters, `handshake_errors/<reason>` |
+//! | `/wgdp/control` | | control-thread events, `drops/<reason>`, `handshake_errors/<reason>` |
 //! | `/wgdp/peers` | first id (optional) | up to 512 peer ids, ascending |
 //! | `/wgdp/peer` | id or base64 public key | one peer's traffic and handshakes |
 //! | `/wgdp/workers` | | worker lcore labels |
@@ -100,6 +100,9 @@ pub(super) fn control(s: &Snapshot, _: Option<&str>) -> Option<Reply> {
     let mut d = Dict::new();
     for (name, &value) in &s.control {
         d.add_u64(key(name), value);
+    }
+    for (reason, &value) in &s.control_drops {
+        d.add_u64(format!("drops/{}", key(reason)), value);
     }
     for (reason, &value) in &s.handshake_errors {
         d.add_u64(format!("handshake_errors/{}", key(reason)), value);

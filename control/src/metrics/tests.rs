@@ -7,6 +7,7 @@ use dpdk_sys::telemetry::{Reply, Value};
 use dpdk_sys::PortStats;
 
 use super::*;
+use crate::plane::{ControlDrop, ControlEvent};
 
 /// A snapshot with one of everything and distinct numbers.
 fn sample() -> Snapshot {
@@ -46,12 +47,14 @@ fn sample() -> Snapshot {
     s.peers_configured = 1;
     s.peers_active = 1;
     s.workers.push(WorkerSnapshot::new("1", &counters));
-    s.set_control(&ControlStats {
-        initiations_sent: 9,
+    let stats = ControlStats {
         handshake_errors: HashMap::from([("bad_mac1", 4)]),
         ..ControlStats::default()
-    });
-    s.control.insert("ring_drops".into(), 1);
+    };
+    stats.events.add(ControlEvent::InitiationsSent, 9);
+    stats.drops.add(ControlDrop::StagedFull, 3);
+    s.set_control(&stats);
+    s.control_drops.insert("ring_full".into(), 1);
     s.mempools.push(MempoolSnapshot {
         name: "wgdp_pkts".into(),
         capacity: 8192,
@@ -179,8 +182,16 @@ fn render_shows_every_figure() {
         9.0
     );
     assert_eq!(
-        v("wgdp_control_events_total", &["event=\"ring_drops\""]),
+        v("wgdp_control_drops_total", &["reason=\"ring_full\""]),
         1.0
+    );
+    assert_eq!(
+        v("wgdp_control_drops_total", &["reason=\"staged_full\""]),
+        3.0
+    );
+    assert_eq!(
+        v("wgdp_control_drops_total", &["reason=\"no_buffer\""]),
+        0.0
     );
     assert_eq!(
         v(
@@ -266,6 +277,7 @@ fn telemetry_answers_fit_dpdk() {
 
     let control = dict(telemetry::control(&s, None));
     assert_eq!(control.get("initiations_sent"), Some(&Value::U64(9)));
+    assert_eq!(control.get("drops/staged_full"), Some(&Value::U64(3)));
     assert_eq!(
         control.get("handshake_errors/bad_mac1"),
         Some(&Value::U64(4))

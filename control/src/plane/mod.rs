@@ -17,6 +17,8 @@ pub mod host;
 pub mod icmp;
 pub mod load;
 pub mod neighbor;
+pub mod round;
+pub mod stats;
 pub mod timers;
 
 use crate::noise::{CookieChecker, HandshakeError, Identity, PeerHandshake, Tai64N};
@@ -33,6 +35,8 @@ use dataplane::wire::wireguard::{self, CookieReply, MessageKind, Response};
 use dataplane::wire::{EthernetFrame, Ipv4Packet, Ipv6Packet};
 use neighbor::Resolver;
 use rand_core::{CryptoRng, RngCore};
+pub use round::{ControlIo, Round};
+pub use stats::{ControlDrop, ControlEvent, ControlStats};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -93,74 +97,6 @@ impl std::fmt::Debug for PeerSpec {
             .field("endpoint", &self.endpoint)
             .field("allowed_ips", &self.allowed_ips)
             .finish()
-    }
-}
-
-/// Counters of the control plane (handshakes by outcome, queues).
-#[derive(Default, Debug, Clone)]
-pub struct ControlStats {
-    pub initiations_sent: u64,
-    pub responses_sent: u64,
-    pub handshakes_completed: u64,
-    /// Handshake messages refused, by reason.
-    pub handshake_errors: HashMap<&'static str, u64>,
-    /// Packets dropped from a full staging queue or when a handshake gave up.
-    pub staged_drops: u64,
-    /// Handshake attempts abandoned after Rekey-Attempt-Time.
-    pub handshake_timeouts: u64,
-    pub keepalives_sent: u64,
-    /// Packets for our own addresses with nowhere to go (no control port).
-    pub local_drops: u64,
-    /// Handshake messages dropped because the handshake queue was full.
-    pub handshake_queue_drops: u64,
-    /// Cookie replies sent to initiations and responses without a valid mac2 under
-    /// load.
-    pub cookie_replies_sent: u64,
-    /// Handshake messages with a valid mac2 over their source's rate under load.
-    pub rate_limited: u64,
-    /// Handshake messages handled while under load.
-    pub under_load: u64,
-    /// ICMP errors sent (time exceeded, too big).
-    pub icmp_sent: u64,
-    /// Packets that needed an ICMP error but may not get one (errors about errors,
-    /// later fragments, sources that are no single host).
-    pub icmp_suppressed: u64,
-    /// ICMP errors not sent because of the rate limit.
-    pub icmp_rate_limited: u64,
-    /// IPv4 packets over the tunnel MTU (DF clear) split into fragments.
-    pub fragmented: u64,
-    /// IPv4 packets over the tunnel MTU that could not be fragmented (IP options, no
-    /// buffer).
-    pub fragment_drops: u64,
-    /// Frames that could not be built (pool empty, malformed input).
-    pub other_drops: u64,
-    /// Keypairs retired after their lifetime.
-    pub keypairs_expired: u64,
-}
-
-impl ControlStats {
-    /// Every counter but the handshake errors, by its field name.
-    pub fn counters(&self) -> [(&'static str, u64); 18] {
-        [
-            ("initiations_sent", self.initiations_sent),
-            ("responses_sent", self.responses_sent),
-            ("handshakes_completed", self.handshakes_completed),
-            ("staged_drops", self.staged_drops),
-            ("handshake_timeouts", self.handshake_timeouts),
-            ("keepalives_sent", self.keepalives_sent),
-            ("local_drops", self.local_drops),
-            ("handshake_queue_drops", self.handshake_queue_drops),
-            ("cookie_replies_sent", self.cookie_replies_sent),
-            ("rate_limited", self.rate_limited),
-            ("under_load", self.under_load),
-            ("icmp_sent", self.icmp_sent),
-            ("icmp_suppressed", self.icmp_suppressed),
-            ("icmp_rate_limited", self.icmp_rate_limited),
-            ("fragmented", self.fragmented),
-            ("fragment_drops", self.fragment_drops),
-            ("other_drops", self.other_drops),
-            ("keypairs_expired", self.keypairs_expired),
-        ]
     }
 }
 
@@ -262,6 +198,10 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     pub host: Option<host::HostPort>,
     /// Frames to send, each with `meta::send_on(side)`.
     pub out: Vec<B>,
+    /// What a round received from the workers, reused from round to round.
+    received: Vec<B>,
+    /// A frame from the control port, reused from round to round.
+    host_buf: Vec<u8>,
 }
 
 /// A worker-style buffer allocator.
@@ -304,6 +244,8 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             due: Vec::new(),
             host: None,
             out: Vec::new(),
+            received: Vec::new(),
+            host_buf: Vec::new(),
         };
         for (i, spec) in specs.iter().enumerate() {
             plane
@@ -400,7 +342,8 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             let slot = self.slot(idx);
             self.pending.remove(&slot);
         }
-        self.stats.staged_drops += ps.staged.len() as u64;
+        self.stats
+            .dropped_n(ControlDrop::PeerRemoved, ps.staged.len());
         self.timers.disarm(id as u32);
         self.routes_changed();
         true
@@ -626,7 +569,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         match meta::punt_reason(m) {
             Some(Punt::Handshake) => {
                 if self.handshakes.len() >= load::HANDSHAKE_QUEUE {
-                    self.stats.handshake_queue_drops += 1;
+                    self.stats.dropped(ControlDrop::HandshakeQueueFull);
                 } else {
                     self.handshakes.push_back(pkt);
                 }
@@ -648,23 +591,23 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 {
                     self.stage(id as usize, pkt, now, alloc)
                 } else {
-                    self.stats.other_drops += 1;
+                    self.stats.dropped(ControlDrop::PeerGone);
                 }
             }
             Some(Punt::NoNeighbor) => self.resolve_frame(side, pkt, &t, now, alloc),
             Some(Punt::Local) => match self.host.as_mut() {
                 Some(h) => h.deliver_frame(pkt.data()),
-                None => self.stats.local_drops += 1,
+                None => self.stats.dropped(ControlDrop::NoControlPort),
             },
             Some(Punt::TunnelLocal) => match self.host.as_mut() {
                 Some(h) => h.deliver(pkt.data()),
-                None => self.stats.local_drops += 1,
+                None => self.stats.dropped(ControlDrop::NoControlPort),
             },
             Some(Punt::IcmpError) => {
                 self.icmp_error(side, meta::peer(m) as usize, pkt, &t, now, alloc)
             }
             Some(Punt::Fragment) => self.fragment(pkt, &t, now, alloc),
-            None => self.stats.other_drops += 1,
+            None => self.stats.dropped(ControlDrop::UnknownPunt),
         }
         self.publish_neighbors();
     }
@@ -685,7 +628,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             Some(hop) => self
                 .resolver
                 .resolve(side, hop, frame, t, now.mono, alloc, &mut self.out),
-            None => self.stats.other_drops += 1,
+            None => self.stats.dropped(ControlDrop::NoRoute),
         }
     }
 
@@ -705,20 +648,24 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let (kind, to) = match icmp::needed(pkt.data(), t.mtu) {
             Ok(e) => e,
             Err(_) => {
-                self.stats.icmp_suppressed += 1;
+                self.stats.dropped(ControlDrop::IcmpSuppressed);
                 return;
             }
         };
         if !self.icmp_limit.allow(now.mono) {
-            self.stats.icmp_rate_limited += 1;
+            self.stats.dropped(ControlDrop::IcmpRateLimited);
             return;
         }
         let src = t
             .port(Side::Inside)
             .source_for(to)
             .or_else(|| t.port(Side::Outside).source_for(to));
-        let (Some(src), Some(mut b)) = (src, alloc()) else {
-            self.stats.other_drops += 1;
+        let Some(src) = src else {
+            self.stats.dropped(ControlDrop::NoSourceAddress);
+            return;
+        };
+        let Some(mut b) = alloc() else {
+            self.stats.dropped(ControlDrop::NoBuffer);
             return;
         };
         // Through the tunnel the error must fit the tunnel.
@@ -727,16 +674,16 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             Side::Outside => usize::from(t.mtu),
         };
         if !icmp::write(&mut b, kind, src, pkt.data(), limit) {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::Malformed);
             return;
         }
         drop(pkt);
-        self.stats.icmp_sent += 1;
+        self.stats.count(ControlEvent::IcmpSent);
         match from {
             Side::Inside => {
                 let mac = t.port(Side::Inside).mac;
                 if !frames::push_ethernet(&mut b, [0; 6], mac) {
-                    self.stats.other_drops += 1;
+                    self.stats.dropped(ControlDrop::Malformed);
                     return;
                 }
                 self.resolve_frame(Side::Inside, b, t, now, alloc);
@@ -761,11 +708,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             return;
         };
         let Some(mut b) = alloc() else {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::NoBuffer);
             return;
         };
         if b.append(ip.len()).map(|d| d.copy_from_slice(&ip)).is_none() {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::Malformed);
             return;
         }
         if let Some(peer) = t.allowed.lookup(dst) {
@@ -780,12 +727,12 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             (Some(_), _) => Side::Outside,
             (None, Some(_)) => Side::Inside,
             (None, None) => {
-                self.stats.other_drops += 1;
+                self.stats.dropped(ControlDrop::NoRoute);
                 return;
             }
         };
         if !frames::push_ethernet(&mut b, [0; 6], t.port(side).mac) {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::Malformed);
             return;
         }
         self.resolve_frame(side, b, &t, now, alloc);
@@ -802,12 +749,12 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let frags = peer.map(|_| fragment::split(pkt.data(), t.mtu, alloc));
         match (peer, frags) {
             (Some(peer), Some(Ok(frags))) => {
-                self.stats.fragmented += 1;
+                self.stats.count(ControlEvent::Fragmented);
                 for f in frags {
                     self.stage(peer, f, now, alloc);
                 }
             }
-            _ => self.stats.fragment_drops += 1,
+            _ => self.stats.dropped(ControlDrop::NotFragmentable),
         }
     }
 
@@ -822,7 +769,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 break;
             };
             if under_load {
-                self.stats.under_load += 1;
+                self.stats.count(ControlEvent::UnderLoad);
             }
             self.handle_handshake(pkt, now, alloc, under_load);
             done += 1;
@@ -854,7 +801,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                         &mut self.rng,
                     ) {
                         Ok(reply) => {
-                            self.stats.cookie_replies_sent += 1;
+                            self.stats.count(ControlEvent::CookieRepliesSent);
                             self.send_udp(dg.src, Some(dg.src_mac), &reply, now, alloc);
                         }
                         Err(e) => self.error(e),
@@ -862,7 +809,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                     return;
                 }
                 if !self.limiter.allow(dg.src.ip(), now.mono) {
-                    self.stats.rate_limited += 1;
+                    self.stats.dropped(ControlDrop::RateLimited);
                     return;
                 }
             }
@@ -924,16 +871,16 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let t = self.tables();
         let port = t.port(Side::Outside);
         let Some(src_ip) = port.source_for(dg_to.ip()) else {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::NoSourceAddress);
             return;
         };
         let Some(mut b) = alloc() else {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::NoBuffer);
             return;
         };
         let src = SocketAddr::new(src_ip, t.listen_port);
         if !frames::write_udp(&mut b, port.mac, dst_mac.unwrap_or([0; 6]), src, dg_to, msg) {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::Malformed);
             return;
         }
         match dst_mac {
@@ -946,7 +893,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                     self.resolver
                         .resolve(Side::Outside, hop, b, &t, now.mono, alloc, &mut self.out)
                 }
-                None => self.stats.other_drops += 1,
+                None => self.stats.dropped(ControlDrop::NoRoute),
             },
         }
     }
@@ -989,11 +936,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             self.shared.sessions.remove(old.local_index);
         }
         if self.shared.sessions.install(kp).is_err() {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::IndexTaken);
             return;
         }
-        self.stats.responses_sent += 1;
-        self.stats.handshakes_completed += 1;
+        self.stats.count(ControlEvent::ResponsesSent);
+        self.stats.count(ControlEvent::HandshakesCompleted);
         let ps = peer_mut!(self, i);
         ps.handshakes += 1;
         ps.last_handshake = Some(now.wall);
@@ -1046,11 +993,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             self.shared.sessions.remove(idx);
         }
         if self.shared.sessions.install(kp.clone()).is_err() {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::IndexTaken);
             return;
         }
         self.shared.sessions.set_sending(kp);
-        self.stats.handshakes_completed += 1;
+        self.stats.count(ControlEvent::HandshakesCompleted);
         let ps = peer_mut!(self, i);
         ps.handshakes += 1;
         ps.last_handshake = Some(now.wall);
@@ -1109,7 +1056,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         ps.shared.want_handshake.store(false, Ordering::Relaxed);
         let retry_at = ps.retry_at;
         self.timers.arm(i as u32, retry_at);
-        self.stats.initiations_sent += 1;
+        self.stats.count(ControlEvent::InitiationsSent);
         self.send_udp(endpoint, None, &msg, now, alloc);
     }
 
@@ -1117,12 +1064,12 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// is under way.
     fn stage(&mut self, i: usize, pkt: B, now: Now, alloc: Alloc<'_, B>) {
         let Some(ps) = self.peers.get_mut(i).and_then(Option::as_mut) else {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::PeerGone);
             return;
         };
         if ps.staged.len() >= STAGED_PER_PEER {
             ps.staged.pop_front();
-            self.stats.staged_drops += 1;
+            self.stats.dropped(ControlDrop::StagedFull);
         }
         ps.staged.push_back(pkt);
         self.timers.arm_by(i as u32, 0);
@@ -1160,7 +1107,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         for p in punts {
             match meta::punt_reason(p.meta()) {
                 Some(Punt::NoNeighbor) => self.resolve_frame(Side::Outside, p, &t, now, alloc),
-                _ => self.stats.staged_drops += 1,
+                _ => self.stats.dropped(ControlDrop::NoKeypair),
             }
         }
     }
@@ -1180,11 +1127,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     fn send_keepalive(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) {
         let Some(mut b) = alloc() else {
-            self.stats.other_drops += 1;
+            self.stats.dropped(ControlDrop::NoBuffer);
             return;
         };
         b.set_meta(meta::for_peer(peer_mut!(self, i).shared.id));
-        self.stats.keepalives_sent += 1;
+        self.stats.count(ControlEvent::KeepalivesSent);
         self.encrypt_and_send(vec![b], now, alloc);
     }
 
@@ -1242,9 +1189,10 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                     // waited.
                     let ps = peer_mut!(self, i);
                     ps.attempt_since = None;
-                    self.stats.staged_drops += ps.staged.len() as u64;
+                    self.stats
+                        .dropped_n(ControlDrop::HandshakeGaveUp, ps.staged.len());
                     ps.staged.clear();
-                    self.stats.handshake_timeouts += 1;
+                    self.stats.count(ControlEvent::HandshakeTimeouts);
                     if let Some(idx) = ps.pending_index.take() {
                         let slot = self.slot(idx);
                         self.pending.remove(&slot);
@@ -1354,7 +1302,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
         for k in gone {
             self.shared.sessions.remove(k.local_index);
-            self.stats.keypairs_expired += 1;
+            self.stats.count(ControlEvent::KeypairsExpired);
         }
     }
 

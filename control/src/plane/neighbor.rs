@@ -315,6 +315,15 @@ impl<B: PacketBuf> Resolver<B> {
         }
     }
 
+    /// When `tick` next has a request to retry or give up on (`u64::MAX`: none).
+    pub fn next_deadline(&self) -> u64 {
+        self.pending
+            .values()
+            .map(|p| p.last_request + RETRY)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     /// Frames waiting for resolution.
     pub fn pending_frames(&self) -> usize {
         self.pending.values().map(|p| p.frames.len()).sum()

@@ -28,6 +28,9 @@ pub struct Wheel {
     next_tick: u64,
     /// Deadlines armed now.
     live: usize,
+    /// No deadline is earlier than this (`u64::MAX`: none armed); may be earlier than
+    /// the true first deadline, never later.
+    soonest: u64,
 }
 
 #[inline]
@@ -43,6 +46,7 @@ impl Wheel {
             armed: Vec::new(),
             next_tick: tick_of(now),
             live: 0,
+            soonest: u64::MAX,
         }
     }
 
@@ -62,6 +66,7 @@ impl Wheel {
             self.live += 1;
         }
         self.armed[i] = at;
+        self.soonest = self.soonest.min(at);
         // A deadline in a tick already visited goes into the next one to visit.
         let tick = tick_of(at).max(self.next_tick);
         self.slots[(tick as usize) & (SLOTS - 1)].push((peer, at));
@@ -138,6 +143,30 @@ impl Wheel {
         // The tick of `now` is visited again next time: what it holds for later in
         // that tick is not due yet.
         self.next_tick = last;
+        self.soonest = self.first_filled(now);
+    }
+
+    /// When `expire` next has something to report, at the earliest: `u64::MAX` when
+    /// nothing is armed. The control loop sleeps until then (or a packet).
+    pub fn next_deadline(&self) -> u64 {
+        self.soonest
+    }
+
+    /// The start of the first tick, from `now`'s on, whose slot holds a live entry (a
+    /// turn of the wheel at most; an entry a turn or more away makes this early, which
+    /// costs a look, never a late deadline).
+    fn first_filled(&self, now: u64) -> u64 {
+        if self.live == 0 {
+            return u64::MAX;
+        }
+        let armed = &self.armed;
+        (self.next_tick..self.next_tick + SLOTS as u64)
+            .find(|&tick| {
+                self.slots[(tick as usize) & (SLOTS - 1)]
+                    .iter()
+                    .any(|&(peer, at)| armed[peer as usize] == at)
+            })
+            .map_or(u64::MAX, |tick| (tick * TICK).max(now))
     }
 }
 
@@ -151,6 +180,30 @@ mod tests {
         let mut due = Vec::new();
         w.expire(now, &mut due);
         due
+    }
+
+    #[test]
+    fn the_next_deadline_is_never_late() {
+        let mut w = Wheel::new(0);
+        assert_eq!(w.next_deadline(), u64::MAX);
+        w.arm(1, 5 * S + 3);
+        assert_eq!(w.next_deadline(), 5 * S + 3);
+        w.arm(2, 2 * S);
+        assert_eq!(w.next_deadline(), 2 * S);
+        assert!(expire(&mut w, S).is_empty());
+        // After a visit: the start of the first tick holding a deadline.
+        assert_eq!(w.next_deadline(), 2 * S);
+        assert_eq!(expire(&mut w, 2 * S), [2]);
+        assert_eq!(w.next_deadline(), 5 * S);
+        // Disarmed and stale entries do not count.
+        w.disarm(1);
+        assert!(expire(&mut w, 3 * S).is_empty());
+        assert_eq!(w.next_deadline(), u64::MAX);
+        // A deadline more than a turn away is looked at early, never late.
+        w.arm(3, 100 * S);
+        assert!(expire(&mut w, 4 * S).is_empty());
+        let next = w.next_deadline();
+        assert!(next > 4 * S && next <= 100 * S, "{next}");
     }
 
     #[test]

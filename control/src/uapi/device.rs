@@ -6,12 +6,26 @@
 //! then applies it in wireguard-go's order: private key, listen port, `replace_peers`,
 //! then each peer block in turn. Peers changed this way keep their sessions; a reload
 //! of the configuration file brings the peers back to what the file says.
+//!
+//! `replace_peers` (`wg setconf`) differs from wireguard-go in one way, on purpose:
+//! wireguard-go removes every peer and makes the request's peers anew, so each loses
+//! its session and has to handshake again. Here a peer that a block of the request
+//! makes again (a block that is neither `remove` nor `update_only`, with no `remove`
+//! block for the same key) stays, with its sessions, and ends up with the configuration
+//! that block gives, as wireguard-go's new peer would: a preshared key, keepalive or
+//! allowed IP that the block does not repeat is gone. Until its block it counts as
+//! absent, so an `update_only` block before it is skipped, as in wireguard-go. Only its
+//! endpoint stays where it was when the block gives none, since its session goes on
+//! there. Peers the request does not make again are removed.
+//!
+//! Cost: a look-up per block of the request, and a change per peer it touches; the
+//! tables are rebuilt once. Only `replace_peers` passes over every peer of the device.
 
 use super::protocol::{AllowedIpChange, SecretUpdate, SetRequest, UapiDevice, UapiError, UapiPeer};
 use crate::plane::{ControlPlane, PeerSpec};
 use dataplane::buf::PacketBuf;
 use rand_core::{CryptoRng, RngCore};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The device as `wg show` / `wg showconf` print it.
 pub fn describe<B: PacketBuf, R: RngCore + CryptoRng>(plane: &ControlPlane<B, R>) -> UapiDevice {
@@ -61,19 +75,7 @@ fn apply_all<B: PacketBuf, R: RngCore + CryptoRng>(
             "private_key: wgdp cannot run without a private key",
         ));
     }
-    let mut keys: HashSet<[u8; 32]> = if req.replace_peers {
-        HashSet::new()
-    } else {
-        plane.peer_specs().map(|s| s.public_key).collect()
-    };
-    for c in &req.peers {
-        if c.remove {
-            keys.remove(&c.public_key);
-        } else if !c.update_only {
-            keys.insert(c.public_key);
-        }
-    }
-    if keys.len() > max_peers {
+    if peers_after(plane, req) > max_peers {
         return Err(UapiError::new(
             libc::ENOSPC,
             format!("wgdp holds at most {max_peers} peers"),
@@ -92,13 +94,22 @@ fn apply_all<B: PacketBuf, R: RngCore + CryptoRng>(
             plane.set_port_tables(t);
         }
     }
+    let own = plane.public_key();
+    // Peers that `replace_peers` removed in wireguard-go and that a block of this
+    // request makes anew: here they stay, with their sessions, and count as absent
+    // until that block, which starts them from a blank configuration.
+    let mut reborn: HashSet<[u8; 32]> = HashSet::new();
     if req.replace_peers {
+        let relisted = relisted(req);
         let all: Vec<[u8; 32]> = plane.peer_specs().map(|s| s.public_key).collect();
         for k in all {
-            plane.remove_peer(&k);
+            if k != own && relisted.contains(&k) {
+                reborn.insert(k);
+            } else {
+                plane.remove_peer(&k);
+            }
         }
     }
-    let own = plane.public_key();
     for c in &req.peers {
         // wireguard-go ignores a block about the device's own key.
         if c.public_key == own {
@@ -108,11 +119,16 @@ fn apply_all<B: PacketBuf, R: RngCore + CryptoRng>(
             plane.remove_peer(&c.public_key);
             continue;
         }
-        let existing = plane.peer_spec(&c.public_key).cloned();
+        let existing = if reborn.contains(&c.public_key) {
+            None
+        } else {
+            plane.peer_spec(&c.public_key).cloned()
+        };
         if existing.is_none() && c.update_only {
             continue;
         }
-        let mut spec = existing.clone().unwrap_or(PeerSpec {
+        let in_plane = existing.is_some() || reborn.remove(&c.public_key);
+        let mut spec = existing.unwrap_or(PeerSpec {
             public_key: c.public_key,
             preshared_key: None,
             endpoint: None,
@@ -147,15 +163,71 @@ fn apply_all<B: PacketBuf, R: RngCore + CryptoRng>(
                 }
             }
         }
-        let result = if existing.is_some() {
+        if in_plane {
             plane.update_peer(spec);
-            Ok(())
         } else {
-            plane.add_peer(spec).map(|_| ())
-        };
-        result.map_err(|e| UapiError::new(libc::ENOSPC, e))?;
+            plane.add_peer(spec).map_err(|e| {
+                // The count was checked above: what is left is a key that no handshake
+                // can be made with (one of small order).
+                let errno = if e.starts_with("no room") {
+                    libc::ENOSPC
+                } else {
+                    libc::EINVAL
+                };
+                UapiError::new(errno, e)
+            })?;
+        }
     }
     Ok(())
+}
+
+/// How many peers the device has once `req` is applied. Costs a look-up per block of
+/// the request, not a pass over the device's peers.
+fn peers_after<B: PacketBuf, R: RngCore + CryptoRng>(
+    plane: &ControlPlane<B, R>,
+    req: &SetRequest,
+) -> usize {
+    // Whether each key the request names is a peer, after its blocks so far.
+    let mut present: HashMap<[u8; 32], bool> = HashMap::new();
+    let mut count = if req.replace_peers {
+        0
+    } else {
+        plane.peer_count()
+    };
+    for c in &req.peers {
+        let before = *present
+            .entry(c.public_key)
+            .or_insert_with(|| !req.replace_peers && plane.peer_spec(&c.public_key).is_some());
+        let after = if c.remove {
+            false
+        } else {
+            before || !c.update_only
+        };
+        match (before, after) {
+            (false, true) => count += 1,
+            (true, false) => count -= 1,
+            _ => {}
+        }
+        present.insert(c.public_key, after);
+    }
+    count
+}
+
+/// The keys that a block of `req` would make anew after `replace_peers` (one that is
+/// neither `remove` nor `update_only`), without a `remove` block for them anywhere in
+/// it: such a peer, when it exists, keeps its sessions.
+fn relisted(req: &SetRequest) -> HashSet<[u8; 32]> {
+    let mut removed = HashSet::new();
+    let mut made = HashSet::new();
+    for c in &req.peers {
+        if c.remove {
+            removed.insert(c.public_key);
+        } else if !c.update_only {
+            made.insert(c.public_key);
+        }
+    }
+    made.retain(|k| !removed.contains(k));
+    made
 }
 
 fn take_from_others<B: PacketBuf, R: RngCore + CryptoRng>(

@@ -31,6 +31,8 @@
 //!   limit.
 //! - An endpoint with port 0 or a named IPv6 zone (`fe80::1%eth0`) is refused: wgdp
 //!   sends from DPDK ports, which have no kernel interface names. Numeric zones work.
+//! - `replace_peers` (`wg setconf`) keeps the sessions of the peers the request lists
+//!   again; their configuration ends up as wireguard-go's would (`uapi::device`).
 //! - A get answer lists `preshared_key` only for peers that have one, where wireguard-go
 //!   prints 64 zeros; `wg` reads both as "no preshared key". `fwmark` is never listed.
 //!
@@ -151,7 +153,9 @@ pub struct SetRequest {
     /// systems without socket marks). `wg setconf` always sends `fwmark=0`, so refusing
     /// it would break configuration files.
     pub fwmark: Option<u32>,
-    /// `replace_peers=true`: remove every peer before applying `peers`.
+    /// `replace_peers=true`: remove every peer before applying `peers`. wgdp keeps the
+    /// sessions of the peers that `peers` makes again (see [`crate::uapi::device`]);
+    /// wireguard-go drops them.
     pub replace_peers: bool,
     /// One entry per `public_key` line, in order. A key may appear more than once.
     pub peers: Vec<PeerChange>,

@@ -30,6 +30,7 @@ use super::protocol::{
 };
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -246,6 +247,25 @@ impl Server {
     /// Whether an answer is waiting for its client to read the rest of it.
     pub fn writing(&self) -> bool {
         self.connections.iter().any(|c| c.sent < c.answer.len())
+    }
+
+    /// What to wait on before the next [`Server::poll`]: the listening socket for a
+    /// new client, each connection for its request, or for room to write its answer.
+    pub fn wait_fds(&self, into: &mut Vec<libc::pollfd>) {
+        let fd = |fd, events| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        into.push(fd(self.listener.as_raw_fd(), libc::POLLIN));
+        for c in &self.connections {
+            let events = if c.sent < c.answer.len() {
+                libc::POLLOUT
+            } else {
+                libc::POLLIN
+            };
+            into.push(fd(c.stream.as_raw_fd(), events));
+        }
     }
 
     fn poll_at(&mut self, now: Instant, handler: &mut dyn FnMut(Request) -> Response) {

@@ -210,6 +210,7 @@ pub fn start_workers(
             to_control: to_control.clone(),
             from_control: from_control.clone(),
             pool: pool.clone(),
+            doorbell: None,
         };
         let c = Arc::new(WorkerCounters::default());
         let mut worker = Worker::new(io, shared.clone(), c.clone(), Backend::software(), burst)

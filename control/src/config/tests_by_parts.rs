@@ -1,0 +1,1 @@
+//! Reading by parts and by differences gives what reading the whole text gives.
