@@ -6,10 +6,12 @@
 //! in [`ControlPlane::out`] (each with `meta::send_on(side)`). The caller moves those to
 //! a worker's transmit ring (production) or wherever a test wants them.
 //!
-//! It owns the handshake engine of every peer, allocates receiver indexes, installs and
-//! retires keypairs in the shared [`Sessions`], queues packets for peers that have no
-//! session yet (bounded) and sends them once the handshake completes, sends keepalives,
-//! answers ARP/ND and resolves next hops.
+//! Each peer's own state and decisions are its engine's (`peer::PeerState`); this
+//! module does what they ask with the shared parts: it allocates receiver indexes,
+//! installs and retires keypairs in the shared [`Sessions`], sends the handshake
+//! messages, the packets that waited for a session and the keepalives, runs the timer
+//! wheel, answers ARP/ND and resolves next hops. [`ControlPlane::round`] (`round`) is
+//! one turn of the control loop over all of it.
 
 pub mod fragment;
 pub mod frames;
@@ -17,6 +19,7 @@ pub mod host;
 pub mod icmp;
 pub mod load;
 pub mod neighbor;
+mod peer;
 pub mod round;
 pub mod stats;
 pub mod timers;
@@ -34,6 +37,8 @@ use dataplane::tables::{Shared, Side, Tables};
 use dataplane::wire::wireguard::{self, CookieReply, MessageKind, Response};
 use dataplane::wire::{EthernetFrame, Ipv4Packet, Ipv6Packet};
 use neighbor::Resolver;
+pub use peer::STAGED_PER_PEER;
+use peer::{Due, PeerState, Peers};
 use rand_core::{CryptoRng, RngCore};
 pub use round::{ControlIo, Round};
 pub use stats::{ControlDrop, ControlEvent, ControlStats};
@@ -43,10 +48,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use x25519_dalek::{PublicKey, StaticSecret};
-
-/// Packets queued per peer while its handshake runs (wireguard-go `QueueStagedSize`,
-/// `device/queueconstants_default.go`: 128).
-pub const STAGED_PER_PEER: usize = 128;
 
 /// How often a peer with a session has its timers looked at, at the least: the workers
 /// note its traffic without telling control, so this is how late control may learn that
@@ -100,66 +101,13 @@ impl std::fmt::Debug for PeerSpec {
     }
 }
 
-/// Per-peer state on the control thread.
-struct PeerState<B> {
-    spec: PeerSpec,
-    shared: Arc<Peer>,
-    /// What the workers had counted for this peer id when the peer was added (ids are
-    /// reused); its traffic is what came after.
-    activity_base: Totals,
-    hs: PeerHandshake,
-    /// Wall-clock time of the latest completed handshake.
-    last_handshake: Option<SystemTime>,
-    handshakes: u64,
-    persistent_keepalive: Option<u64>,
-    staged: VecDeque<B>,
-    previous: Option<Arc<Keypair>>,
-    current: Option<Arc<Keypair>>,
-    next: Option<Arc<Keypair>>,
-    /// Since when we have been trying to complete a handshake.
-    attempt_since: Option<u64>,
-    last_initiation: u64,
-    retry_at: u64,
-    pending_index: Option<u32>,
-}
-
-impl<B> PeerState<B> {
-    fn keypairs(&self) -> impl Iterator<Item = &Arc<Keypair>> {
-        self.previous
-            .iter()
-            .chain(self.current.iter())
-            .chain(self.next.iter())
-    }
-
-    fn can_send(&self, now: u64) -> bool {
-        self.current
-            .as_ref()
-            .is_some_and(|k| k.age(now) < limits::REJECT_AFTER_TIME)
-    }
-}
-
-/// The state of live peer `$i` (an id from `by_key`, `pending` or the peer loop, which
-/// never name a removed peer). A macro rather than a method so that the borrow is of the
-/// `peers` field only.
-macro_rules! peer_mut {
-    ($s:ident, $i:expr) => {
-        $s.peers[$i].as_mut().expect("a live peer id")
-    };
-}
-macro_rules! peer {
-    ($s:ident, $i:expr) => {
-        $s.peers[$i].as_ref().expect("a live peer id")
-    };
-}
-
 pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     identity: Identity,
     /// The private key `identity` was made from, for `wg showconf`; wiped on drop.
     private_key: crate::config::Key,
     shared: Arc<Shared>,
-    /// By peer id; `None` is a free id.
-    peers: Vec<Option<PeerState<B>>>,
-    by_key: HashMap<[u8; 32], usize>,
+    /// By peer id and by public key (`plane/peer.rs`).
+    peers: Peers<B>,
     /// Each allowed network and the peer id it belongs to (cryptokey routing is built
     /// from this).
     owners: HashMap<(IpAddr, u8), usize>,
@@ -167,9 +115,6 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     batching: bool,
     /// Routes changed since the tables were last published.
     routes_dirty: bool,
-    /// Where the search for a free id starts, so that a removed peer's id is reused as
-    /// late as possible.
-    next_id: usize,
     /// Local indexes of initiations in flight, by their slot in `Sessions`.
     pending: HashMap<usize, (u32, usize)>,
     resolver: Resolver<B>,
@@ -221,12 +166,10 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             private_key: crate::config::Key::from_bytes(*private_key),
             activity: shared.activity.writer(),
             shared,
-            peers: Vec::new(),
-            by_key: HashMap::new(),
+            peers: Peers::default(),
             owners: HashMap::new(),
             batching: false,
             routes_dirty: false,
-            next_id: 0,
             pending: HashMap::new(),
             resolver: Resolver::default(),
             backend: Backend::software(),
@@ -269,7 +212,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     }
 
     fn insert_peer(&mut self, spec: PeerSpec) -> Result<u32, String> {
-        if self.by_key.contains_key(&spec.public_key) {
+        if self.peers.id_of(&spec.public_key).is_some() {
             return Err("public_key: this peer exists already".into());
         }
         let hs = PeerHandshake::new(
@@ -279,41 +222,22 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         )
         .map_err(|e| format!("public_key: {e}"))?;
         let max = self.sessions().max_peers();
-        let id = (0..max)
-            .map(|k| (self.next_id + k) % max)
-            .find(|&i| self.peers.get(i).is_none_or(|p| p.is_none()))
+        let id = self
+            .peers
+            .free_id(max)
             .ok_or_else(|| format!("no room: wgdp holds at most {max} peers"))?;
-        self.next_id = (id + 1) % max;
-        if self.peers.len() <= id {
-            self.peers.resize_with(id + 1, || None);
-        }
-        self.by_key.insert(spec.public_key, id);
         for &net in &spec.allowed_ips {
             self.owners.insert(net, id);
         }
-        self.peers[id] = Some(PeerState {
-            shared: Arc::new(Peer::new(id as u32, spec.endpoint)),
-            activity_base: self.shared.activity.total(id as u32),
-            hs,
-            last_handshake: None,
-            handshakes: 0,
-            persistent_keepalive: spec
-                .persistent_keepalive
-                .map(|s| dataplane::clock::secs(s as u64)),
-            spec,
-            staged: VecDeque::new(),
-            previous: None,
-            current: None,
-            next: None,
-            attempt_since: None,
-            last_initiation: 0,
-            retry_at: 0,
-            pending_index: None,
-        });
+        let shared = Arc::new(Peer::new(id as u32, spec.endpoint));
+        let base = self.shared.activity.total(id as u32);
+        let peer = PeerState::new(spec, shared, base, hs);
+        let keepalive = peer.has_persistent_keepalive();
+        self.peers.insert(id, max, peer);
         // A reused id's old deadline is not this peer's; one with a persistent keepalive
         // has its timers run at the next tick.
         self.timers.disarm(id as u32);
-        if peer!(self, id).persistent_keepalive.is_some() {
+        if keepalive {
             self.wake(id);
         }
         Ok(id as u32)
@@ -327,10 +251,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// Removes the peer with `public_key`: its keypairs, queued packets and routes go.
     /// False if there is no such peer.
     pub fn remove_peer(&mut self, public_key: &[u8; 32]) -> bool {
-        let Some(id) = self.by_key.remove(public_key) else {
-            return false;
-        };
-        let Some(ps) = self.peers[id].take() else {
+        let Some((id, ps)) = self.peers.remove(public_key) else {
             return false;
         };
         self.disown(id, &ps.spec.allowed_ips);
@@ -342,8 +263,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             let slot = self.slot(idx);
             self.pending.remove(&slot);
         }
-        self.stats
-            .dropped_n(ControlDrop::PeerRemoved, ps.staged.len());
+        self.stats.dropped_n(ControlDrop::PeerRemoved, ps.staged());
         self.timers.disarm(id as u32);
         self.routes_changed();
         true
@@ -362,32 +282,18 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// keeping its sessions. A new preshared key applies from the next handshake.
     /// False if there is no such peer.
     pub fn update_peer(&mut self, spec: PeerSpec) -> bool {
-        let Some(&id) = self.by_key.get(&spec.public_key) else {
+        let Some(id) = self.peers.id_of(&spec.public_key) else {
             return false;
         };
-        let Some(ps) = self.peers[id].as_mut() else {
-            return false;
-        };
+        let ps = self.peers.live_mut(id);
         if ps.spec == spec {
             return true;
         }
-        if ps.spec.preshared_key != spec.preshared_key {
-            ps.hs.set_preshared_key(spec.preshared_key.as_ref());
-        }
-        if spec.endpoint != ps.spec.endpoint {
-            if let Some(e) = spec.endpoint {
-                ps.shared.set_endpoint(e);
-            }
-        }
-        ps.persistent_keepalive = spec
-            .persistent_keepalive
-            .map(|s| dataplane::clock::secs(s as u64));
-        let routes_changed = ps.spec.allowed_ips != spec.allowed_ips;
-        let old = std::mem::replace(&mut ps.spec, spec);
+        let old = ps.reconfigure(spec);
         self.wake(id);
-        if routes_changed {
+        if old.allowed_ips != self.peers.live(id).spec.allowed_ips {
             self.disown(id, &old.allowed_ips);
-            for &net in &peer!(self, id).spec.allowed_ips {
+            for &net in &self.peers.live(id).spec.allowed_ips {
                 self.owners.insert(net, id);
             }
             self.routes_changed();
@@ -418,14 +324,13 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     /// The configuration of the peer with `public_key`.
     pub fn peer_spec(&self, public_key: &[u8; 32]) -> Option<&PeerSpec> {
-        let &id = self.by_key.get(public_key)?;
-        self.peers.get(id)?.as_ref().map(|p| &p.spec)
+        self.peers.by_key(public_key).map(|p| &p.spec)
     }
 
     /// The public key of the peer that owns network `net` among its allowed IPs.
     pub fn owner_of(&self, net: (IpAddr, u8)) -> Option<&[u8; 32]> {
         let &id = self.owners.get(&net)?;
-        self.peers.get(id)?.as_ref().map(|p| &p.spec.public_key)
+        self.peers.get(id).map(|p| &p.spec.public_key)
     }
 
     /// Replaces the gateway's private key. Every session and handshake in progress is
@@ -435,41 +340,38 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.private_key = crate::config::Key::from_bytes(*private_key);
         let identity = &self.identity;
         let mut broken = Vec::new();
-        for ps in self.peers.iter_mut().flatten() {
+        for ps in self.peers.iter_mut() {
             if ps.hs.set_identity(identity).is_err() {
                 broken.push(ps.spec.public_key);
             }
         }
-        self.reset_sessions();
+        self.reset_sessions(false);
         // A peer whose key is now our own cannot be talked to; it goes.
         for key in broken {
             self.remove_peer(&key);
         }
     }
 
-    fn reset_sessions(&mut self) {
-        for ps in self.peers.iter_mut().flatten() {
-            for k in ps.keypairs() {
+    /// Drops every session and handshake under way, and the waiting packets if
+    /// `staged`.
+    fn reset_sessions(&mut self, staged: bool) {
+        for ps in self.peers.iter_mut() {
+            for k in ps.reset(staged) {
                 self.shared.sessions.remove(k.local_index);
             }
             self.shared.sessions.clear_sending(ps.shared.id);
-            ps.previous = None;
-            ps.current = None;
-            ps.next = None;
-            ps.attempt_since = None;
-            ps.pending_index = None;
         }
         self.pending.clear();
     }
 
     /// The configured peers.
     pub fn peer_specs(&self) -> impl Iterator<Item = &PeerSpec> {
-        self.peers.iter().flatten().map(|p| &p.spec)
+        self.peers.iter().map(|p| &p.spec)
     }
 
     /// What an operator sees of each peer.
     pub fn peer_views(&self) -> impl Iterator<Item = PeerView<'_>> {
-        self.peers.iter().flatten().map(|p| self.view(p))
+        self.peers.iter().map(|p| self.view(p))
     }
 
     /// What an operator sees of each peer that has a session, a handshake under way,
@@ -478,13 +380,13 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     pub fn active_peer_views(&self) -> impl Iterator<Item = PeerView<'_>> {
         self.timers
             .armed_peers()
-            .filter_map(|i| self.peers.get(i as usize)?.as_ref())
+            .filter_map(|i| self.peers.get(i as usize))
             .map(|p| self.view(p))
     }
 
     /// Peers configured.
     pub fn peer_count(&self) -> usize {
-        self.by_key.len()
+        self.peers.len()
     }
 
     /// Peers `active_peer_views` would show (the timers armed).
@@ -508,8 +410,8 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     /// Peer `i`'s traffic, summed over the workers and control.
     fn activity_of(&self, i: usize) -> Totals {
-        let ps = peer!(self, i);
-        self.shared.activity.total(i as u32).since(ps.activity_base)
+        let base = self.peers.live(i).activity_base;
+        self.shared.activity.total(i as u32).since(base)
     }
 
     /// The tables the workers use now.
@@ -528,7 +430,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     fn publish_tables(&mut self) {
         let mut allowed = PrefixTable::new();
         for (&(addr, len), &id) in &self.owners {
-            if let Some(ps) = self.peers.get(id).and_then(Option::as_ref) {
+            if let Some(ps) = self.peers.get(id) {
                 allowed.insert(addr, len, ps.shared.clone());
             }
         }
@@ -828,7 +730,12 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 let peer = receiver.ok().and_then(|r| self.pending_peer(r));
                 match peer {
                     Some(i) => {
-                        if let Err(e) = peer_mut!(self, i).hs.consume_cookie_reply(msg, now.dur()) {
+                        if let Err(e) = self
+                            .peers
+                            .live_mut(i)
+                            .hs
+                            .consume_cookie_reply(msg, now.dur())
+                        {
                             self.error(e);
                         }
                     }
@@ -903,22 +810,18 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             Ok(i) => i,
             Err(e) => return self.error(e),
         };
-        let Some(&i) = self.by_key.get(info.initiator_static().as_bytes()) else {
+        let Some(i) = self.peers.id_of(info.initiator_static().as_bytes()) else {
             return self.error(HandshakeError::UnknownPeer);
         };
-        if let Err(e) = peer_mut!(self, i).hs.accept_initiation(info, now.dur()) {
+        if let Err(e) = self.peers.live_mut(i).hs.accept_initiation(info, now.dur()) {
             return self.error(e);
         }
         let local = self.new_index();
-        let (reply, session) =
-            match peer_mut!(self, i)
-                .hs
-                .create_response(local, now.dur(), &mut self.rng)
-            {
-                Ok(r) => r,
-                Err(e) => return self.error(e),
-            };
-        let ps = peer_mut!(self, i);
+        let ps = self.peers.live_mut(i);
+        let (reply, session) = match ps.hs.create_response(local, now.dur(), &mut self.rng) {
+            Ok(r) => r,
+            Err(e) => return self.error(e),
+        };
         let kp = Arc::new(Keypair::new(
             ps.shared.clone(),
             session.local_index,
@@ -928,9 +831,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             false,
             now.mono,
         ));
-        // Whitepaper 5.4.6 / wireguard-go `BeginSymmetricSession`: the responder keeps the
-        // new keypair as "next" until the initiator's first packet confirms it.
-        let old_next = ps.next.replace(kp.clone());
+        let old_next = ps.responder_session(kp.clone());
         ps.shared.set_endpoint(dg.src);
         if let Some(old) = old_next {
             self.shared.sessions.remove(old.local_index);
@@ -941,9 +842,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
         self.stats.count(ControlEvent::ResponsesSent);
         self.stats.count(ControlEvent::HandshakesCompleted);
-        let ps = peer_mut!(self, i);
-        ps.handshakes += 1;
-        ps.last_handshake = Some(now.wall);
+        self.peers.live_mut(i).completed(now.wall);
         self.wake(i);
         self.send_udp(dg.src, Some(dg.src_mac), &reply, now, alloc);
     }
@@ -956,18 +855,14 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let Some(i) = self.pending_peer(receiver) else {
             return self.error(HandshakeError::WrongIndex);
         };
-        let session = match peer_mut!(self, i)
-            .hs
-            .consume_response(&self.identity, msg, now.dur())
-        {
+        let ps = self.peers.live_mut(i);
+        let session = match ps.hs.consume_response(&self.identity, msg, now.dur()) {
             Ok(s) => s,
             Err(e) => return self.error(e),
         };
         let slot = self.slot(receiver);
         self.pending.remove(&slot);
-        let ps = peer_mut!(self, i);
-        ps.pending_index = None;
-        ps.attempt_since = None;
+        let ps = self.peers.live_mut(i);
         ps.shared.set_endpoint(dg.src);
         let kp = Arc::new(
             Keypair::new(
@@ -981,16 +876,8 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             )
             .with_rekey_after(self.rekey_after),
         );
-        let retired: Vec<u32> = ps
-            .previous
-            .take()
-            .into_iter()
-            .chain(ps.next.take())
-            .map(|k| k.local_index)
-            .collect();
-        ps.previous = ps.current.replace(kp.clone());
-        for idx in retired {
-            self.shared.sessions.remove(idx);
+        for old in ps.initiator_session(kp.clone()) {
+            self.shared.sessions.remove(old.local_index);
         }
         if self.shared.sessions.install(kp.clone()).is_err() {
             self.stats.dropped(ControlDrop::IndexTaken);
@@ -998,13 +885,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
         self.shared.sessions.set_sending(kp);
         self.stats.count(ControlEvent::HandshakesCompleted);
-        let ps = peer_mut!(self, i);
-        ps.handshakes += 1;
-        ps.last_handshake = Some(now.wall);
+        self.peers.live_mut(i).completed(now.wall);
         self.wake(i);
         // Send what waited; with nothing waiting, a keepalive confirms the keypair to
         // the responder (whitepaper 6.4 / wireguard-go `SendKeepalive` after a response).
-        if peer_mut!(self, i).staged.is_empty() {
+        if self.peers.live(i).staged() == 0 {
             self.send_keepalive(i, now, alloc);
         } else {
             self.flush_staged(i, now, alloc);
@@ -1014,47 +899,39 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// Start (or retry) a handshake with peer `i`.
     fn initiate(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>, why: &'static str) {
         let st = self.activity_of(i);
+        let ps = self.peers.live_mut(i);
         tracing::debug!(
-            peer = %crate::keys::encode(&peer!(self, i).spec.public_key),
+            peer = %crate::keys::encode(&ps.spec.public_key),
             id = i,
             why,
             since_rx_ms = now.mono.saturating_sub(st.rx.last) / 1_000_000,
             since_tx_data_ms = now.mono.saturating_sub(st.tx.last_data) / 1_000_000,
             "initiating a handshake"
         );
-        let Some(endpoint) = peer_mut!(self, i).shared.endpoint() else {
-            peer_mut!(self, i)
-                .shared
-                .want_handshake
-                .store(false, Ordering::Relaxed);
+        let Some(endpoint) = ps.shared.endpoint() else {
+            ps.shared.want_handshake.store(false, Ordering::Relaxed);
             return;
         };
-        if let Some(old) = peer_mut!(self, i).pending_index.take() {
+        if let Some(old) = ps.pending_index.take() {
             let slot = self.slot(old);
             self.pending.remove(&slot);
         }
         let local = self.new_index();
         let wall = Tai64N::from_system_time(now.wall);
-        let msg = match peer_mut!(self, i).hs.create_initiation(
-            &self.identity,
-            local,
-            wall,
-            now.dur(),
-            &mut self.rng,
-        ) {
-            Ok(m) => m,
-            Err(e) => return self.error(e),
-        };
+        let ps = self.peers.live_mut(i);
+        let msg =
+            match ps
+                .hs
+                .create_initiation(&self.identity, local, wall, now.dur(), &mut self.rng)
+            {
+                Ok(m) => m,
+                Err(e) => return self.error(e),
+            };
+        let jitter = (self.rng.next_u32() % RETRY_JITTER_MS) as u64 * 1_000_000;
+        let retry_at = now.mono + limits::REKEY_TIMEOUT + jitter;
+        ps.initiation_sent(local, now.mono, retry_at);
         let slot = self.slot(local);
         self.pending.insert(slot, (local, i));
-        let jitter = (self.rng.next_u32() % RETRY_JITTER_MS) as u64 * 1_000_000;
-        let ps = peer_mut!(self, i);
-        ps.pending_index = Some(local);
-        ps.last_initiation = now.mono;
-        ps.attempt_since.get_or_insert(now.mono);
-        ps.retry_at = now.mono + limits::REKEY_TIMEOUT + jitter;
-        ps.shared.want_handshake.store(false, Ordering::Relaxed);
-        let retry_at = ps.retry_at;
         self.timers.arm(i as u32, retry_at);
         self.stats.count(ControlEvent::InitiationsSent);
         self.send_udp(endpoint, None, &msg, now, alloc);
@@ -1063,20 +940,18 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// Queue a packet for a peer without a usable session, and make sure a handshake
     /// is under way.
     fn stage(&mut self, i: usize, pkt: B, now: Now, alloc: Alloc<'_, B>) {
-        let Some(ps) = self.peers.get_mut(i).and_then(Option::as_mut) else {
+        let Some(ps) = self.peers.get_mut(i) else {
             self.stats.dropped(ControlDrop::PeerGone);
             return;
         };
-        if ps.staged.len() >= STAGED_PER_PEER {
-            ps.staged.pop_front();
+        if ps.stage(pkt) {
             self.stats.dropped(ControlDrop::StagedFull);
         }
-        ps.staged.push_back(pkt);
         self.timers.arm_by(i as u32, 0);
         if ps.can_send(now.mono) && self.shared.sessions.sending(ps.shared.id).is_some() {
             // A keypair became usable after the worker looked.
             self.flush_staged(i, now, alloc);
-        } else if ps.attempt_since.is_none() {
+        } else if !ps.attempting() {
             self.initiate(i, now, alloc, "a packet is waiting");
         }
     }
@@ -1113,10 +988,10 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     }
 
     fn flush_staged(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) {
-        let id = peer_mut!(self, i).shared.id;
-        let pkts: Vec<B> = peer_mut!(self, i)
-            .staged
-            .drain(..)
+        let ps = self.peers.live_mut(i);
+        let id = ps.shared.id;
+        let pkts: Vec<B> = ps
+            .take_staged()
             .map(|mut p| {
                 p.set_meta(meta::for_peer(id));
                 p
@@ -1130,7 +1005,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             self.stats.dropped(ControlDrop::NoBuffer);
             return;
         };
-        b.set_meta(meta::for_peer(peer_mut!(self, i).shared.id));
+        b.set_meta(meta::for_peer(self.peers.live(i).shared.id));
         self.stats.count(ControlEvent::KeepalivesSent);
         self.encrypt_and_send(vec![b], now, alloc);
     }
@@ -1147,11 +1022,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.timers.expire(t, &mut due);
         for &i in &due {
             let i = i as usize;
-            if self.peers.get(i).is_none_or(|p| p.is_none()) {
+            if self.peers.get(i).is_none() {
                 continue;
             }
             let st = self.run_timers(i, now, alloc);
-            if let Some(at) = self.next_check(i, t, &st) {
+            if let Some(at) = self.peers.live(i).next_check(t, &st) {
                 self.timers.arm_by(i as u32, at);
             }
         }
@@ -1162,173 +1037,57 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.publish_neighbors();
     }
 
-    /// Peer `i`'s timers (whitepaper 6), at `now`; what the workers counted of its
-    /// traffic, for `next_check`.
+    /// Peer `i`'s timers (whitepaper 6), at `now`: its engine decides
+    /// (`PeerState::on_timers`), this does what it asks; returns what the workers
+    /// counted of its traffic, for `PeerState::next_check`.
     fn run_timers(&mut self, i: usize, now: Now, alloc: Alloc<'_, B>) -> Totals {
         let t = now.mono;
-        self.expire_keypairs(i, t);
-        let ps = peer_mut!(self, i);
-        // The responder's keypair became current when the initiator used it.
-        if ps.next.as_ref().is_some_and(|k| k.is_confirmed()) {
-            let old = ps.previous.take();
-            ps.previous = ps.current.take();
-            ps.current = ps.next.take();
-            if let Some(old) = old {
-                self.shared.sessions.remove(old.local_index);
-            }
-        }
-        let st = self.activity_of(i);
-        let ps = peer!(self, i);
-        let (last_rx, last_rx_data) = (st.rx.last, st.rx.last_data);
-        let (last_tx, last_tx_data) = (st.tx.last, st.tx.last_data);
-
-        if let Some(since) = ps.attempt_since {
-            if t >= ps.retry_at {
-                if t.saturating_sub(since) >= limits::REKEY_ATTEMPT_TIME {
-                    // Whitepaper 6.4: give up after Rekey-Attempt-Time and drop what
-                    // waited.
-                    let ps = peer_mut!(self, i);
-                    ps.attempt_since = None;
-                    self.stats
-                        .dropped_n(ControlDrop::HandshakeGaveUp, ps.staged.len());
-                    ps.staged.clear();
-                    self.stats.count(ControlEvent::HandshakeTimeouts);
-                    if let Some(idx) = ps.pending_index.take() {
-                        let slot = self.slot(idx);
-                        self.pending.remove(&slot);
-                    }
-                } else {
-                    self.initiate(i, now, alloc, "retry");
-                }
-            }
-            return st;
-        }
-        let want = ps.shared.want_handshake.load(Ordering::Relaxed);
-        // Sent data but heard nothing for Keepalive-Timeout + Rekey-Timeout. The
-        // workers' times may be a little newer than `t`, which was read earlier:
-        // differences saturate at zero.
-        let dead = last_tx_data > 0
-            && last_tx_data > last_rx
-            && t.saturating_sub(last_tx_data) >= limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
-        let rate_ok = ps.last_initiation == 0
-            || t.saturating_sub(ps.last_initiation) >= limits::REKEY_TIMEOUT;
-        if (want || dead || !ps.staged.is_empty()) && rate_ok {
-            let why = if want {
-                "rekey asked for"
-            } else if dead {
-                "no answer to data"
-            } else {
-                "packets waiting"
-            };
-            self.initiate(i, now, alloc, why);
-            return st;
-        }
-        if !ps.can_send(t) {
-            if ps.persistent_keepalive.is_some() && rate_ok && ps.shared.endpoint().is_some() {
-                self.initiate(i, now, alloc, "persistent keepalive");
-            }
-            return st;
-        }
-        // Whitepaper 6.5: answer data with a keepalive if we had nothing to send for
-        // Keepalive-Timeout.
-        let passive = last_rx_data > 0
-            && last_rx_data > last_tx
-            && t.saturating_sub(last_rx_data) >= limits::KEEPALIVE_TIMEOUT;
-        let persistent = ps
-            .persistent_keepalive
-            .is_some_and(|k| t.saturating_sub(last_tx.max(last_rx)) >= k);
-        if passive || persistent {
-            self.send_keepalive(i, now, alloc);
-            // Control counts what it sends itself: the keepalive is in the traffic now.
-            return self.activity_of(i);
-        }
-        st
-    }
-
-    /// When peer `i`'s timers next need to run, from what `run_timers` left at `t` and
-    /// its traffic `st`; `None` for a peer that has nothing to wait for (no session, no
-    /// handshake, nothing queued, no persistent keepalive).
-    fn next_check(&self, i: usize, t: u64, st: &Totals) -> Option<u64> {
-        let ps = peer!(self, i);
-        if ps.attempt_since.is_some() {
-            return Some(ps.retry_at);
-        }
-        let rate_ok_at = if ps.last_initiation == 0 {
-            0
-        } else {
-            ps.last_initiation + limits::REKEY_TIMEOUT
-        };
-        let mut at = u64::MAX;
-        if !ps.staged.is_empty() {
-            at = at.min(rate_ok_at.max(t + timers::TICK));
-        }
-        let keys = ps.keypairs().next().is_some();
-        if keys || ps.persistent_keepalive.is_some() {
-            at = at.min(t + RECHECK);
-        }
-        for k in ps.keypairs() {
-            let expires = (3 * limits::REJECT_AFTER_TIME).saturating_sub(k.age(t));
-            at = at.min(t + expires);
-        }
-        if ps.can_send(t) {
-            let (rx, tx) = (&st.rx, &st.tx);
-            if rx.last_data > 0 && rx.last_data > tx.last {
-                at = at.min(rx.last_data + limits::KEEPALIVE_TIMEOUT);
-            }
-            if tx.last_data > 0 && tx.last_data > rx.last {
-                let dead = tx.last_data + limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
-                at = at.min(dead.max(rate_ok_at));
-            }
-            if let Some(k) = ps.persistent_keepalive {
-                at = at.min(tx.last.max(rx.last) + k);
-            }
-        }
-        (at != u64::MAX).then_some(at)
-    }
-
-    /// Forget keypairs older than three times Reject-After-Time (whitepaper 6.3: keys are
-    /// zeroed after 540 s); the memory is wiped when the last worker lets go.
-    fn expire_keypairs(&mut self, i: usize, now: u64) {
-        let limit = 3 * limits::REJECT_AFTER_TIME;
-        let ps = peer_mut!(self, i);
-        let mut gone = Vec::new();
-        for slot in [&mut ps.previous, &mut ps.current, &mut ps.next] {
-            if slot.as_ref().is_some_and(|k| k.age(now) >= limit) {
-                gone.push(slot.take().unwrap());
-            }
-        }
-        if ps.current.is_none() && !gone.is_empty() {
+        let ps = self.peers.live_mut(i);
+        let expired = ps.expire_keypairs(t);
+        if !expired.is_empty() && !ps.has_current() {
             self.shared.sessions.clear_sending(ps.shared.id);
         }
-        for k in gone {
+        let retired = ps.promote_confirmed();
+        for k in expired.iter().chain(retired.as_ref()) {
             self.shared.sessions.remove(k.local_index);
-            self.stats.count(ControlEvent::KeypairsExpired);
+        }
+        self.stats
+            .events
+            .add(ControlEvent::KeypairsExpired, expired.len() as u64);
+        let st = self.activity_of(i);
+        match self.peers.live_mut(i).on_timers(t, &st) {
+            Due::Nothing => st,
+            Due::Initiate(why) => {
+                self.initiate(i, now, alloc, why);
+                st
+            }
+            Due::GiveUp { dropped, pending } => {
+                self.stats.dropped_n(ControlDrop::HandshakeGaveUp, dropped);
+                self.stats.count(ControlEvent::HandshakeTimeouts);
+                if let Some(idx) = pending {
+                    let slot = self.slot(idx);
+                    self.pending.remove(&slot);
+                }
+                st
+            }
+            Due::Keepalive => {
+                self.send_keepalive(i, now, alloc);
+                // Control counts what it sends itself: the keepalive is in the traffic now.
+                self.activity_of(i)
+            }
         }
     }
 
     /// Packets waiting for a handshake or a next hop.
     pub fn queued(&self) -> usize {
-        self.peers
-            .iter()
-            .flatten()
-            .map(|p| p.staged.len())
-            .sum::<usize>()
+        self.peers.iter().map(|p| p.staged()).sum::<usize>()
             + self.resolver.pending_frames()
             + self.handshakes.len()
     }
 
     /// Drop every queued packet and keypair (shutdown).
     pub fn clear(&mut self) {
-        for p in self.peers.iter_mut().flatten() {
-            p.staged.clear();
-            for k in p.keypairs() {
-                self.shared.sessions.remove(k.local_index);
-            }
-            self.shared.sessions.clear_sending(p.shared.id);
-            p.previous = None;
-            p.current = None;
-            p.next = None;
-        }
+        self.reset_sessions(true);
         self.resolver = Resolver::default();
         self.handshakes.clear();
         self.out.clear();
