@@ -1,7 +1,10 @@
 //! What the control plane costs with many peers (docs/benchmarks.md, "Scale"): making it
 //! with N configured peers, the memory that takes, a timer tick while they are all idle,
-//! one changed peer (its routes republished), and one walk over every peer as a metrics
-//! snapshot or `wg show` makes.
+//! one changed peer (its routes republished), one walk over every peer as a metrics
+//! snapshot or `wg show` makes, and the memory of an active session: for min(N, 100000)
+//! peers a keypair installed in `Sessions` as a completed handshake leaves it (keys,
+//! replay window, receiver index, sending slot) and one packet each way counted by a
+//! worker (its activity counters).
 //!
 //! usage: cargo run --release -p control --example control_scale [-- N...]
 //! (default 10000 100000). Peer i has a random key, an IPv6 /128 and, for the first
@@ -10,7 +13,7 @@
 use control::plane::{ControlPlane, Now, PeerSpec};
 use dataplane::buf::HeapBuf;
 use dataplane::lpm::PrefixTable;
-use dataplane::session::Sessions;
+use dataplane::session::{Keypair, Sessions};
 use dataplane::tables::{LocalAddr, PortTables, Shared, Tables};
 use rand_core::{OsRng, RngCore};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -70,9 +73,9 @@ fn main() {
         }
     };
     println!(
-        "| peers | make (s) | memory per peer (B) | idle tick (µs) | one peer changed (ms) | walk every peer (ms) |"
+        "| peers | make (s) | memory per peer (B) | idle tick (µs) | one peer changed (ms) | walk every peer (ms) | memory per session (B) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for n in counts {
         let specs: Vec<PeerSpec> = (0..n).map(spec).collect();
         let port = |addr: &str| {
@@ -97,7 +100,7 @@ fn main() {
         let mut key = [0u8; 32];
         OsRng.fill_bytes(&mut key);
         let mut plane: ControlPlane<HeapBuf, OsRng> =
-            ControlPlane::new(&key, &specs, shared, OsRng).expect("control plane");
+            ControlPlane::new(&key, &specs, shared.clone(), OsRng).expect("control plane");
         let made = t0.elapsed();
         let per_peer = resident().saturating_sub(before) as f64 / n as f64;
 
@@ -126,8 +129,28 @@ fn main() {
         let walk = t0.elapsed();
         assert_eq!(walked, n);
 
+        let active = n.min(100_000);
+        let worker = shared.activity.writer();
+        let before = resident();
+        for (i, v) in plane.peer_views().take(active).enumerate() {
+            let kp = Arc::new(Keypair::new(
+                v.peer.clone(),
+                i as u32,
+                i as u32,
+                &key,
+                &key,
+                true,
+                t,
+            ));
+            shared.sessions.install(kp.clone()).expect("a free index");
+            shared.sessions.set_sending(kp);
+            worker.add_rx(v.peer.id, 1, 100, true, t);
+            worker.add_tx(v.peer.id, 1, 100, true, t);
+        }
+        let per_session = resident().saturating_sub(before) as f64 / active as f64;
+
         println!(
-            "| {n} | {:.2} | {per_peer:.0} | {:.1} | {:.1} | {:.1} |",
+            "| {n} | {:.2} | {per_peer:.0} | {:.1} | {:.1} | {:.1} | {per_session:.0} |",
             made.as_secs_f64(),
             tick.as_secs_f64() * 1e6,
             ms(change),
