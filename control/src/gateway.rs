@@ -329,6 +329,17 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     };
     let mut running = cfg.clone();
 
+    // The peers' static-static Diffie-Hellman on every CPU the process may use, before
+    // DPDK pins this thread to the control lcore and the workers take theirs.
+    let specs = peer_specs(&cfg);
+    let threads = if specs.len() < 1024 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    let handshakes =
+        crate::plane::Handshakes::make(cfg.wireguard.private_key.as_bytes(), &specs, threads);
+
     let args = eal_args(&cfg);
     info!(args = %args.join(" "), "starting DPDK");
     let eal = Eal::init(&args).map_err(|e| format!("DPDK EAL: {e}"))?;
@@ -406,14 +417,14 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     }
     let ports: [Arc<Port>; 2] = ports.try_into().map_err(|_| "two ports".to_string())?;
 
-    let specs = peer_specs(&cfg);
     let shared = Arc::new(Shared::new(
         port_tables(&cfg, &devices),
         Sessions::new(INDEX_BITS, MAX_PEERS),
     ));
-    let mut plane = ControlPlane::<Mbuf, _>::new(
+    let mut plane = ControlPlane::<Mbuf, _>::with_handshakes(
         cfg.wireguard.private_key.as_bytes(),
         &specs,
+        handshakes,
         shared.clone(),
         rand_core::OsRng,
     )?;

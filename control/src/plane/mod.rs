@@ -149,6 +149,45 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     host_buf: Vec<u8>,
 }
 
+/// The handshake state of each peer of a list, made before the control plane: each
+/// holds the static-static Diffie-Hellman, precomputed as the kernel does (44 µs a
+/// peer on the machines of docs/benchmarks.md, most of the time a start with many peers
+/// takes).
+pub struct Handshakes(Vec<Result<PeerHandshake, HandshakeError>>);
+
+impl Handshakes {
+    /// The handshakes with the peers of `specs` for the gateway's `private_key`, made on
+    /// `threads` threads (the CPUs this thread may run on, before DPDK pins it to its
+    /// lcore). A key with which no handshake is possible gives its error here and
+    /// fails `ControlPlane::with_handshakes` as `ControlPlane::new` would.
+    pub fn make(private_key: &[u8; 32], specs: &[PeerSpec], threads: usize) -> Handshakes {
+        let identity = Identity::new(StaticSecret::from(*private_key));
+        let one = |spec: &PeerSpec| {
+            PeerHandshake::new(
+                &identity,
+                PublicKey::from(spec.public_key),
+                spec.preshared_key.as_ref(),
+            )
+        };
+        let threads = threads.clamp(1, 64);
+        if threads == 1 || specs.len() < 2 {
+            return Handshakes(specs.iter().map(one).collect());
+        }
+        let chunk = specs.len().div_ceil(threads);
+        let made = std::thread::scope(|scope| {
+            let parts: Vec<_> = specs
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|h| h.join().expect("a handshake thread"))
+                .collect()
+        });
+        Handshakes(made)
+    }
+}
+
 /// A worker-style buffer allocator.
 pub type Alloc<'a, B> = &'a mut dyn FnMut() -> Option<B>;
 
@@ -161,6 +200,24 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         shared: Arc<Shared>,
         rng: R,
     ) -> Result<Self, String> {
+        let handshakes = Handshakes::make(private_key, specs, 1);
+        Self::with_handshakes(private_key, specs, handshakes, shared, rng)
+    }
+
+    /// [`ControlPlane::new`] with the handshakes of `specs` made beforehand
+    /// ([`Handshakes::make`], for the same key and specs).
+    pub fn with_handshakes(
+        private_key: &[u8; 32],
+        specs: &[PeerSpec],
+        handshakes: Handshakes,
+        shared: Arc<Shared>,
+        rng: R,
+    ) -> Result<Self, String> {
+        assert_eq!(
+            handshakes.0.len(),
+            specs.len(),
+            "handshakes for these specs"
+        );
         let mut plane = ControlPlane {
             identity: Identity::new(StaticSecret::from(*private_key)),
             private_key: crate::config::Key::from_bytes(*private_key),
@@ -190,9 +247,9 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             received: Vec::new(),
             host_buf: Vec::new(),
         };
-        for (i, spec) in specs.iter().enumerate() {
+        for (i, (spec, hs)) in specs.iter().zip(handshakes.0).enumerate() {
             plane
-                .insert_peer(spec.clone())
+                .insert_peer(spec.clone(), hs)
                 .map_err(|e| format!("peers[{i}]: {e}"))?;
         }
         plane.publish_tables();
@@ -206,21 +263,25 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     /// Adds a peer; its id is returned. The tables are published.
     pub fn add_peer(&mut self, spec: PeerSpec) -> Result<u32, String> {
-        let id = self.insert_peer(spec)?;
-        self.routes_changed();
-        Ok(id)
-    }
-
-    fn insert_peer(&mut self, spec: PeerSpec) -> Result<u32, String> {
-        if self.peers.id_of(&spec.public_key).is_some() {
-            return Err("public_key: this peer exists already".into());
-        }
         let hs = PeerHandshake::new(
             &self.identity,
             PublicKey::from(spec.public_key),
             spec.preshared_key.as_ref(),
-        )
-        .map_err(|e| format!("public_key: {e}"))?;
+        );
+        let id = self.insert_peer(spec, hs)?;
+        self.routes_changed();
+        Ok(id)
+    }
+
+    fn insert_peer(
+        &mut self,
+        spec: PeerSpec,
+        hs: Result<PeerHandshake, HandshakeError>,
+    ) -> Result<u32, String> {
+        if self.peers.id_of(&spec.public_key).is_some() {
+            return Err("public_key: this peer exists already".into());
+        }
+        let hs = hs.map_err(|e| format!("public_key: {e}"))?;
         let max = self.sessions().max_peers();
         let id = self
             .peers

@@ -607,6 +607,74 @@ mod tests {
         assert_eq!(p.next_check(secs(700), &IDLE), None);
     }
 
+    /// Counts up: the same "random" bytes for the same seed.
+    struct Counting(u8);
+
+    impl rand_core::RngCore for Counting {
+        fn next_u32(&mut self) -> u32 {
+            rand_core::impls::next_u32_via_fill(self)
+        }
+        fn next_u64(&mut self) -> u64 {
+            rand_core::impls::next_u64_via_fill(self)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for b in dest {
+                self.0 = self.0.wrapping_add(1);
+                *b = self.0;
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl rand_core::CryptoRng for Counting {}
+
+    #[test]
+    fn handshakes_made_on_threads_are_those_made_on_one() {
+        use crate::noise::Tai64N;
+        use crate::plane::Handshakes;
+        let private = [5; 32];
+        let mut specs: Vec<PeerSpec> = (0..9u8)
+            .map(|i| PeerSpec {
+                public_key: *PublicKey::from(&StaticSecret::from([i + 20; 32])).as_bytes(),
+                preshared_key: (i % 2 == 0).then_some([i; 32]),
+                endpoint: None,
+                allowed_ips: vec![],
+                persistent_keepalive: None,
+            })
+            .collect();
+        // A key of small order: no handshake is possible with it.
+        specs[4].public_key = [0; 32];
+        let one = Handshakes::make(&private, &specs, 1);
+        let four = Handshakes::make(&private, &specs, 4);
+        let identity = Identity::new(StaticSecret::from(private));
+        assert_eq!(one.0.len(), four.0.len());
+        for (i, (a, b)) in one.0.into_iter().zip(four.0).enumerate() {
+            let (mut a, mut b) = match (a, b) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(a), Err(b)) => {
+                    assert_eq!((i, a.name()), (4, b.name()));
+                    continue;
+                }
+                _ => panic!("peer {i}: one made, the other refused"),
+            };
+            assert_eq!(a.remote_static(), b.remote_static());
+            // The same initiation from the same ephemeral key: the same static-static
+            // secret and preshared key underneath.
+            let wall = Tai64N::from_system_time(std::time::UNIX_EPOCH);
+            let now = std::time::Duration::from_secs(1);
+            let ma = a
+                .create_initiation(&identity, 1, wall, now, &mut Counting(0))
+                .unwrap();
+            let mb = b
+                .create_initiation(&identity, 1, wall, now, &mut Counting(0))
+                .unwrap();
+            assert_eq!(ma, mb, "peer {i}");
+        }
+    }
+
     #[test]
     fn ids_are_reused_as_late_as_possible() {
         let mut peers: Peers<u32> = Peers::default();
