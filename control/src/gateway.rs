@@ -585,15 +585,8 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             if uapi_ready || server.writing() || now.mono >= next_uapi {
                 next_uapi = now.mono + UAPI_EVERY;
                 uapi_ready = false;
-                server.poll(&mut |req| match req {
-                    uapi::Request::Get => uapi::Response::Device(uapi::device::describe(&plane)),
-                    uapi::Request::Set(set) => {
-                        match uapi::device::apply(&mut plane, &set, MAX_PEERS) {
-                            Ok(()) => uapi::Response::Applied,
-                            Err(e) => uapi::Response::Failed(e),
-                        }
-                    }
-                });
+                // A get's peers are listed a batch per poll while `wg` reads them.
+                server.serve(&mut uapi::device::Served::new(&mut plane, MAX_PEERS));
                 work += usize::from(server.writing());
                 // What a `wg set` made (a keepalive, an initiation) leaves in this round.
                 if !plane.out.is_empty() {

@@ -1280,3 +1280,372 @@ fn a_key_of_small_order_is_an_invalid_argument() {
     assert_eq!(error.errno(), libc::EINVAL, "{error}");
     assert_eq!(plane.peer_count(), 0);
 }
+
+// Gets streamed from the control plane (`Server::serve` with `device::Served`), as the
+// gateway answers them: a batch of peers per poll while the client reads.
+
+use control::uapi::{encode_response, Handler, UapiInterface};
+use std::collections::HashMap;
+
+/// Peers of the streamed gets.
+const STREAMED: usize = 20_000;
+/// Peers a streamed plane has room for.
+const STREAMED_ROOM: usize = 32_768;
+
+/// Streamed peer `i`'s configuration: a /32 of its own, and a preshared key, an endpoint
+/// and a keepalive for some.
+fn streamed_spec(i: usize) -> PeerSpec {
+    PeerSpec {
+        public_key: made_up_key(100_000 + i as u64),
+        preshared_key: (i % 3 == 1).then(|| made_up_key(200_000 + i as u64)),
+        endpoint: (i % 2 == 1)
+            .then(|| SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 51820))),
+        allowed_ips: vec![(IpAddr::from((0x0a00_0000 + i as u32).to_be_bytes()), 32)],
+        persistent_keepalive: (i % 5 == 1).then_some(25),
+    }
+}
+
+/// A plane with peers `0..n` of `streamed_spec`; peer `i` has id `i`.
+fn streamed_plane(n: usize) -> ControlPlane<HeapBuf, OsRng> {
+    let tables = Tables {
+        ports: [
+            PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
+            PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
+        ],
+        allowed: PrefixTable::new(),
+        listen_port: 51820,
+        mtu: 1420,
+        outer_dscp: Default::default(),
+    };
+    let shared = Arc::new(Shared::new(tables, Sessions::new(16, STREAMED_ROOM)));
+    let specs: Vec<PeerSpec> = (0..n).map(streamed_spec).collect();
+    ControlPlane::new(&made_up_key(1), &specs, shared, OsRng).unwrap()
+}
+
+/// The plane's handler, counting the peers the server asks of it.
+struct Counting<'a> {
+    inner: device::Served<'a, HeapBuf, OsRng>,
+    given: usize,
+}
+
+impl Handler for Counting<'_> {
+    fn set(&mut self, request: SetRequest) -> Result<(), UapiError> {
+        self.inner.set(request)
+    }
+
+    fn interface(&mut self) -> UapiInterface {
+        self.inner.interface()
+    }
+
+    fn peers(&mut self, cursor: u64, each: &mut dyn FnMut(&UapiPeer) -> bool) -> Option<u64> {
+        let given = &mut self.given;
+        self.inner.peers(cursor, &mut |peer| {
+            *given += 1;
+            each(peer)
+        })
+    }
+}
+
+/// What one streamed get saw: the answer, and after each poll the peers listed in it
+/// and the answer bytes the server held.
+struct Streamed {
+    answer: String,
+    listed: Vec<usize>,
+    held: Vec<usize>,
+}
+
+/// A client sends `get=1` and reads the answer `chunk` bytes at a time, pausing a
+/// millisecond every `pause_every` reads, while this thread polls as the control loop
+/// does. After each poll that listed peers, `between(such polls so far, plane)` may
+/// change the plane.
+fn streamed_get(
+    server: &mut Server,
+    plane: &mut ControlPlane<HeapBuf, OsRng>,
+    chunk: usize,
+    pause_every: usize,
+    mut between: impl FnMut(usize, &mut ControlPlane<HeapBuf, OsRng>),
+) -> Streamed {
+    let path = server.path().to_path_buf();
+    let client = std::thread::spawn(move || {
+        let mut stream = UnixStream::connect(&path).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream.write_all(b"get=1\n\n").unwrap();
+        let mut answer = Vec::new();
+        let mut buf = vec![0; chunk];
+        let mut reads = 0;
+        while !answer.ends_with(b"errno=0\n\n") {
+            let n = stream.read(&mut buf).expect("no answer in time");
+            assert!(n > 0, "closed after {} bytes", answer.len());
+            answer.extend_from_slice(&buf[..n]);
+            reads += 1;
+            if reads % pause_every == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        String::from_utf8(answer).unwrap()
+    });
+    let mut seen = Streamed {
+        answer: String::new(),
+        listed: Vec::new(),
+        held: Vec::new(),
+    };
+    while !client.is_finished() {
+        let mut handler = Counting {
+            inner: device::Served::new(plane, STREAMED_ROOM),
+            given: 0,
+        };
+        server.serve(&mut handler);
+        let given = handler.given;
+        seen.listed.push(given);
+        seen.held.push(server.answer_bytes_held());
+        if given > 0 {
+            between(seen.listed.iter().filter(|&&n| n > 0).count(), plane);
+        }
+    }
+    seen.answer = client.join().expect("the client failed");
+    // The last poll finished the answer: nothing is left to do.
+    assert!(!server.writing());
+    seen
+}
+
+/// The public keys of a get answer, in order, with each one's lines, after checking
+/// that it is well-formed: device lines, then blocks that each start with
+/// `public_key`, then `errno=0` and the blank line.
+fn blocks_of(answer: &str) -> Vec<(String, Vec<String>)> {
+    let body = answer.strip_suffix("errno=0\n\n").unwrap_or_else(|| {
+        panic!(
+            "unfinished: {:?}",
+            &answer[answer.len().saturating_sub(200)..]
+        )
+    });
+    let mut blocks: Vec<(String, Vec<String>)> = Vec::new();
+    for line in body.lines() {
+        let (key, value) = line.split_once('=').unwrap_or_else(|| panic!("{line:?}"));
+        match key {
+            "private_key" | "listen_port" => assert!(blocks.is_empty(), "{line:?} after a peer"),
+            "public_key" => blocks.push((value.to_string(), Vec::new())),
+            "preshared_key"
+            | "protocol_version"
+            | "endpoint"
+            | "last_handshake_time_sec"
+            | "last_handshake_time_nsec"
+            | "tx_bytes"
+            | "rx_bytes"
+            | "persistent_keepalive_interval"
+            | "allowed_ip" => {
+                let block = blocks
+                    .last_mut()
+                    .unwrap_or_else(|| panic!("{line:?} before a peer"));
+                block.1.push(line.to_string());
+            }
+            _ => panic!("{line:?}"),
+        }
+    }
+    blocks
+}
+
+#[test]
+fn a_get_of_many_peers_is_streamed_a_batch_per_poll() {
+    let mut plane = streamed_plane(STREAMED);
+    let whole = encode_response(&Response::Device(device::describe(&plane)));
+    let whole = std::str::from_utf8(&whole).unwrap();
+    let tmp = TempDir::new();
+    let limits = Limits::default();
+    let mut server = Server::with_limits(&tmp.0, "wgtest0", limits.clone()).unwrap();
+    let seen = streamed_get(&mut server, &mut plane, 64 * 1024, usize::MAX, |_, _| {});
+    // Byte for byte what a whole answer is.
+    assert_eq!(seen.answer.len(), whole.len());
+    assert!(seen.answer == whole, "the streamed answer differs");
+    assert_eq!(blocks_of(&seen.answer).len(), STREAMED);
+    // Never more than the budget in one poll, so over many polls.
+    assert_eq!(seen.listed.iter().sum::<usize>(), STREAMED);
+    assert!(
+        seen.listed.iter().all(|&n| n <= limits.peers_per_poll),
+        "{:?}",
+        seen.listed
+    );
+    let batches = seen.listed.iter().filter(|&&n| n > 0).count();
+    assert!(batches >= STREAMED / limits.peers_per_poll, "{batches}");
+    // The next get on the same connection, and a set, still work.
+    let mut client = UnixStream::connect(server.path()).unwrap();
+    client.set_nonblocking(true).unwrap();
+    let set = format!(
+        "set=1\npublic_key={}\nremove=true\n\n",
+        hex(&streamed_spec(7).public_key)
+    );
+    client.write_all(set.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\n\n") {
+        server.serve(&mut device::Served::new(&mut plane, STREAMED_ROOM));
+        let mut buf = [0; 64];
+        match client.read(&mut buf) {
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+            Err(err) => panic!("{err}"),
+        }
+    }
+    assert_eq!(answer, b"errno=0\n\n");
+    assert_eq!(plane.peer_count(), STREAMED - 1);
+    assert_eq!(server.stats().gets, 1);
+    assert_eq!(server.stats().sets, 1);
+}
+
+#[test]
+fn a_slow_reader_of_a_streamed_get_holds_bounded_memory() {
+    let mut plane = streamed_plane(STREAMED);
+    let whole = encode_response(&Response::Device(device::describe(&plane)));
+    let tmp = TempDir::new();
+    let limits = Limits {
+        answer_bytes: 16 * 1024,
+        ..Limits::default()
+    };
+    let mut server = Server::with_limits(&tmp.0, "wgtest0", limits.clone()).unwrap();
+    // Reads of 4 KiB, with a pause every 16.
+    let seen = streamed_get(&mut server, &mut plane, 4096, 16, |_, _| {});
+    assert!(
+        seen.answer.as_bytes() == &whole[..],
+        "the streamed answer differs"
+    );
+    // What waits unsent stays under the limit and a peer; the buffer at most doubles
+    // that.
+    let most = seen.held.iter().copied().max().unwrap();
+    assert!(
+        most <= 2 * (limits.answer_bytes + 1024),
+        "{most} bytes held for an answer of {}",
+        whole.len()
+    );
+    assert!(whole.len() > 100 * most, "{} {most}", whole.len());
+    assert!(seen.listed.iter().all(|&n| n <= limits.peers_per_poll));
+    // Nothing held once the answer is read.
+    assert_eq!(server.answer_bytes_held(), 0);
+}
+
+#[test]
+fn peers_that_come_and_go_during_a_streamed_get_are_listed_at_most_once() {
+    let mut plane = streamed_plane(STREAMED);
+    let tmp = TempDir::new();
+    let limits = Limits {
+        peers_per_poll: 100,
+        ..Limits::default()
+    };
+    let mut server = Server::with_limits(&tmp.0, "wgtest0", limits.clone()).unwrap();
+    let key = |i: usize| streamed_spec(i).public_key;
+    let added = |i: usize| PeerSpec {
+        public_key: made_up_key(300_000 + i as u64),
+        preshared_key: None,
+        endpoint: None,
+        allowed_ips: vec![(IpAddr::from((0x0b00_0000 + i as u32).to_be_bytes()), 32)],
+        persistent_keepalive: None,
+    };
+    let moved = (ip("198.51.100.0"), 24);
+    let seen = streamed_get(
+        &mut server,
+        &mut plane,
+        64 * 1024,
+        usize::MAX,
+        |batches, plane| {
+            match batches {
+                // Three batches of at most 100 are out, the first whole: peers 0..100 are
+                // listed and peers from 300 on are not.
+                3 => {
+                    for i in (0..10).chain(19_000..STREAMED).chain([5000]) {
+                        assert!(plane.remove_peer(&key(i)), "{i}");
+                    }
+                    // Removed and added back ahead of the answer: listed once, as it is now.
+                    let mut again = streamed_spec(5000);
+                    again.persistent_keepalive = Some(7);
+                    plane.add_peer(again).unwrap();
+                    let mut changed = streamed_spec(10_000);
+                    changed.allowed_ips.push(moved);
+                    assert!(plane.update_peer(changed));
+                    for i in 0..500 {
+                        plane.add_peer(added(i)).unwrap();
+                    }
+                }
+                // Ten batches out: peers from 1000 on are not listed yet.
+                10 => {
+                    for i in 15_000..15_100 {
+                        assert!(plane.remove_peer(&key(i)));
+                    }
+                    for i in 500..600 {
+                        plane.add_peer(added(i)).unwrap();
+                    }
+                }
+                _ => {}
+            }
+        },
+    );
+    assert!(
+        seen.listed.iter().all(|&n| n <= limits.peers_per_poll),
+        "{:?}",
+        seen.listed
+    );
+    let blocks = blocks_of(&seen.answer);
+    let mut listed: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, lines) in &blocks {
+        assert!(
+            listed.insert(k.clone(), lines.clone()).is_none(),
+            "{k} listed twice"
+        );
+    }
+    for i in 0..STREAMED {
+        let there = listed.contains_key(&hex(&key(i)));
+        let removed_ahead = (19_000..STREAMED).contains(&i) || (15_000..15_100).contains(&i);
+        // Peers 0..10 were listed before they went; the others there all along are.
+        assert_eq!(there, !removed_ahead, "peer {i}");
+    }
+    let again = &listed[&hex(&key(5000))];
+    assert!(
+        again.contains(&"persistent_keepalive_interval=7".to_string()),
+        "{again:?}"
+    );
+    let changed = &listed[&hex(&key(10_000))];
+    assert!(
+        changed.contains(&"allowed_ip=198.51.100.0/24".to_string()),
+        "{changed:?}"
+    );
+    // The added peers may or may not be listed, each at most once (checked above).
+    let news = (0..600)
+        .filter(|&i| listed.contains_key(&hex(&added(i).public_key)))
+        .count();
+    assert_eq!(
+        blocks.len(),
+        STREAMED - 1000 - 100 + news,
+        "every other listed peer is one of the plane's"
+    );
+}
+
+#[test]
+fn the_wg_tool_reads_a_streamed_answer() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: `wg` only looks in {SOCKET_DIR}, which needs root");
+        return;
+    }
+    if Command::new("wg").arg("--version").output().is_err() {
+        eprintln!("skipped: `wg` (wireguard-tools) is not installed");
+        return;
+    }
+    let mut plane = streamed_plane(STREAMED);
+    let name = format!("wgdps{}", std::process::id());
+    let dir = Path::new(SOCKET_DIR);
+    let _cleanup = RemoveOnDrop(dir.join(format!("{name}.sock")));
+    let mut server = Server::bind(dir, &name).unwrap();
+    let wg_name = name.clone();
+    let dump = std::thread::spawn(move || wg_ok(&["show", &wg_name, "dump"]));
+    while !dump.is_finished() {
+        server.serve(&mut device::Served::new(&mut plane, STREAMED_ROOM));
+    }
+    let dump = dump.join().expect("wg failed");
+    let lines: Vec<&str> = dump.lines().collect();
+    assert_eq!(lines.len(), STREAMED + 1, "{:.300}", dump);
+    assert!(lines[0].starts_with(&control::keys::encode(&made_up_key(1))));
+    for (i, line) in lines[1..].iter().enumerate() {
+        let spec = streamed_spec(i);
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields[0], control::keys::encode(&spec.public_key), "{line}");
+        assert_eq!(fields[3], format!("{}/32", spec.allowed_ips[0].0), "{line}");
+    }
+}

@@ -435,6 +435,13 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.peers.iter().map(|p| self.view(p))
     }
 
+    /// What an operator sees of each peer whose id is `from` or more, in the order of
+    /// `peer_views` (by id); the ids below `from` cost nothing. A streamed `wg show`
+    /// resumes here.
+    pub fn peer_views_from(&self, from: u32) -> impl Iterator<Item = PeerView<'_>> {
+        self.peers.iter_from(from as usize).map(|p| self.view(p))
+    }
+
     /// What an operator sees of each peer that has a session, a handshake under way,
     /// packets waiting or a persistent keepalive: the peers whose timers are armed.
     /// Costs a scan of one word per peer id, and a look at those peers only.

@@ -430,6 +430,11 @@ impl<B> Peers<B> {
         self.slots.iter().flatten()
     }
 
+    /// The peers with id `from` or more, in id order; the ids below cost nothing.
+    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &PeerState<B>> {
+        self.slots.get(from..).unwrap_or(&[]).iter().flatten()
+    }
+
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut PeerState<B>> {
         self.slots.iter_mut().flatten()
     }

@@ -1,7 +1,8 @@
 //! The gateway behind the UAPI socket: what `wg show` sees of the control plane, and
 //! how a `wg set` changes it.
 //!
-//! Contract: [`describe`] never fails (a failed get shows as "Protocol error" in `wg`).
+//! Contract: [`describe`] and [`Served`]'s gets never fail (a failed get shows as
+//! "Protocol error" in `wg`).
 //! [`apply`] checks the whole request against the peer limit before changing anything,
 //! then applies it in wireguard-go's order: private key, listen port, `replace_peers`,
 //! then each peer block in turn. Peers changed this way keep their sessions; a reload
@@ -21,31 +22,93 @@
 //! Cost: a look-up per block of the request, and a change per peer it touches; the
 //! tables are rebuilt once. Only `replace_peers` passes over every peer of the device.
 
-use super::protocol::{AllowedIpChange, SecretUpdate, SetRequest, UapiDevice, UapiError, UapiPeer};
-use crate::plane::{ControlPlane, PeerSpec};
+use super::protocol::{
+    AllowedIpChange, SecretUpdate, SetRequest, UapiDevice, UapiError, UapiInterface, UapiPeer,
+};
+use super::server::Handler;
+use crate::plane::{ControlPlane, PeerSpec, PeerView};
 use dataplane::buf::PacketBuf;
 use rand_core::{CryptoRng, RngCore};
 use std::collections::{HashMap, HashSet};
 
-/// The device as `wg show` / `wg showconf` print it.
+/// The device as `wg show` / `wg showconf` print it, every peer at once.
 pub fn describe<B: PacketBuf, R: RngCore + CryptoRng>(plane: &ControlPlane<B, R>) -> UapiDevice {
-    let peers = plane
-        .peer_views()
-        .map(|v| UapiPeer {
-            public_key: v.spec.public_key,
-            preshared_key: v.spec.preshared_key.map(crate::config::Key::from_bytes),
-            endpoint: v.peer.endpoint(),
-            last_handshake: v.last_handshake,
-            rx_bytes: v.activity.rx.bytes,
-            tx_bytes: v.activity.tx.bytes,
-            persistent_keepalive: v.spec.persistent_keepalive,
-            allowed_ips: v.spec.allowed_ips.clone(),
-        })
-        .collect();
+    let UapiInterface {
+        private_key,
+        listen_port,
+    } = interface(plane);
     UapiDevice {
+        private_key,
+        listen_port,
+        peers: plane.peer_views().map(|v| uapi_peer(&v)).collect(),
+    }
+}
+
+/// The device lines of a get answer.
+pub fn interface<B: PacketBuf, R: RngCore + CryptoRng>(
+    plane: &ControlPlane<B, R>,
+) -> UapiInterface {
+    UapiInterface {
         private_key: Some(plane.private_key().clone()),
         listen_port: plane.current_tables().listen_port,
-        peers,
+    }
+}
+
+fn uapi_peer(v: &PeerView<'_>) -> UapiPeer {
+    UapiPeer {
+        public_key: v.spec.public_key,
+        preshared_key: v.spec.preshared_key.map(crate::config::Key::from_bytes),
+        endpoint: v.peer.endpoint(),
+        last_handshake: v.last_handshake,
+        rx_bytes: v.activity.rx.bytes,
+        tx_bytes: v.activity.tx.bytes,
+        persistent_keepalive: v.spec.persistent_keepalive,
+        allowed_ips: v.spec.allowed_ips.clone(),
+    }
+}
+
+/// The control plane behind the UAPI socket ([`crate::uapi::Server::serve`]): sets
+/// applied with [`apply`], gets streamed a batch of peers per poll.
+///
+/// A get lists the peers in the order of their ids (`ControlPlane::peer_views`'s), and
+/// its cursor is the id after the last peer listed. A peer keeps its id for its life
+/// (an update, a reload or `replace_peers` that lists it again keep it), so while
+/// peers come and go during an answer: a peer there for the whole answer is listed
+/// once, with its figures as they are when its batch is made; no peer is listed twice;
+/// a peer added or removed meanwhile may or may not be listed (it is if its id is still
+/// ahead of the cursor). A key removed and added again is a new peer with a new id, and
+/// may then be listed twice, as it was and as it is. The device lines are as they were
+/// when the request arrived.
+pub struct Served<'a, B: PacketBuf, R: RngCore + CryptoRng> {
+    plane: &'a mut ControlPlane<B, R>,
+    max_peers: usize,
+}
+
+impl<'a, B: PacketBuf, R: RngCore + CryptoRng> Served<'a, B, R> {
+    /// `max_peers` is the capacity of the gateway, for [`apply`].
+    pub fn new(plane: &'a mut ControlPlane<B, R>, max_peers: usize) -> Self {
+        Served { plane, max_peers }
+    }
+}
+
+impl<B: PacketBuf, R: RngCore + CryptoRng> Handler for Served<'_, B, R> {
+    fn set(&mut self, request: SetRequest) -> Result<(), UapiError> {
+        apply(self.plane, &request, self.max_peers)
+    }
+
+    fn interface(&mut self) -> UapiInterface {
+        interface(self.plane)
+    }
+
+    fn peers(&mut self, cursor: u64, each: &mut dyn FnMut(&UapiPeer) -> bool) -> Option<u64> {
+        // No id is that large: nothing is left.
+        let from = u32::try_from(cursor).ok()?;
+        for v in self.plane.peer_views_from(from) {
+            if !each(&uapi_peer(&v)) {
+                return Some(u64::from(v.peer.id) + 1);
+            }
+        }
+        None
     }
 }
 

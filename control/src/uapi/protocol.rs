@@ -249,6 +249,15 @@ pub struct UapiDevice {
     pub peers: Vec<UapiPeer>,
 }
 
+/// The device lines of a get answer, which come before its peers: what a handler that
+/// lists the peers piece by piece gives first (`server::Handler`).
+#[derive(Debug, Default, Clone)]
+pub struct UapiInterface {
+    pub private_key: Option<Key>,
+    /// Not listed when 0.
+    pub listen_port: u16,
+}
+
 /// One peer as a get describes it.
 #[derive(Clone)]
 pub struct UapiPeer {
@@ -805,20 +814,18 @@ impl fmt::Display for Shown<'_> {
 /// Upper bounds of one line of a get answer, for sizing the buffer: a key line is
 /// 78 bytes, the largest peer (every field at its widest, an IPv6 endpoint with a zone)
 /// is under 430, an IPv6 allowed IP 61, the device lines and errno under 120.
-const DEVICE_BOUND: usize = 256;
+pub(crate) const DEVICE_BOUND: usize = 256;
 const PEER_BOUND: usize = 512;
 const ALLOWED_IP_BOUND: usize = 64;
+
+/// The last line of a get answer that succeeded, and the blank line that ends it.
+pub(crate) const GET_END: &[u8] = b"errno=0\n\n";
 
 /// The bytes that answer a request, ending with `errno=N` and a blank line.
 pub fn encode_response(response: &Response) -> Zeroizing<Vec<u8>> {
     let bound = match response {
         Response::Device(device) => {
-            DEVICE_BOUND
-                + device
-                    .peers
-                    .iter()
-                    .map(|p| PEER_BOUND + ALLOWED_IP_BOUND * p.allowed_ips.len())
-                    .sum::<usize>()
+            DEVICE_BOUND + device.peers.iter().map(peer_bound).sum::<usize>()
         }
         Response::Applied | Response::Failed(_) => DEVICE_BOUND,
     };
@@ -826,8 +833,11 @@ pub fn encode_response(response: &Response) -> Zeroizing<Vec<u8>> {
     let capacity = out.capacity();
     match response {
         Response::Device(device) => {
-            write_device(&mut out, device);
-            out.extend_from_slice(b"errno=0\n\n");
+            write_interface(&mut out, device.private_key.as_ref(), device.listen_port);
+            for peer in &device.peers {
+                write_peer(&mut out, peer);
+            }
+            out.extend_from_slice(GET_END);
         }
         Response::Applied => out.extend_from_slice(b"errno=0\n\n"),
         Response::Failed(error) => put(&mut out, format_args!("errno=-{}\n", error.errno)),
@@ -840,47 +850,55 @@ pub fn encode_response(response: &Response) -> Zeroizing<Vec<u8>> {
     out
 }
 
-/// The lines wireguard-go's `IpcGetOperation` writes, in its order.
-fn write_device(out: &mut Vec<u8>, device: &UapiDevice) {
-    if let Some(key) = &device.private_key {
+/// At least the bytes [`write_peer`] writes for `peer`.
+pub(crate) fn peer_bound(peer: &UapiPeer) -> usize {
+    PEER_BOUND + ALLOWED_IP_BOUND * peer.allowed_ips.len()
+}
+
+/// The device lines that wireguard-go's `IpcGetOperation` writes before the peers (at
+/// most [`DEVICE_BOUND`] bytes).
+pub(crate) fn write_interface(out: &mut Vec<u8>, private_key: Option<&Key>, listen_port: u16) {
+    if let Some(key) = private_key {
         put_key(out, "private_key", key.as_bytes());
     }
-    if device.listen_port != 0 {
-        put(out, format_args!("listen_port={}", device.listen_port));
+    if listen_port != 0 {
+        put(out, format_args!("listen_port={listen_port}"));
     }
-    for peer in &device.peers {
-        put_key(out, "public_key", &peer.public_key);
-        if let Some(psk) = &peer.preshared_key {
-            put_key(out, "preshared_key", psk.as_bytes());
-        }
-        put(out, format_args!("protocol_version=1"));
-        if let Some(endpoint) = peer.endpoint {
-            put(out, format_args!("endpoint={endpoint}"));
-        }
-        let since_epoch = peer
-            .last_handshake
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .unwrap_or_default();
-        put(
-            out,
-            format_args!("last_handshake_time_sec={}", since_epoch.as_secs()),
-        );
-        put(
-            out,
-            format_args!("last_handshake_time_nsec={}", since_epoch.subsec_nanos()),
-        );
-        put(out, format_args!("tx_bytes={}", peer.tx_bytes));
-        put(out, format_args!("rx_bytes={}", peer.rx_bytes));
-        put(
-            out,
-            format_args!(
-                "persistent_keepalive_interval={}",
-                peer.persistent_keepalive.unwrap_or(0)
-            ),
-        );
-        for &(addr, len) in &peer.allowed_ips {
-            put(out, format_args!("allowed_ip={}/{len}", mask(addr, len)));
-        }
+}
+
+/// The lines of one peer, in wireguard-go's order (at most [`peer_bound`] bytes).
+pub(crate) fn write_peer(out: &mut Vec<u8>, peer: &UapiPeer) {
+    put_key(out, "public_key", &peer.public_key);
+    if let Some(psk) = &peer.preshared_key {
+        put_key(out, "preshared_key", psk.as_bytes());
+    }
+    put(out, format_args!("protocol_version=1"));
+    if let Some(endpoint) = peer.endpoint {
+        put(out, format_args!("endpoint={endpoint}"));
+    }
+    let since_epoch = peer
+        .last_handshake
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    put(
+        out,
+        format_args!("last_handshake_time_sec={}", since_epoch.as_secs()),
+    );
+    put(
+        out,
+        format_args!("last_handshake_time_nsec={}", since_epoch.subsec_nanos()),
+    );
+    put(out, format_args!("tx_bytes={}", peer.tx_bytes));
+    put(out, format_args!("rx_bytes={}", peer.rx_bytes));
+    put(
+        out,
+        format_args!(
+            "persistent_keepalive_interval={}",
+            peer.persistent_keepalive.unwrap_or(0)
+        ),
+    );
+    for &(addr, len) in &peer.allowed_ips {
+        put(out, format_args!("allowed_ip={}/{len}", mask(addr, len)));
     }
 }
 

@@ -22,11 +22,24 @@
 //! fast as the client reads it. A connection
 //! closed in the middle of a request has that request discarded, never half-applied.
 //!
+//! Gets, two ways. [`Server::poll`] takes a closure that answers each request whole: a
+//! get costs the description and encoding of every peer in one call. [`Server::serve`]
+//! takes a [`Handler`], whose gets are streamed: the device lines when the request
+//! arrives, then on each poll at most [`Limits::peers_per_poll`] more peers, and only
+//! while less than [`Limits::answer_bytes`] of the answer waits unsent: a poll costs a
+//! batch of peers (if the handler takes up its list where it left it without walking
+//! the peers before), and a connection's memory does not grow with the number of
+//! peers. The bytes are the same either way. Which peers a streamed answer lists when peers come and go while it
+//! is written is the handler's to say ([`Handler::peers`]; for the control plane,
+//! [`crate::uapi::device::Served`]).
+//!
 //! Writes to a client that has gone away fail with EPIPE rather than killing the
 //! process because Rust programs start with SIGPIPE ignored.
 
+use super::answer::Answer;
 use super::protocol::{
-    encode_response, Decoded, Decoder, Request, Response, DEFAULT_MAX_REQUEST_BYTES,
+    encode_response, Decoded, Decoder, Request, Response, SetRequest, UapiError, UapiInterface,
+    UapiPeer, DEFAULT_MAX_REQUEST_BYTES,
 };
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -35,7 +48,6 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use zeroize::Zeroizing;
 
 /// Where `wg` looks for userspace interfaces (wireguard-tools `src/ipc-uapi-unix.h`,
 /// `RUNSTATEDIR "/wireguard/"`).
@@ -63,6 +75,12 @@ pub struct Limits {
     pub timeout: Duration,
     /// Reads (of up to 16 KiB each) per connection per poll; at least one is made.
     pub reads_per_poll: usize,
+    /// Peers of a streamed get ([`Server::serve`]) listed per connection per poll; at
+    /// least one.
+    pub peers_per_poll: usize,
+    /// Bytes of a streamed get that may wait unsent: no more peers are listed while this
+    /// much waits for the client to read it.
+    pub answer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -73,6 +91,11 @@ impl Default for Limits {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             timeout: Duration::from_secs(10),
             reads_per_poll: 4,
+            // About 250 KB of answer per poll.
+            peers_per_poll: 1024,
+            // More than a Unix socket's send buffer (208 KiB by default), so that the
+            // socket never runs dry between two polls.
+            answer_bytes: 256 * 1024,
         }
     }
 }
@@ -96,6 +119,34 @@ pub struct ServerStats {
     pub truncated: u64,
     /// Connections lost to a socket error other than the client hanging up.
     pub io_errors: u64,
+}
+
+/// The device behind the socket, for [`Server::serve`]: it applies sets, and lists the
+/// peers of a get a few at a time, on as many polls as the client takes to read them.
+pub trait Handler {
+    /// Applies a set request; an error goes to the client as its errno.
+    fn set(&mut self, request: SetRequest) -> Result<(), UapiError>;
+
+    /// The device lines that start a get answer, taken when the request arrives.
+    fn interface(&mut self) -> UapiInterface;
+
+    /// The peers of a get answer, from `cursor` on: 0 for the first peers, then a value
+    /// this method returned. Calls `each` with one peer after another until `each`
+    /// returns false or no peer is left, and returns the cursor of the peers after the
+    /// last one given, or `None` when none is left (the answer then ends).
+    ///
+    /// The calls of one answer come on successive polls, and the device may change in
+    /// between: the cursor should let each peer be given at most once, and every peer
+    /// that stays for the whole answer be given.
+    fn peers(&mut self, cursor: u64, each: &mut dyn FnMut(&UapiPeer) -> bool) -> Option<u64>;
+}
+
+/// How the requests of one poll are answered.
+enum Respond<'a> {
+    /// Each request whole, by a closure ([`Server::poll`]).
+    Whole(&'a mut dyn FnMut(Request) -> Response),
+    /// Gets streamed ([`Server::serve`]).
+    Streamed(&'a mut dyn Handler),
 }
 
 /// Why the socket could not be opened.
@@ -239,14 +290,28 @@ impl Server {
 
     /// Accepts, reads, answers complete requests through `handler`, writes; never waits
     /// for a socket. Requests left over (a client pipelining many) are answered on the
-    /// next calls.
+    /// next calls. Each get is answered whole; [`Server::serve`] streams them instead. A
+    /// streamed get still under way goes on only when [`Server::serve`] is next called.
     pub fn poll(&mut self, handler: &mut dyn FnMut(Request) -> Response) {
-        self.poll_at(Instant::now(), handler)
+        self.poll_at(Instant::now(), &mut Respond::Whole(handler))
     }
 
-    /// Whether an answer is waiting for its client to read the rest of it.
+    /// [`Server::poll`] with gets streamed from `handler`: the poll that reads a get
+    /// takes its device lines, and each poll lists at most [`Limits::peers_per_poll`]
+    /// more of its peers per connection, while the client reads the answer.
+    pub fn serve(&mut self, handler: &mut dyn Handler) {
+        self.poll_at(Instant::now(), &mut Respond::Streamed(handler))
+    }
+
+    /// Whether an answer is waiting for its client to read the rest of it, or has peers
+    /// still to list: the next poll has work to do.
     pub fn writing(&self) -> bool {
-        self.connections.iter().any(|c| c.sent < c.answer.len())
+        self.connections.iter().any(|c| c.answer.pending())
+    }
+
+    /// Bytes of memory the answers of all connections hold now.
+    pub fn answer_bytes_held(&self) -> usize {
+        self.connections.iter().map(|c| c.answer.held()).sum()
     }
 
     /// What to wait on before the next [`Server::poll`]: the listening socket for a
@@ -259,7 +324,7 @@ impl Server {
         };
         into.push(fd(self.listener.as_raw_fd(), libc::POLLIN));
         for c in &self.connections {
-            let events = if c.sent < c.answer.len() {
+            let events = if c.answer.pending() {
                 libc::POLLOUT
             } else {
                 libc::POLLIN
@@ -268,7 +333,7 @@ impl Server {
         }
     }
 
-    fn poll_at(&mut self, now: Instant, handler: &mut dyn FnMut(Request) -> Response) {
+    fn poll_at(&mut self, now: Instant, handler: &mut Respond<'_>) {
         self.accept(now);
         let mut i = 0;
         while i < self.connections.len() {
@@ -408,9 +473,8 @@ enum Outcome {
 struct Connection {
     stream: UnixStream,
     decoder: Decoder,
-    /// The answer being written (it may hold the private key), and how much is sent.
-    answer: Zeroizing<Vec<u8>>,
-    sent: usize,
+    /// The answer being written (it may hold the private key).
+    answer: Answer,
     /// Close once the answer is written.
     close_after_answer: bool,
     deadline: Instant,
@@ -421,8 +485,7 @@ impl Connection {
         Connection {
             stream,
             decoder: Decoder::new(limits.max_request_bytes),
-            answer: Zeroizing::new(Vec::new()),
-            sent: 0,
+            answer: Answer::default(),
             close_after_answer: false,
             deadline: now + limits.timeout,
         }
@@ -433,15 +496,28 @@ impl Connection {
         now: Instant,
         limits: &Limits,
         stats: &mut ServerStats,
-        handler: &mut dyn FnMut(Request) -> Response,
+        handler: &mut Respond<'_>,
     ) -> Outcome {
         let mut reads = 0;
         let mut answers = 0;
+        let mut filled = false;
         loop {
-            if self.sent < self.answer.len() {
-                match self.stream.write(&self.answer[self.sent..]) {
+            // The next peers of a streamed get: once per poll, and only while little of
+            // the answer waits unsent.
+            if let Respond::Streamed(h) = handler {
+                if !filled
+                    && self.answer.streaming()
+                    && self.answer.unsent().len() < limits.answer_bytes
+                {
+                    filled = true;
+                    self.answer
+                        .fill(&mut **h, limits.peers_per_poll, limits.answer_bytes);
+                }
+            }
+            if !self.answer.unsent().is_empty() {
+                match self.stream.write(self.answer.unsent()) {
                     Ok(n) if n > 0 => {
-                        self.sent += n;
+                        self.answer.sent(n);
                         // A client reading a long answer (`wg show` of many peers) is
                         // making progress: the timeout counts from its last read.
                         self.deadline = now + limits.timeout;
@@ -453,10 +529,13 @@ impl Connection {
                     Err(err) => return lost(stats, err),
                 }
             }
+            if self.answer.streaming() {
+                // Its next peers come on the next poll.
+                break;
+            }
             if !self.answer.is_empty() {
                 // Dropping the old buffer wipes it.
-                self.answer = Zeroizing::new(Vec::new());
-                self.sent = 0;
+                self.answer = Answer::default();
                 self.deadline = now + limits.timeout;
             }
             if self.close_after_answer {
@@ -505,8 +584,8 @@ impl fmt::Debug for Connection {
         // Not the answer itself: it may hold the private key.
         f.debug_struct("Connection")
             .field("decoder", &self.decoder)
-            .field("answer_bytes", &self.answer.len())
-            .field("sent", &self.sent)
+            .field("answer_unsent", &self.answer.unsent().len())
+            .field("answer_streaming", &self.answer.streaming())
             .field("close_after_answer", &self.close_after_answer)
             .field("deadline", &self.deadline)
             .finish()
@@ -526,20 +605,29 @@ fn lost(stats: &mut ServerStats, err: io::Error) -> Outcome {
     Outcome::Closed
 }
 
-/// Runs one decoded request through the handler and encodes the answer.
+/// Runs one decoded request through the handler and encodes the answer, or its start.
 fn answer(
     decoded: Decoded,
     stats: &mut ServerStats,
-    handler: &mut dyn FnMut(Request) -> Response,
+    handler: &mut Respond<'_>,
     close: &mut bool,
-) -> Zeroizing<Vec<u8>> {
+) -> Answer {
     let response = match decoded {
         Decoded::Request(request) => {
             match request {
                 Request::Get => stats.gets += 1,
                 Request::Set(_) => stats.sets += 1,
             }
-            handler(request)
+            match (handler, request) {
+                (Respond::Whole(handler), request) => handler(request),
+                (Respond::Streamed(handler), Request::Get) => {
+                    return Answer::streamed(&handler.interface());
+                }
+                (Respond::Streamed(handler), Request::Set(set)) => match handler.set(set) {
+                    Ok(()) => Response::Applied,
+                    Err(error) => Response::Failed(error),
+                },
+            }
         }
         Decoded::Rejected(error) => Response::Failed(error),
         Decoded::Desynced(error) => {
@@ -552,7 +640,7 @@ fn answer(
         stats.failed += 1;
         tracing::warn!("uapi: request failed: {error}");
     }
-    encode_response(&response)
+    Answer::whole(encode_response(&response))
 }
 
 #[cfg(test)]
