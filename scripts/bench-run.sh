@@ -365,6 +365,15 @@ bench_fib() {
     done
 }
 
+# bench_handshakes N: full WireGuard handshakes per second on one core, the control
+# plane with N peers as responder and as initiator, with real X25519
+# (examples/handshake_rate.rs).
+bench_handshakes() {
+    bench_log "handshakes per second on one core, $1 peers"
+    taskset -c 1 "$REPO/target/release/examples/handshake_rate" "$1" >"$WORK/handshakes.txt" 2>&1 ||
+        echo "handshake_rate failed: $?" >>"$WORK/handshakes.txt"
+}
+
 bench_main() {
     local quick= doc=$REPO/docs/benchmarks.md keep=
     while (($#)); do
@@ -383,7 +392,7 @@ bench_main() {
     local -a search_cryptodev=(--sizes 64,1420 --trial-ms 1000 --latency-count 2000 --latency-sizes 64)
     local -a search_scaling=(--sizes 64,1420 --trial-ms 500 --latency-rate 0)
     local aead_secs=1 iperf_secs=10 latency_count=20000 tunnel_packets=200000 tunnel_sizes=64,1420
-    local fib_prefixes=1000000
+    local fib_prefixes=1000000 handshake_peers=10000
     local -a scale_counts=(10000 100000 1000000)
     if [[ -n $quick ]]; then
         search=(--sizes 64,1420 --trial-ms 200 --max-trials 5 --latency-count 2000)
@@ -397,11 +406,13 @@ bench_main() {
         tunnel_sizes=64
         scale_counts=(1000 10000)
         fib_prefixes=100000
+        handshake_peers=2000
     fi
     local started=$SECONDS
     machine_info "$WORK/machine.json"
     bench_aead "$aead_secs"
     bench_costs
+    bench_handshakes "$handshake_peers"
     bench_fib "$fib_prefixes"
     bench_memif "${search[@]}"
     bench_memif_zero_copy "${search_cryptodev[@]}"
