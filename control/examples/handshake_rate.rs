@@ -606,10 +606,8 @@ fn main() {
          their timing. With the static-static DH precomputed per peer, each side of a \
          handshake needs 3 variable-base X25519 and \
          one fixed-base (its ephemeral public key, {base:.2} of a variable-base one here): \
-         {:.2} X25519 at the least; the engine makes each ephemeral public key twice \
-         ({:.2}).",
+         {:.2} X25519 at the least.",
         control::plane::load::UNDER_LOAD_DEPTH,
         3.0 + base,
-        3.0 + 2.0 * base
     );
 }

@@ -259,9 +259,11 @@ impl PeerHandshake {
     ) -> Result<[u8; INITIATION_LEN], HandshakeError> {
         let mut symmetric = SymmetricState::with_responder_static(IDENTIFIER, &self.remote_static);
         let ephemeral = StaticSecret::random_from_rng(&mut *rng);
+        // A fixed-base scalar multiplication: made once for the hash and the message.
+        let ephemeral_public = PublicKey::from(&ephemeral);
         let mut sealed_timestamp = [0u8; TIMESTAMP_LEN + TAG_LEN];
         let sealed_static = symmetric.write_initiation(
-            &ephemeral,
+            (&ephemeral, &ephemeral_public),
             &id.public,
             &self.remote_static,
             &self.static_static,
@@ -273,7 +275,7 @@ impl PeerHandshake {
         let mut view = Initiation::new_unchecked(&mut msg[..]);
         view.set_message_type();
         view.set_sender(local_index);
-        view.set_ephemeral(PublicKey::from(&ephemeral).as_bytes());
+        view.set_ephemeral(ephemeral_public.as_bytes());
         view.set_encrypted_static(&sealed_static);
         view.set_encrypted_timestamp(&sealed_timestamp);
         self.cookies.add_macs(&mut msg, local_index, now);
@@ -369,9 +371,10 @@ impl PeerHandshake {
         self.state = State::Idle;
 
         let ephemeral = StaticSecret::random_from_rng(&mut *rng);
+        let ephemeral_public = PublicKey::from(&ephemeral);
         let mut sealed_nothing = [0u8; TAG_LEN];
         symmetric.write_response(
-            &ephemeral,
+            (&ephemeral, &ephemeral_public),
             &remote_ephemeral,
             &self.remote_static,
             &self.psk,
@@ -384,7 +387,7 @@ impl PeerHandshake {
         view.set_message_type();
         view.set_sender(local_index);
         view.set_receiver(remote_index);
-        view.set_ephemeral(PublicKey::from(&ephemeral).as_bytes());
+        view.set_ephemeral(ephemeral_public.as_bytes());
         view.set_encrypted_nothing(&sealed_nothing);
         self.cookies.add_macs(&mut msg, local_index, now);
 

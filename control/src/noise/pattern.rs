@@ -122,7 +122,7 @@ impl SymmetricState {
     /// (`payload.len() + TAG_LEN` bytes). The caller has sent `e`'s public key first.
     pub fn write_initiation(
         &mut self,
-        ephemeral: &StaticSecret,
+        (ephemeral, ephemeral_public): (&StaticSecret, &PublicKey),
         own_static: &PublicKey,
         responder_static: &PublicKey,
         static_static: &SecretKey,
@@ -130,7 +130,7 @@ impl SymmetricState {
         sealed_payload: &mut [u8],
     ) -> Result<[u8; SEALED_STATIC_LEN], HandshakeError> {
         // e: the ephemeral public key goes out in the clear.
-        self.mix_ephemeral(&PublicKey::from(ephemeral));
+        self.mix_ephemeral(ephemeral_public);
         // es: (C, k) := KDF2(C, DH(E_priv, S_pub_responder)).
         let shared = dh(ephemeral, responder_static).map_err(|_| HandshakeError::BadPublicKey)?;
         let key = self.mix_key_for_aead(&shared[..]);
@@ -187,14 +187,14 @@ impl SymmetricState {
     /// key first.
     pub fn write_response(
         &mut self,
-        ephemeral: &StaticSecret,
+        (ephemeral, ephemeral_public): (&StaticSecret, &PublicKey),
         initiator_ephemeral: &PublicKey,
         initiator_static: &PublicKey,
         psk: &[u8; KEY_LEN],
         payload: &[u8],
         sealed_payload: &mut [u8],
     ) -> Result<(), HandshakeError> {
-        self.mix_ephemeral(&PublicKey::from(ephemeral));
+        self.mix_ephemeral(ephemeral_public);
         // ee: C := KDF1(C, DH(E_priv_responder, E_pub_initiator)).
         let shared =
             dh(ephemeral, initiator_ephemeral).map_err(|_| HandshakeError::BadPublicKey)?;
@@ -309,7 +309,7 @@ mod tests {
         let mut sealed_payload1 = vec![0u8; payload1.len() + TAG_LEN];
         let sealed_static = initiator
             .write_initiation(
-                &init_ephemeral,
+                (&init_ephemeral, &PublicKey::from(&init_ephemeral)),
                 &init_public,
                 &resp_public,
                 &static_static,
@@ -351,7 +351,7 @@ mod tests {
         let init_ephemeral_public = PublicKey::from(&init_ephemeral);
         responder
             .write_response(
-                &resp_ephemeral,
+                (&resp_ephemeral, &PublicKey::from(&resp_ephemeral)),
                 &init_ephemeral_public,
                 &claimed,
                 &psk,
