@@ -135,7 +135,7 @@ pub(super) fn parse<'t>(
                 Line::Entry(col) | Line::Content(col) => col,
             };
             let body = &line[col..];
-            if open_list && col >= column && list_column.is_none_or(|c| c == col) {
+            if open_list && col >= column && list_column.map_or(true, |c| c == col) {
                 if let Some(item) = body.strip_prefix("- ") {
                     list_column = Some(col);
                     let item = item.trim_start_matches(' ');
