@@ -19,8 +19,9 @@
 //!   completes the handshake, installs the keypair and sends the waiting packet through
 //!   the tunnel.
 //! - The same engine alone, the peers' side of the same handshakes (no control plane),
-//!   and one X25519 scalar multiplication alone (x25519-dalek as the engine calls it:
-//!   `StaticSecret::diffie_hellman`, variable base) and a public key made from a secret
+//!   and one X25519 scalar multiplication alone (aws-lc's, as the engine calls it:
+//!   `noise::dh`, variable base; and x25519-dalek's, which the engine used before, for
+//!   comparison) and a public key made from a secret
 //!   (fixed base, as each ephemeral key is), sampled between the rounds so that they run
 //!   under the same conditions, to express each handshake in X25519s. The static-static
 //!   DH is precomputed when a peer is configured, so each side does three variable-base
@@ -294,34 +295,41 @@ struct Row {
 /// shared or virtual machine, whatever else runs weighs on both alike.
 struct X25519 {
     secret: StaticSecret,
+    key: control::noise::DhKey,
     public: PublicKey,
     /// Variable base: operations, seconds, clocks.
     dh: (usize, f64, u64),
+    /// Variable base, x25519-dalek.
+    dalek: (usize, f64, u64),
     /// Fixed base.
     base: (usize, f64, u64),
 }
 
 impl X25519 {
     fn new() -> Self {
+        let secret = StaticSecret::random_from_rng(OsRng);
         let x = X25519 {
-            secret: StaticSecret::random_from_rng(OsRng),
+            key: control::noise::DhKey::new(&secret),
+            secret,
             public: PublicKey::from(&StaticSecret::random_from_rng(OsRng)),
             dh: (0, 0.0, 0),
+            dalek: (0, 0.0, 0),
             base: (0, 0.0, 0),
         };
         // Warm up.
         for _ in 0..100 {
             black_box(black_box(&x.secret).diffie_hellman(black_box(&x.public)));
+            let _ = black_box(control::noise::dh(black_box(&x.key), black_box(&x.public)));
         }
         x
     }
 
     /// `DH_PER_ROUND` of each kind.
     fn sample(&mut self) {
-        let (secret, public) = (&self.secret, &self.public);
+        let (secret, key, public) = (&self.secret, &self.key, &self.public);
         let (secs, clocks) = measure(|| {
             for _ in 0..DH_PER_ROUND {
-                black_box(black_box(secret).diffie_hellman(black_box(public)));
+                let _ = black_box(control::noise::dh(black_box(key), black_box(public)));
             }
         });
         self.dh = (
@@ -331,7 +339,17 @@ impl X25519 {
         );
         let (secs, clocks) = measure(|| {
             for _ in 0..DH_PER_ROUND {
-                black_box(PublicKey::from(black_box(secret)));
+                black_box(black_box(secret).diffie_hellman(black_box(public)));
+            }
+        });
+        self.dalek = (
+            self.dalek.0 + DH_PER_ROUND,
+            self.dalek.1 + secs,
+            self.dalek.2 + clocks,
+        );
+        let (secs, clocks) = measure(|| {
+            for _ in 0..DH_PER_ROUND {
+                black_box(control::noise::DhKey::new(black_box(secret)).public_key());
             }
         });
         self.base = (
@@ -557,13 +575,20 @@ fn main() {
     let (dh_ops, dh_secs, dh_clocks) = x25519.dh;
     let (base_ops, base_secs, base_clocks) = x25519.base;
     rows.push(Row {
-        role: "X25519, variable base (`diffie_hellman`)",
+        role: "X25519, variable base (aws-lc, `noise::dh`, as the engine)",
         count: dh_ops,
         secs: dh_secs,
         clocks: dh_clocks,
     });
+    let (dalek_ops, dalek_secs, dalek_clocks) = x25519.dalek;
     rows.push(Row {
-        role: "X25519, fixed base (public key of an ephemeral secret)",
+        role: "X25519, variable base (x25519-dalek, the engine's before)",
+        count: dalek_ops,
+        secs: dalek_secs,
+        clocks: dalek_clocks,
+    });
+    rows.push(Row {
+        role: "X25519, fixed base (an ephemeral key imported, its public key made)",
         count: base_ops,
         secs: base_secs,
         clocks: base_clocks,

@@ -882,7 +882,7 @@ impl Generator {
                 self.peers[p]
                     .keys
                     .as_ref()
-                    .is_none_or(|k| k.established.elapsed() >= renew_after)
+                    .map_or(true, |k| k.established.elapsed() >= renew_after)
             })
             .collect();
         todo.reverse();

@@ -712,7 +712,7 @@ fn search_all(
                     if passed
                         && best
                             .as_ref()
-                            .is_none_or(|b| b.result.offered_rate <= r.result.offered_rate)
+                            .map_or(true, |b| b.result.offered_rate <= r.result.offered_rate)
                     {
                         best = Some(r.clone());
                     }

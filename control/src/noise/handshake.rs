@@ -30,13 +30,14 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::cookie::{self, CookieGenerator};
 use super::pattern::SymmetricState;
-use super::primitives::{dh, SecretKey, KEY_LEN};
+use super::primitives::{dh, DhKey, SecretKey, KEY_LEN};
 use super::{HandshakeError, Tai64N, HANDSHAKE_INITIATION_RATE, IDENTIFIER};
 
 /// Our static key pair and the keys derived from our public key. Secrets are wiped on
 /// drop and never printed.
 pub struct Identity {
-    private: StaticSecret,
+    /// The private key, ready for X25519.
+    private: DhKey,
     public: PublicKey,
     /// `HASH(LABEL_MAC1 || S_pub)`: checks mac1 on messages sent to us.
     mac1_key: [u8; KEY_LEN],
@@ -48,7 +49,7 @@ impl Identity {
     pub fn new(private: StaticSecret) -> Self {
         let public = PublicKey::from(&private);
         Identity {
-            private,
+            private: DhKey::new(&private),
             public,
             mac1_key: cookie::mac1_key(&public),
             cookie_key: cookie::cookie_key(&public),
@@ -161,7 +162,7 @@ enum State {
     InitiationSent {
         local_index: u32,
         sent: Duration,
-        ephemeral: StaticSecret,
+        ephemeral: DhKey,
         symmetric: SymmetricState,
     },
     InitiationConsumed {
@@ -258,9 +259,9 @@ impl PeerHandshake {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<[u8; INITIATION_LEN], HandshakeError> {
         let mut symmetric = SymmetricState::with_responder_static(IDENTIFIER, &self.remote_static);
-        let ephemeral = StaticSecret::random_from_rng(&mut *rng);
+        let ephemeral = DhKey::random(&mut *rng);
         // A fixed-base scalar multiplication: made once for the hash and the message.
-        let ephemeral_public = PublicKey::from(&ephemeral);
+        let ephemeral_public = ephemeral.public_key();
         let mut sealed_timestamp = [0u8; TIMESTAMP_LEN + TAG_LEN];
         let sealed_static = symmetric.write_initiation(
             (&ephemeral, &ephemeral_public),
@@ -370,8 +371,8 @@ impl PeerHandshake {
         // Whatever happens next, this initiation has been answered or cannot be.
         self.state = State::Idle;
 
-        let ephemeral = StaticSecret::random_from_rng(&mut *rng);
-        let ephemeral_public = PublicKey::from(&ephemeral);
+        let ephemeral = DhKey::random(&mut *rng);
+        let ephemeral_public = ephemeral.public_key();
         let mut sealed_nothing = [0u8; TAG_LEN];
         symmetric.write_response(
             (&ephemeral, &ephemeral_public),

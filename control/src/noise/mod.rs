@@ -44,7 +44,7 @@ use std::time::Duration;
 
 pub use cookie::CookieChecker;
 pub use handshake::{HandshakePhase, Identity, InitiationInfo, PeerHandshake, Session};
-pub use primitives::KEY_LEN;
+pub use primitives::{dh, DhKey, KEY_LEN};
 pub use tai64n::Tai64N;
 
 /// The Noise protocol name, hashed into the initial chaining key (whitepaper 5.4).

@@ -17,11 +17,11 @@
 //! payload and an empty second payload. Each key is used for one AEAD operation only, so every nonce
 //! counter is zero. Message layout (indexes, MACs) is the caller's.
 
-use x25519_dalek::{PublicKey, StaticSecret};
+use x25519_dalek::PublicKey;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::primitives::{
-    aead_open, aead_seal, dh, hash, kdf1, kdf2, kdf3, SecretKey, KEY_LEN, TAG_LEN,
+    aead_open, aead_seal, dh, hash, kdf1, kdf2, kdf3, DhKey, SecretKey, KEY_LEN, TAG_LEN,
 };
 use super::{HandshakeError, CONSTRUCTION};
 
@@ -122,7 +122,7 @@ impl SymmetricState {
     /// (`payload.len() + TAG_LEN` bytes). The caller has sent `e`'s public key first.
     pub fn write_initiation(
         &mut self,
-        (ephemeral, ephemeral_public): (&StaticSecret, &PublicKey),
+        (ephemeral, ephemeral_public): (&DhKey, &PublicKey),
         own_static: &PublicKey,
         responder_static: &PublicKey,
         static_static: &SecretKey,
@@ -148,7 +148,7 @@ impl SymmetricState {
     /// returned is only a claim until [`Self::read_initiation_payload`] succeeds.
     pub fn read_initiation_static(
         &mut self,
-        own_private: &StaticSecret,
+        own_private: &DhKey,
         ephemeral: &PublicKey,
         sealed_static: &[u8; SEALED_STATIC_LEN],
     ) -> Result<PublicKey, HandshakeError> {
@@ -187,7 +187,7 @@ impl SymmetricState {
     /// key first.
     pub fn write_response(
         &mut self,
-        (ephemeral, ephemeral_public): (&StaticSecret, &PublicKey),
+        (ephemeral, ephemeral_public): (&DhKey, &PublicKey),
         initiator_ephemeral: &PublicKey,
         initiator_static: &PublicKey,
         psk: &[u8; KEY_LEN],
@@ -213,8 +213,8 @@ impl SymmetricState {
     /// authenticates the responder and the whole transcript.
     pub fn read_response(
         &mut self,
-        ephemeral: &StaticSecret,
-        own_private: &StaticSecret,
+        ephemeral: &DhKey,
+        own_private: &DhKey,
         psk: &[u8; KEY_LEN],
         responder_ephemeral: &PublicKey,
         sealed_payload: &[u8],
@@ -241,6 +241,7 @@ impl SymmetricState {
 mod tests {
     use super::super::primitives::aead_open;
     use super::*;
+    use x25519_dalek::StaticSecret;
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -296,7 +297,7 @@ mod tests {
             "init_remote_static of the vector"
         );
         let init_public = PublicKey::from(&init_static);
-        let static_static = dh(&init_static, &resp_public).unwrap();
+        let static_static = dh(&DhKey::new(&init_static), &resp_public).unwrap();
 
         // Message 1: e (32) || sealed s (48) || sealed payload.
         let payload1 = hex("4c756477696720766f6e204d69736573");
@@ -309,7 +310,10 @@ mod tests {
         let mut sealed_payload1 = vec![0u8; payload1.len() + TAG_LEN];
         let sealed_static = initiator
             .write_initiation(
-                (&init_ephemeral, &PublicKey::from(&init_ephemeral)),
+                (
+                    &DhKey::new(&init_ephemeral),
+                    &PublicKey::from(&init_ephemeral),
+                ),
                 &init_public,
                 &resp_public,
                 &static_static,
@@ -328,13 +332,13 @@ mod tests {
         let mut responder = SymmetricState::with_responder_static(&prologue, &resp_public);
         let claimed = responder
             .read_initiation_static(
-                &resp_static,
+                &DhKey::new(&resp_static),
                 &PublicKey::from(<[u8; 32]>::try_from(&message1[..32]).unwrap()),
                 message1[32..80].try_into().unwrap(),
             )
             .unwrap();
         assert_eq!(claimed, init_public);
-        let responder_static_static = dh(&resp_static, &claimed).unwrap();
+        let responder_static_static = dh(&DhKey::new(&resp_static), &claimed).unwrap();
         let mut opened1 = vec![0u8; payload1.len()];
         responder
             .read_initiation_payload(&responder_static_static, &message1[80..], &mut opened1)
@@ -351,7 +355,10 @@ mod tests {
         let init_ephemeral_public = PublicKey::from(&init_ephemeral);
         responder
             .write_response(
-                (&resp_ephemeral, &PublicKey::from(&resp_ephemeral)),
+                (
+                    &DhKey::new(&resp_ephemeral),
+                    &PublicKey::from(&resp_ephemeral),
+                ),
                 &init_ephemeral_public,
                 &claimed,
                 &psk,
@@ -369,8 +376,8 @@ mod tests {
         let mut opened2 = vec![0u8; payload2.len()];
         initiator
             .read_response(
-                &init_ephemeral,
-                &init_static,
+                &DhKey::new(&init_ephemeral),
+                &DhKey::new(&init_static),
                 &psk,
                 &PublicKey::from(<[u8; 32]>::try_from(&message2[..32]).unwrap()),
                 &message2[32..],

@@ -163,7 +163,7 @@ impl<B: PacketBuf> Resolver<B> {
                         self.stats.ignored += 1;
                         return;
                     };
-                    if port.on_link(IpAddr::V6(src)) || src.is_unicast_link_local() {
+                    if port.on_link(IpAddr::V6(src)) || (src.segments()[0] & 0xffc0) == 0xfe80 {
                         self.learn(side, IpAddr::V6(src), mac, out);
                     }
                     (src, mac, true)
