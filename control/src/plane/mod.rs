@@ -42,7 +42,7 @@ use peer::{Due, PeerState, Peers};
 use rand_core::{CryptoRng, RngCore};
 pub use round::{ControlIo, Round};
 pub use stats::{ControlDrop, ControlEvent, ControlStats};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -115,6 +115,11 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     batching: bool,
     /// Routes changed since the tables were last published.
     routes_dirty: bool,
+    /// Networks whose owner changed since the tables were last published: the next
+    /// publication changes only these in a copy of the published table, unless
+    /// `rebuild` (new port tables) or so many changed that building anew is cheaper.
+    changed_nets: HashSet<(IpAddr, u8)>,
+    rebuild: bool,
     /// Local indexes of initiations in flight, by their slot in `Sessions`.
     pending: HashMap<usize, (u32, usize)>,
     resolver: Resolver<B>,
@@ -227,6 +232,8 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             owners: HashMap::new(),
             batching: false,
             routes_dirty: false,
+            changed_nets: HashSet::new(),
+            rebuild: true,
             pending: HashMap::new(),
             resolver: Resolver::default(),
             backend: Backend::software(),
@@ -288,7 +295,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             .free_id(max)
             .ok_or_else(|| format!("no room: wgdp holds at most {max} peers"))?;
         for &net in &spec.allowed_ips {
-            self.owners.insert(net, id);
+            self.own(net, id);
         }
         let shared = Arc::new(Peer::new(id as u32, spec.endpoint));
         let base = self.shared.activity.total(id as u32);
@@ -330,11 +337,18 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         true
     }
 
+    /// Peer `id` owns `net` now.
+    fn own(&mut self, net: (IpAddr, u8), id: usize) {
+        self.owners.insert(net, id);
+        self.changed_nets.insert(net);
+    }
+
     /// Forget that peer `id` owns `nets`.
     fn disown(&mut self, id: usize, nets: &[(IpAddr, u8)]) {
         for net in nets {
             if self.owners.get(net) == Some(&id) {
                 self.owners.remove(net);
+                self.changed_nets.insert(*net);
             }
         }
     }
@@ -354,8 +368,9 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.wake(id);
         if old.allowed_ips != self.peers.live(id).spec.allowed_ips {
             self.disown(id, &old.allowed_ips);
-            for &net in &self.peers.live(id).spec.allowed_ips {
-                self.owners.insert(net, id);
+            let nets = self.peers.live(id).spec.allowed_ips.clone();
+            for net in nets {
+                self.own(net, id);
             }
             self.routes_changed();
         }
@@ -491,18 +506,38 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// peers' routes.
     pub fn set_port_tables(&mut self, base: Tables) {
         self.shared.tables.store(Arc::new(base));
+        self.rebuild = true;
         self.routes_changed();
     }
 
-    /// Rebuilds cryptokey routing from the peers and publishes the tables.
+    /// Publishes the tables with cryptokey routing as the peers have it now: the
+    /// published table with the changed networks changed (a copy costs about a tenth of
+    /// building anew: docs/benchmarks.md, "Allowed-IPs lookups"), or built anew from
+    /// every peer after new port tables or when more than a quarter of it changed.
     fn publish_tables(&mut self) {
-        let mut allowed = PrefixTable::new();
-        for (&(addr, len), &id) in &self.owners {
-            if let Some(ps) = self.peers.get(id) {
-                allowed.insert(addr, len, ps.shared.clone());
+        let current = self.tables();
+        let allowed = if self.rebuild || self.changed_nets.len() > self.owners.len() / 4 {
+            let mut allowed = PrefixTable::new();
+            for (&(addr, len), &id) in &self.owners {
+                if let Some(ps) = self.peers.get(id) {
+                    allowed.insert(addr, len, ps.shared.clone());
+                }
             }
-        }
-        let t = self.tables().with_allowed(allowed);
+            allowed
+        } else {
+            let mut allowed = current.allowed.clone();
+            for &(addr, len) in &self.changed_nets {
+                let owner = self.owners.get(&(addr, len));
+                match owner.and_then(|&id| self.peers.get(id)) {
+                    Some(ps) => allowed.insert(addr, len, ps.shared.clone()),
+                    None => allowed.remove(addr, len),
+                };
+            }
+            allowed
+        };
+        self.changed_nets.clear();
+        self.rebuild = false;
+        let t = current.with_allowed(allowed);
         self.shared.tables.store(Arc::new(t));
         self.routes_dirty = false;
     }

@@ -680,6 +680,93 @@ mod tests {
         }
     }
 
+    /// Cryptokey routing as published, changed network by network, is what a table
+    /// built anew from the peers would be, through adds, removals, updates, networks
+    /// taken from one peer by another, batches and new port tables.
+    #[test]
+    fn the_published_routes_are_those_of_the_peers() {
+        use crate::plane::ControlPlane;
+        use dataplane::buf::HeapBuf;
+        use dataplane::lpm::PrefixTable;
+        use dataplane::session::Sessions;
+        use dataplane::tables::{PortTables, Shared, Tables};
+        use std::collections::BTreeSet;
+        use std::net::{IpAddr, Ipv4Addr};
+
+        let tables = || Tables {
+            ports: [
+                PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
+                PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
+            ],
+            allowed: PrefixTable::new(),
+            listen_port: 51820,
+            mtu: 1420,
+            outer_dscp: Default::default(),
+        };
+        let shared = Arc::new(Shared::new(tables(), Sessions::new(10, 64)));
+        let mut plane: ControlPlane<HeapBuf, Counting> =
+            ControlPlane::new(&[5; 32], &[], shared, Counting(0)).unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let key = |k: u64| *PublicKey::from(&StaticSecret::from([k as u8 + 1; 32])).as_bytes();
+        // Networks from a small pool, so that peers take them from each other.
+        let net = |n: u64| (IpAddr::V4(Ipv4Addr::new(198, 18, n as u8, 0)), 24u8);
+        let spec = |k: u64, nets: &[u64]| PeerSpec {
+            public_key: key(k),
+            preshared_key: None,
+            endpoint: None,
+            allowed_ips: nets.iter().map(|&n| net(n)).collect(),
+            persistent_keepalive: None,
+        };
+        for step in 0..400 {
+            let k = next(40);
+            let nets: Vec<u64> = (0..next(4)).map(|_| next(60)).collect();
+            match next(10) {
+                0..=3 => {
+                    let _ = plane.add_peer(spec(k, &nets));
+                }
+                4 | 5 => {
+                    plane.remove_peer(&key(k));
+                }
+                6 | 7 => {
+                    plane.update_peer(spec(k, &nets));
+                }
+                8 => {
+                    plane.batch(|p| {
+                        for j in 0..5 {
+                            let k = (k + j) % 40;
+                            if p.update_peer(spec(k, &nets)) {
+                                continue;
+                            }
+                            let _ = p.add_peer(spec(k, &nets));
+                        }
+                        p.remove_peer(&key((k + 7) % 40));
+                    });
+                }
+                _ => plane.set_port_tables(tables()),
+            }
+            let ids: HashMap<u32, [u8; 32]> = plane
+                .peer_views()
+                .map(|v| (v.peer.id, v.spec.public_key))
+                .collect();
+            let published: BTreeSet<((IpAddr, u8), [u8; 32])> = plane
+                .current_tables()
+                .allowed
+                .entries()
+                .map(|(a, l, p)| ((a, l), ids[&p.id]))
+                .collect();
+            let owned: BTreeSet<((IpAddr, u8), [u8; 32])> = (0..60)
+                .filter_map(|n| Some((net(n), *plane.owner_of(net(n))?)))
+                .collect();
+            assert_eq!(published, owned, "step {step}");
+        }
+    }
+
     #[test]
     fn ids_are_reused_as_late_as_possible() {
         let mut peers: Peers<u32> = Peers::default();
