@@ -264,16 +264,18 @@ pub fn port_tables(cfg: &Config, devices: &Devices) -> Tables {
 }
 
 pub fn peer_specs(cfg: &Config) -> Vec<PeerSpec> {
-    cfg.peers
-        .iter()
-        .map(|p| PeerSpec {
-            public_key: p.public_key,
-            preshared_key: p.preshared_key.as_ref().map(|k| *k.as_bytes()),
-            endpoint: p.endpoint,
-            allowed_ips: p.allowed_ips.iter().map(|a| (a.addr, a.len)).collect(),
-            persistent_keepalive: p.persistent_keepalive,
-        })
-        .collect()
+    cfg.peers.iter().map(peer_spec).collect()
+}
+
+/// What the control plane is given for a peer of the configuration.
+pub fn peer_spec(p: &crate::config::PeerConfig) -> PeerSpec {
+    PeerSpec {
+        public_key: p.public_key,
+        preshared_key: p.preshared_key.as_ref().map(|k| *k.as_bytes()),
+        endpoint: p.endpoint,
+        allowed_ips: p.allowed_ips.iter().map(|a| (a.addr, a.len)).collect(),
+        persistent_keepalive: p.persistent_keepalive,
+    }
 }
 
 struct WorkerHandle {

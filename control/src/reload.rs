@@ -12,6 +12,7 @@
 //! that they need a restart.
 
 use crate::config::{Config, PeerConfig};
+use crate::gateway::peer_spec;
 use crate::plane::PeerSpec;
 use std::collections::HashSet;
 
@@ -55,17 +56,6 @@ pub struct Live<'a> {
     pub find: FindPeer<'a>,
     pub listen_port: u16,
     pub private_key: &'a [u8; 32],
-}
-
-/// What the control plane is given for a peer of the file (as `gateway::peer_specs`).
-fn spec(p: &PeerConfig) -> PeerSpec {
-    PeerSpec {
-        public_key: p.public_key,
-        preshared_key: p.preshared_key.as_ref().map(|k| *k.as_bytes()),
-        endpoint: p.endpoint,
-        allowed_ips: p.allowed_ips.iter().map(|a| (a.addr, a.len)).collect(),
-        persistent_keepalive: p.persistent_keepalive,
-    }
 }
 
 /// Whether the control plane's `have` is what the file's `want` says.
@@ -126,8 +116,8 @@ pub fn plan(running: &Config, live: Live<'_>, new: &Config) -> Plan {
             }
         };
         match have {
-            None => p.add.push(spec(want)),
-            Some(s) if !same(want, s) => p.update.push(spec(want)),
+            None => p.add.push(peer_spec(want)),
+            Some(s) if !same(want, s) => p.update.push(peer_spec(want)),
             Some(_) => {}
         }
     }
@@ -298,19 +288,6 @@ mod tests {
         let taken = applied(&old, new);
         assert_eq!(taken.wireguard.mtu, 1400);
         assert_eq!(taken.ports.outside.routes.len(), 1);
-    }
-
-    #[test]
-    fn specs_are_those_the_gateway_starts_with() {
-        let c = config(
-            "",
-            &(peer(P1, "198.18.1.0/24")
-                + "    endpoint: \"198.19.0.1:51820\"\n    persistent_keepalive: 25\n"
-                + &peer(P2, "2001:db8::/64")),
-            "",
-        );
-        let mine: Vec<PeerSpec> = c.peers.iter().map(spec).collect();
-        assert_eq!(mine, peer_specs(&c));
     }
 
     #[test]

@@ -735,41 +735,21 @@ fn the_wg_tool_against_the_server() {
 // the requests `wg addconf`, `wg syncconf` and `wg setconf` send, and B's session must
 // come through all of it: the same handshake, and traffic both ways without a new one.
 
-use control::plane::{ControlEvent, ControlPlane, Now, PeerSpec};
+use control::plane::{ControlEvent, ControlPlane, PeerSpec};
 use control::uapi::device;
-use dataplane::buf::{HeapBuf, PacketBuf};
-use dataplane::counters::WorkerCounters;
-use dataplane::crypto::Backend;
+use dataplane::buf::HeapBuf;
 use dataplane::lpm::PrefixTable;
-use dataplane::memio::MemIo;
 use dataplane::session::Sessions;
-use dataplane::tables::{LocalAddr, PortTables, Shared, Side, Tables};
-use dataplane::wire::{
-    ethernet, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
-    MacAddr, UdpPacket,
-};
-use dataplane::worker::Worker;
+use dataplane::tables::{PortTables, Shared, Side, Tables};
 use rand_core::OsRng;
 
-const MS: u64 = 1_000_000;
+mod common;
+use common::{ip, lan_packet, step, Gw, MS};
+
 /// Peers gateway A has room for.
 const ROOM: usize = 8192;
 /// Peers of the bulk requests.
 const BULK: usize = 5000;
-
-struct Gw {
-    worker: Worker<MemIo>,
-    plane: ControlPlane<HeapBuf, OsRng>,
-    lan_mac: [u8; 6],
-    lan_ip: IpAddr,
-    in_mac: [u8; 6],
-    /// IP packets delivered to the LAN host.
-    delivered: Vec<Vec<u8>>,
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
 
 /// A gateway with one peer, `peer_key`, whose allowed IPs are `peer_net`/24.
 fn gateway(
@@ -780,9 +760,6 @@ fn gateway(
     peer_endpoint: &str,
     id: u8,
 ) -> Gw {
-    let [outside, inside, lan] = addrs;
-    let out_mac = [2, id, 0, 0, 0, 1];
-    let in_mac = [2, id, 0, 0, 0, 2];
     let spec = PeerSpec {
         public_key: *peer_key.as_bytes(),
         preshared_key: None,
@@ -790,114 +767,27 @@ fn gateway(
         allowed_ips: vec![(ip(peer_net), 24)],
         persistent_keepalive: None,
     };
-    let local = |addr: &str| {
-        vec![LocalAddr {
-            addr: ip(addr),
-            prefix_len: 24,
-        }]
-    };
+    common::gateway(key, spec, addrs, id, Sessions::new(14, ROOM))
+}
+
+/// A control plane alone (no worker, ports without addresses) with `specs`.
+fn lone_plane(
+    key: &[u8; 32],
+    specs: &[PeerSpec],
+    sessions: Sessions,
+) -> ControlPlane<HeapBuf, OsRng> {
     let tables = Tables {
         ports: [
-            PortTables::new(out_mac, local(outside)),
-            PortTables::new(in_mac, local(inside)),
+            PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
+            PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
         ],
         allowed: PrefixTable::new(),
         listen_port: 51820,
         mtu: 1420,
         outer_dscp: Default::default(),
     };
-    let shared = Arc::new(Shared::new(tables, Sessions::new(14, ROOM)));
-    let plane = ControlPlane::new(&key.to_bytes(), &[spec], shared.clone(), OsRng).unwrap();
-    let worker = Worker::new(
-        MemIo::default(),
-        shared,
-        Arc::new(WorkerCounters::default()),
-        Backend::software(),
-        256,
-    );
-    Gw {
-        worker,
-        plane,
-        lan_mac: [2, id, 0, 0, 0, 9],
-        lan_ip: ip(lan),
-        in_mac,
-        delivered: Vec::new(),
-    }
-}
-
-fn now(mono: u64) -> Now {
-    Now {
-        mono,
-        wall: UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_nanos(mono),
-    }
-}
-
-/// One step: each worker polls, control runs a round of its loop, frames cross
-/// the outside "wire", and each LAN host answers ARP and takes its packets.
-fn step(a: &mut Gw, b: &mut Gw, t: u64) {
-    for g in [&mut *a, &mut *b] {
-        g.worker.io.now = t;
-        g.worker.poll();
-        // The control loop wgdp runs, on the worker's plain-memory queues.
-        g.plane.round(now(t), &mut g.worker.io);
-        g.worker.poll();
-        for f in std::mem::take(&mut g.worker.io.tx[Side::Inside.index()]) {
-            let eth = EthernetFrame::new_checked(f.data()).unwrap();
-            if eth.ethertype() != EtherType::Arp {
-                assert_eq!(eth.dst_addr(), MacAddr(g.lan_mac));
-                g.delivered.push(eth.payload().to_vec());
-                continue;
-            }
-            let req = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap());
-            if req.operation == ArpOperation::Request
-                && IpAddr::V4(req.target_protocol_addr) == g.lan_ip
-            {
-                let reply = req.reply(MacAddr(g.lan_mac));
-                let mut b = vec![0u8; 14 + 28];
-                let mut e = EthernetFrame::new_unchecked(&mut b[..]);
-                e.set_dst_addr(MacAddr(g.in_mac));
-                e.set_src_addr(MacAddr(g.lan_mac));
-                e.set_ethertype(EtherType::Arp);
-                reply.emit(&mut ArpPacket::new_unchecked(&mut b[14..]));
-                g.worker.io.rx[Side::Inside.index()].push_back(HeapBuf::new(&b));
-            }
-        }
-    }
-    let ab = std::mem::take(&mut a.worker.io.tx[Side::Outside.index()]);
-    let ba = std::mem::take(&mut b.worker.io.tx[Side::Outside.index()]);
-    b.worker.io.rx[Side::Outside.index()].extend(ab);
-    a.worker.io.rx[Side::Outside.index()].extend(ba);
-}
-
-/// A 60-byte UDP packet from `g`'s LAN host to `dst`, its payload filled with `n`.
-fn lan_packet(g: &Gw, dst: &str, n: u8) -> HeapBuf {
-    let mut p = vec![0u8; 60];
-    {
-        let mut h = Ipv4Packet::new_unchecked(&mut p[..]);
-        h.set_version(4);
-        h.set_header_len(20);
-        h.set_total_len(60);
-        h.set_ttl(64);
-        h.set_protocol(IpProtocol::Udp);
-        h.set_src_addr(match g.lan_ip {
-            IpAddr::V4(a) => a,
-            _ => unreachable!(),
-        });
-        h.set_dst_addr(dst.parse().unwrap());
-        h.fill_checksum();
-    }
-    let mut u = UdpPacket::new_unchecked(&mut p[20..]);
-    u.set_src_port(1000);
-    u.set_dst_port(2000);
-    u.set_len(40);
-    u.payload_mut().fill(n);
-    let mut b = vec![0u8; ethernet::HEADER_LEN];
-    let mut e = EthernetFrame::new_unchecked(&mut b[..]);
-    e.set_dst_addr(MacAddr(g.in_mac));
-    e.set_src_addr(MacAddr(g.lan_mac));
-    e.set_ethertype(EtherType::Ipv4);
-    b.extend_from_slice(&p);
-    HeapBuf::new(&b)
+    let shared = Arc::new(Shared::new(tables, sessions));
+    ControlPlane::new(key, specs, shared, OsRng).unwrap()
 }
 
 /// A's LAN is 198.18.2.0/24, B's 198.18.99.0/24.
@@ -1197,17 +1087,6 @@ fn thousands_of_peers_come_change_and_go_while_another_peers_session_runs_on() {
 fn replace_peers_leaves_exactly_what_the_request_lists() {
     let key = StaticSecret::from(made_up_key(1));
     let peers: Vec<[u8; 32]> = (0..4).map(|i| made_up_key(100 + i)).collect();
-    let tables = Tables {
-        ports: [
-            PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
-            PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
-        ],
-        allowed: PrefixTable::new(),
-        listen_port: 51820,
-        mtu: 1420,
-        outer_dscp: Default::default(),
-    };
-    let shared = Arc::new(Shared::new(tables, Sessions::new(10, 16)));
     let specs: Vec<PeerSpec> = peers
         .iter()
         .enumerate()
@@ -1219,8 +1098,7 @@ fn replace_peers_leaves_exactly_what_the_request_lists() {
             persistent_keepalive: Some(25),
         })
         .collect();
-    let mut plane: ControlPlane<HeapBuf, OsRng> =
-        ControlPlane::new(&key.to_bytes(), &specs, shared, OsRng).unwrap();
+    let mut plane = lone_plane(&key.to_bytes(), &specs, Sessions::new(10, 16));
     let [p0, p1, p2] = [0, 1, 2].map(|i| hex(&peers[i]));
     // p0 listed with an allowed IP only; p1 only to be updated; p2 listed, then removed;
     // p3 not listed, and its network goes to p0.
@@ -1257,19 +1135,7 @@ fn replace_peers_leaves_exactly_what_the_request_lists() {
 /// it: as an invalid argument, not as a lack of room.
 #[test]
 fn a_key_of_small_order_is_an_invalid_argument() {
-    let tables = Tables {
-        ports: [
-            PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
-            PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
-        ],
-        allowed: PrefixTable::new(),
-        listen_port: 51820,
-        mtu: 1420,
-        outer_dscp: Default::default(),
-    };
-    let shared = Arc::new(Shared::new(tables, Sessions::new(10, 16)));
-    let mut plane: ControlPlane<HeapBuf, OsRng> =
-        ControlPlane::new(&made_up_key(1), &[], shared, OsRng).unwrap();
+    let mut plane = lone_plane(&made_up_key(1), &[], Sessions::new(10, 16));
     let request = format!("set=1\npublic_key={}\n\n", "00".repeat(32));
     let mut decoder = control::uapi::Decoder::new(1 << 20);
     decoder.push(request.as_bytes());
@@ -1307,19 +1173,8 @@ fn streamed_spec(i: usize) -> PeerSpec {
 
 /// A plane with peers `0..n` of `streamed_spec`; peer `i` has id `i`.
 fn streamed_plane(n: usize) -> ControlPlane<HeapBuf, OsRng> {
-    let tables = Tables {
-        ports: [
-            PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
-            PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
-        ],
-        allowed: PrefixTable::new(),
-        listen_port: 51820,
-        mtu: 1420,
-        outer_dscp: Default::default(),
-    };
-    let shared = Arc::new(Shared::new(tables, Sessions::new(16, STREAMED_ROOM)));
     let specs: Vec<PeerSpec> = (0..n).map(streamed_spec).collect();
-    ControlPlane::new(&made_up_key(1), &specs, shared, OsRng).unwrap()
+    lone_plane(&made_up_key(1), &specs, Sessions::new(16, STREAMED_ROOM))
 }
 
 /// The plane's handler, counting the peers the server asks of it.

@@ -167,13 +167,7 @@ impl Handshakes {
     /// fails `ControlPlane::with_handshakes` as `ControlPlane::new` would.
     pub fn make(private_key: &[u8; 32], specs: &[PeerSpec], threads: usize) -> Handshakes {
         let identity = Identity::new(StaticSecret::from(*private_key));
-        let one = |spec: &PeerSpec| {
-            PeerHandshake::new(
-                &identity,
-                PublicKey::from(spec.public_key),
-                spec.preshared_key.as_ref(),
-            )
-        };
+        let one = |spec: &PeerSpec| handshake(&identity, spec);
         let threads = threads.clamp(1, 64);
         if threads == 1 || specs.len() < 2 {
             return Handshakes(specs.iter().map(one).collect());
@@ -191,6 +185,15 @@ impl Handshakes {
         });
         Handshakes(made)
     }
+}
+
+/// The handshake with the peer of `spec`, for `identity`.
+fn handshake(identity: &Identity, spec: &PeerSpec) -> Result<PeerHandshake, HandshakeError> {
+    PeerHandshake::new(
+        identity,
+        PublicKey::from(spec.public_key),
+        spec.preshared_key.as_ref(),
+    )
 }
 
 /// A worker-style buffer allocator.
@@ -270,11 +273,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
 
     /// Adds a peer; its id is returned. The tables are published.
     pub fn add_peer(&mut self, spec: PeerSpec) -> Result<u32, String> {
-        let hs = PeerHandshake::new(
-            &self.identity,
-            PublicKey::from(spec.public_key),
-            spec.preshared_key.as_ref(),
-        );
+        let hs = handshake(&self.identity, &spec);
         let id = self.insert_peer(spec, hs)?;
         self.routes_changed();
         Ok(id)
