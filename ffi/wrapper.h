@@ -24,11 +24,13 @@
 /*
  * DPDK's longest-prefix-match tables (DIR-24-8 for IPv4, a trie for IPv6) and
  * the heap statistics their memory is counted with: measured against the
- * allowed-IPs table (dataplane/examples/fib_cost.rs).
+ * allowed-IPs table (dataplane/examples/fib_cost.rs); rte_fib holds the IPv4
+ * allowed IPs (ffi/src/fib.rs), walked through its rte_rib.
  */
 #include <rte_malloc.h>
 #include <rte_fib.h>
 #include <rte_fib6.h>
+#include <rte_rib.h>
 /*
  * The ring PMD's constructor: a port over rings that tests stand in for the
  * wire with. The driver library is linked for this one symbol (see port.rs).

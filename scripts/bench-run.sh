@@ -245,7 +245,7 @@ bench_scale() {
         # shellcheck disable=SC2046 # word splitting of the memory options is wanted
         cat >"$dir/gw.yaml" <<EOF
 dpdk:
-  eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-scale" $(eal_memory))
+  eal_args: $(yaml_list --no-pci --file-prefix "wgdp-bench-$$-scale" $(eal_memory $((256 + n * 1400 / 1000000))))
   lcores: { control: 0, workers: [1] }
 ports:
   outside:

@@ -12,7 +12,6 @@
 
 use control::plane::{ControlPlane, Now, PeerSpec};
 use dataplane::buf::HeapBuf;
-use dataplane::lpm::PrefixTable;
 use dataplane::session::{Keypair, Sessions};
 use dataplane::tables::{LocalAddr, PortTables, Shared, Tables};
 use rand_core::{OsRng, RngCore};
@@ -89,7 +88,7 @@ fn main() {
         };
         let tables = Tables {
             ports: [port("198.19.0.2"), port("198.18.2.1")],
-            allowed: PrefixTable::new(),
+            allowed: Default::default(),
             listen_port: 51820,
             mtu: 1420,
             outer_dscp: Default::default(),

@@ -41,7 +41,6 @@ use control::plane::{frames, ControlEvent, ControlPlane, Handshakes, Now, PeerSp
 use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::clock::tsc;
 use dataplane::counters::Punt;
-use dataplane::lpm::PrefixTable;
 use dataplane::memio::MemIo;
 use dataplane::meta;
 use dataplane::session::Sessions;
@@ -137,7 +136,7 @@ fn tables() -> Tables {
     );
     Tables {
         ports: [outside, inside],
-        allowed: PrefixTable::new(),
+        allowed: Default::default(),
         listen_port: LISTEN_PORT,
         mtu: 1420,
         outer_dscp: Default::default(),

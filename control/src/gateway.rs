@@ -16,7 +16,6 @@ use crate::reload;
 use crate::uapi;
 use dataplane::counters::WorkerCounters;
 use dataplane::crypto::Backend;
-use dataplane::lpm::PrefixTable;
 use dataplane::mbuf::DpdkIo;
 use dataplane::session::Sessions;
 use dataplane::tables::{LocalAddr, NextHop, PortTables, Shared, Tables};
@@ -256,7 +255,7 @@ pub fn port_tables(cfg: &Config, devices: &Devices) -> Tables {
     };
     Tables {
         ports: [port(&cfg.ports.outside, 0), port(&cfg.ports.inside, 1)],
-        allowed: PrefixTable::new(),
+        allowed: Default::default(),
         listen_port: cfg.wireguard.listen_port,
         mtu: cfg.wireguard.mtu,
         outer_dscp: cfg.wireguard.outer_dscp,
@@ -774,11 +773,13 @@ fn reload_config<R: rand_core::RngCore + rand_core::CryptoRng>(
             return;
         }
     };
-    let tables = plane.current_tables();
+    // Only the listen port: a snapshot kept would hold on to a table of cryptokey
+    // routing that publication changes next (`dataplane::allowed`).
+    let listen_port = plane.current_tables().listen_port;
     let live = reload::Live {
         peers: plane.peer_specs().collect(),
         find: Box::new(|k| plane.peer_spec(k)),
-        listen_port: tables.listen_port,
+        listen_port,
         private_key: plane.private_key().as_bytes(),
     };
     let plan = reload::plan(running, live, &new);

@@ -738,7 +738,6 @@ fn the_wg_tool_against_the_server() {
 use control::plane::{ControlEvent, ControlPlane, PeerSpec};
 use control::uapi::device;
 use dataplane::buf::HeapBuf;
-use dataplane::lpm::PrefixTable;
 use dataplane::session::Sessions;
 use dataplane::tables::{PortTables, Shared, Side, Tables};
 use rand_core::OsRng;
@@ -781,7 +780,7 @@ fn lone_plane(
             PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
             PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
         ],
-        allowed: PrefixTable::new(),
+        allowed: Default::default(),
         listen_port: 51820,
         mtu: 1420,
         outer_dscp: Default::default(),

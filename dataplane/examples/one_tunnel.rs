@@ -13,11 +13,11 @@
 //! table: direction, frame, Mpps with one worker and with two, the ratio, and the
 //! share of packets the helper opened or sealed. `--json` prints the rows as JSON.
 
+use dataplane::allowed::Writer;
 use dataplane::buf::HeapBuf;
 use dataplane::clock::tsc;
 use dataplane::counters::{SpreadEvent, WorkerCounters};
 use dataplane::crypto::{Backend, TransportKey};
-use dataplane::lpm::PrefixTable;
 use dataplane::memio::MemIo;
 use dataplane::session::{self, Keypair, Peer, Sessions};
 use dataplane::spread;
@@ -67,8 +67,7 @@ fn gateway() -> Arc<Shared> {
         0,
         Some(SocketAddr::new(IpAddr::V4(ENDPOINT), LISTEN_PORT)),
     ));
-    let mut allowed = PrefixTable::new();
-    allowed.insert(IpAddr::V4(BEHIND), 32, peer.clone());
+    let allowed = Writer::new(true).build([(IpAddr::V4(BEHIND), 32, 0)]);
     let tables = Tables {
         ports: [
             port(OUT_MAC, "198.19.0.2", 24),

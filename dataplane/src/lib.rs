@@ -9,6 +9,7 @@
 //! memory ([`buf::HeapBuf`]) in tests and on DPDK mbufs in production.
 
 pub mod activity;
+pub mod allowed;
 pub mod buf;
 pub mod clock;
 pub mod counters;

@@ -6,12 +6,12 @@
 //! per burst and never sees a half-built table.
 
 use crate::activity::Activity;
+use crate::allowed::Allowed;
 use crate::lpm::{IntMap, PrefixTable};
-use crate::session::{Peer, Sessions};
+use crate::session::Sessions;
 use arc_swap::ArcSwap;
 use dpdk_sys::Offloads;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// The two ports of a gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,8 +131,8 @@ impl PortTables {
 #[derive(Clone)]
 pub struct Tables {
     pub ports: [PortTables; 2],
-    /// Cryptokey routing: allowed IPs -> peer.
-    pub allowed: PrefixTable<Arc<Peer>>,
+    /// Cryptokey routing: allowed IPs -> peer id.
+    pub allowed: Allowed,
     pub listen_port: u16,
     /// Largest inner packet.
     pub mtu: u16,
@@ -147,7 +147,7 @@ impl Tables {
     }
 
     /// These tables with cryptokey routing replaced (the old one is not copied).
-    pub fn with_allowed(&self, allowed: PrefixTable<Arc<Peer>>) -> Tables {
+    pub fn with_allowed(&self, allowed: Allowed) -> Tables {
         Tables {
             ports: self.ports.clone(),
             allowed,

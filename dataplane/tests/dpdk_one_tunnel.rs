@@ -20,9 +20,9 @@ use common::{
     frame, ipv4_ports, ipv4_udp, is_root, live_keypair, mbuf, rig, start_workers, transport,
     StopOnDrop, RING_SLOTS,
 };
+use dataplane::allowed::Writer;
 use dataplane::counters::SpreadEvent;
 use dataplane::crypto::TransportKey;
-use dataplane::lpm::PrefixTable;
 use dataplane::session::{Peer, Sessions};
 use dataplane::tables::{Neighbors, Shared, Side, Tables};
 use dataplane::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
@@ -71,8 +71,9 @@ fn endpoint() -> SocketAddr {
 
 fn gateway() -> (Arc<Shared>, Arc<Peer>) {
     let peer = Arc::new(Peer::new(0, Some(endpoint())));
-    let mut allowed = PrefixTable::new();
-    allowed.insert(BEHIND.parse().unwrap(), 32, peer.clone());
+    // In rte_fib, as wgdp has them.
+    let allowed = Writer::new(true).build([(BEHIND.parse().unwrap(), 32, 0)]);
+    assert!(allowed.on_fib());
     let tables = Tables {
         ports: ipv4_ports(OUT_MAC, IN_MAC),
         allowed,

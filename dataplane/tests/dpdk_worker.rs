@@ -23,10 +23,10 @@ mod common;
 
 use common::{frame, ipv4_udp, is_root, mbuf, transport};
 use dataplane::activity::Totals;
+use dataplane::allowed::Writer;
 use dataplane::buf::PacketBuf;
 use dataplane::counters::{Punt, WorkerCounters};
 use dataplane::crypto::{Backend, TransportKey};
-use dataplane::lpm::PrefixTable;
 use dataplane::mbuf::DpdkIo;
 use dataplane::meta;
 use dataplane::session::{self, Keypair, Peer, Sessions};
@@ -332,9 +332,10 @@ fn gateway() -> Gateway {
         0,
         Some(SocketAddr::new(ip("198.19.0.1"), LISTEN_PORT)),
     ));
-    let mut allowed = PrefixTable::new();
-    allowed.insert(ip("198.18.99.2"), 32, peer.clone());
-    allowed.insert(ip("2001:2:0:99::"), 64, peer.clone());
+    // IPv4 in rte_fib, as wgdp has them.
+    let allowed =
+        Writer::new(true).build([(ip("198.18.99.2"), 32, 0), (ip("2001:2:0:99::"), 64, 0)]);
+    assert!(allowed.on_fib());
     let tables = Tables {
         ports: [outside, inside],
         allowed,

@@ -20,9 +20,9 @@ use common::{
     frame, ipv4_ports, ipv4_udp, is_root, live_keypair, mbuf, rig, start_workers, transport,
     StopOnDrop,
 };
+use dataplane::allowed::Writer;
 use dataplane::counters::WorkerCounters;
 use dataplane::crypto::TransportKey;
-use dataplane::lpm::PrefixTable;
 use dataplane::session::{Peer, Sessions};
 use dataplane::tables::{Neighbors, Shared, Side, Tables};
 use dataplane::wire::wireguard::{Transport, TRANSPORT_HEADER_LEN};
@@ -96,10 +96,10 @@ fn gateway() -> (Arc<Shared>, Vec<Arc<Peer>>) {
     let peers: Vec<Arc<Peer>> = (0..PEERS)
         .map(|p| Arc::new(Peer::new(p as u32, Some(endpoint(p)))))
         .collect();
-    let mut allowed = PrefixTable::new();
-    for (p, peer) in peers.iter().enumerate() {
-        allowed.insert(IpAddr::V4(behind(p)), 32, peer.clone());
-    }
+    // In rte_fib, as wgdp has them.
+    let allowed =
+        Writer::new(true).build((0..PEERS).map(|p| (IpAddr::V4(behind(p)), 32, p as u32)));
+    assert!(allowed.on_fib());
     let tables = Tables {
         ports: ipv4_ports(OUT_MAC, IN_MAC),
         allowed,

@@ -4,7 +4,6 @@
 use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::counters::{DecryptDrop, Punt, RouteDrop, WorkerCounters};
 use dataplane::crypto::{Backend, TransportKey};
-use dataplane::lpm::PrefixTable;
 use dataplane::memio::MemIo;
 use dataplane::meta;
 use dataplane::session::{Keypair, Peer, Sessions};
@@ -69,9 +68,9 @@ fn gateway(with_keypair: bool, with_neighbors: bool) -> Gw {
         ],
     );
     let peer = Arc::new(Peer::new(0, Some("198.19.0.1:51820".parse().unwrap())));
-    let mut allowed = PrefixTable::new();
-    allowed.insert(ip("198.18.99.2"), 32, peer.clone());
-    allowed.insert(ip("2001:2:0:99::"), 64, peer.clone());
+    let allowed = [(ip("198.18.99.2"), 32, 0), (ip("2001:2:0:99::"), 64, 0)]
+        .into_iter()
+        .collect();
     let tables = Tables {
         ports: [outside, inside],
         allowed,
@@ -636,7 +635,9 @@ fn interleaved_keypairs_share_a_vector() {
     let mut gw = gateway(true, true);
     let peer_b = Arc::new(Peer::new(1, Some("198.19.0.7:51820".parse().unwrap())));
     let mut t = (**gw.shared.tables.load()).clone();
-    t.allowed.insert(ip("198.18.98.2"), 32, peer_b.clone());
+    t.allowed = (t.allowed.entries().into_iter())
+        .chain([(ip("198.18.98.2"), 32, peer_b.id)])
+        .collect();
     gw.shared.tables.store(Arc::new(t));
     let mut n = (**gw.shared.neighbors.load()).clone();
     n.insert(Side::Outside, ip("198.19.0.7"), PEER_MAC);

@@ -34,6 +34,12 @@ const USER_FIELD_NAME: &[u8] = b"wgdp_user_u64";
 /// registered it (offset 0 is `buf_addr`, never a dynamic field).
 static USER_FIELD_OFFSET: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether the EAL of this process is running: `Eal::init` succeeded and the `Eal` has
+/// not been dropped.
+pub fn running() -> bool {
+    lifecycle::ensure_running("").is_ok()
+}
+
 /// The initialised EAL. See the module docs for its contract.
 pub struct Eal {
     /// `rte_eal_init` may keep pointers into argv, so the strings live as

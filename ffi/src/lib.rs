@@ -25,6 +25,7 @@ mod cryptodev;
 mod eal;
 mod error;
 mod exclusive;
+mod fib;
 pub mod ipsec_mb;
 mod lifecycle;
 mod mbuf;
@@ -39,8 +40,9 @@ pub use cryptodev::{
     CryptoQueueStats, Refused, AEAD_IV_LEN, AEAD_KEY_LEN, AEAD_TAG_LEN, DEFAULT_CRYPTO_TIMEOUT,
     MAX_AEAD_BATCH,
 };
-pub use eal::{version, Eal, LCORE_PANICKED};
+pub use eal::{running as eal_running, version, Eal, LCORE_PANICKED};
 pub use error::Error;
+pub use fib::{Fib4, FIB4_MAX_NEXT_HOP};
 pub use mbuf::{prefetch, Mbuf, RxChecksum, TxChecksum};
 pub use mempool::Mempool;
 pub use port::{Offloads, Port, PortConfig, PortStats};

@@ -29,7 +29,6 @@ use dataplane::activity::{Table, Totals};
 use dataplane::buf::PacketBuf;
 use dataplane::counters::{Punt, WorkerCounters};
 use dataplane::crypto::Backend;
-use dataplane::lpm::PrefixTable;
 use dataplane::meta;
 use dataplane::session::{limits, Keypair, Peer, Sessions};
 use dataplane::stages::{encrypt, Poll};
@@ -116,10 +115,12 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     /// Routes changed since the tables were last published.
     routes_dirty: bool,
     /// Networks whose owner changed since the tables were last published: the next
-    /// publication changes only these in a copy of the published table, unless
-    /// `rebuild` (new port tables) or so many changed that building anew is cheaper.
+    /// publication changes only these, unless `rebuild` (at start: built from every
+    /// peer).
     changed_nets: HashSet<(IpAddr, u8)>,
     rebuild: bool,
+    /// Makes each published cryptokey routing (`dataplane::allowed`).
+    allowed: dataplane::allowed::Writer,
     /// Local indexes of initiations in flight, by their slot in `Sessions`.
     pending: HashMap<usize, (u32, usize)>,
     resolver: Resolver<B>,
@@ -237,6 +238,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             routes_dirty: false,
             changed_nets: HashSet::new(),
             rebuild: true,
+            allowed: dataplane::allowed::Writer::new(dpdk_sys::eal_running()),
             pending: HashMap::new(),
             resolver: Resolver::default(),
             backend: Backend::software(),
@@ -502,41 +504,45 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     }
 
     /// Replaces the port tables (addresses, routes, listen port, MTU) and keeps the
-    /// peers' routes.
+    /// peers' routes (the allowed IPs of `base` are not looked at).
     pub fn set_port_tables(&mut self, base: Tables) {
-        self.shared.tables.store(Arc::new(base));
-        self.rebuild = true;
+        let t = base.with_allowed(self.tables().allowed.clone());
+        self.shared.tables.store(Arc::new(t));
         self.routes_changed();
     }
 
     /// Publishes the tables with cryptokey routing as the peers have it now: the
-    /// published table with the changed networks changed (a copy costs about a tenth of
-    /// building anew: docs/benchmarks.md, "Allowed-IPs lookups"), or built anew from
-    /// every peer after new port tables or when more than a quarter of it changed.
+    /// published routes with the changed networks changed, at a cost in proportion to
+    /// the changes (`dataplane::allowed`), or built anew from every peer at start.
     fn publish_tables(&mut self) {
         let current = self.tables();
-        let allowed = if self.rebuild || self.changed_nets.len() > self.owners.len() / 4 {
-            let mut allowed = PrefixTable::new();
-            for (&(addr, len), &id) in &self.owners {
-                if let Some(ps) = self.peers.get(id) {
-                    allowed.insert(addr, len, ps.shared.clone());
-                }
-            }
-            allowed
+        let live = |id: &usize| self.peers.get(*id).is_some();
+        let allowed = if self.rebuild {
+            let routes: Vec<_> = self
+                .owners
+                .iter()
+                .filter(|(_, id)| live(id))
+                .map(|(&(addr, len), &id)| (addr, len, id as u32))
+                .collect();
+            self.allowed.build(routes)
         } else {
-            let mut allowed = current.allowed.clone();
-            for &(addr, len) in &self.changed_nets {
-                let owner = self.owners.get(&(addr, len));
-                match owner.and_then(|&id| self.peers.get(id)) {
-                    Some(ps) => allowed.insert(addr, len, ps.shared.clone()),
-                    None => allowed.remove(addr, len),
-                };
-            }
-            allowed
+            let changes: Vec<_> = self
+                .changed_nets
+                .iter()
+                .map(|&(addr, len)| {
+                    let owner = self.owners.get(&(addr, len)).filter(|id| live(id));
+                    (addr, len, owner.map(|&id| id as u32))
+                })
+                .collect();
+            self.allowed.apply(&current.allowed, &changes)
         };
+        for note in self.allowed.take_notes() {
+            tracing::warn!("{note}");
+        }
         self.changed_nets.clear();
         self.rebuild = false;
         let t = current.with_allowed(allowed);
+        drop(current);
         self.shared.tables.store(Arc::new(t));
         self.routes_dirty = false;
     }
@@ -588,11 +594,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 // The peer may have been removed, its id even given to a new peer, since
                 // the worker routed the packet: route it again.
                 let id = meta::peer(m);
-                if dst_addr(pkt.data())
-                    .and_then(|d| t.allowed.lookup(d))
-                    .map(|p| p.id)
-                    == Some(id)
-                {
+                if dst_addr(pkt.data()).and_then(|d| t.allowed.lookup(d)) == Some(id) {
                     self.stage(id as usize, pkt, now, alloc)
                 } else {
                     self.stats.dropped(ControlDrop::PeerGone);
@@ -721,7 +723,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
         if let Some(peer) = t.allowed.lookup(dst) {
             // The TAP's MTU is the tunnel's, so the kernel sends nothing larger.
-            self.stage(peer.id as usize, b, now, alloc);
+            self.stage(peer as usize, b, now, alloc);
             self.publish_neighbors();
             return;
         }
@@ -749,7 +751,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let peer = Ipv4Packet::new_checked(pkt.data())
             .ok()
             .and_then(|p| t.allowed.lookup(IpAddr::V4(p.dst_addr())))
-            .map(|p| p.id as usize);
+            .map(|p| p as usize);
         let frags = peer.map(|_| fragment::split(pkt.data(), t.mtu, alloc));
         match (peer, frags) {
             (Some(peer), Some(Ok(frags))) => {

@@ -687,7 +687,6 @@ mod tests {
     fn the_published_routes_are_those_of_the_peers() {
         use crate::plane::ControlPlane;
         use dataplane::buf::HeapBuf;
-        use dataplane::lpm::PrefixTable;
         use dataplane::session::Sessions;
         use dataplane::tables::{PortTables, Shared, Tables};
         use std::collections::BTreeSet;
@@ -698,7 +697,7 @@ mod tests {
                 PortTables::new([2, 0, 0, 0, 0, 1], vec![]),
                 PortTables::new([2, 0, 0, 0, 0, 2], vec![]),
             ],
-            allowed: PrefixTable::new(),
+            allowed: Default::default(),
             listen_port: 51820,
             mtu: 1420,
             outer_dscp: Default::default(),
@@ -758,7 +757,8 @@ mod tests {
                 .current_tables()
                 .allowed
                 .entries()
-                .map(|(a, l, p)| ((a, l), ids[&p.id]))
+                .into_iter()
+                .map(|(a, l, p)| ((a, l), ids[&p]))
                 .collect();
             let owned: BTreeSet<((IpAddr, u8), [u8; 32])> = (0..60)
                 .filter_map(|n| Some((net(n), *plane.owner_of(net(n))?)))

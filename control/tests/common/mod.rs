@@ -8,7 +8,6 @@ use control::plane::{ControlPlane, Now, PeerSpec};
 use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::counters::WorkerCounters;
 use dataplane::crypto::Backend;
-use dataplane::lpm::PrefixTable;
 use dataplane::memio::MemIo;
 use dataplane::session::Sessions;
 use dataplane::tables::{LocalAddr, PortTables, Shared, Side, Tables};
@@ -63,7 +62,7 @@ pub fn gateway(
             PortTables::new(out_mac, local(outside)),
             PortTables::new(in_mac, local(inside)),
         ],
-        allowed: PrefixTable::new(),
+        allowed: Default::default(),
         listen_port: 51820,
         mtu: 1420,
         outer_dscp: Default::default(),

@@ -98,7 +98,7 @@ fn destination(dst: IpAddr, t: &Tables, n: &Neighbors) -> Dest {
         return Dest::Local;
     }
     if let Some(peer) = t.allowed.lookup(dst) {
-        return Dest::Peer(peer.id);
+        return Dest::Peer(peer);
     }
     match t.port(Side::Inside).next_hop(dst) {
         None => Dest::NoRoute,
@@ -136,9 +136,9 @@ fn decide(
     n: &Neighbors,
 ) -> Result<Next, RouteDrop> {
     if let Some(id) = src_peer {
-        let owner = s.sources.get_or(key(h.src), || {
-            t.allowed.lookup(h.src).map_or(NO_PEER, |p| p.id)
-        });
+        let owner = s
+            .sources
+            .get_or(key(h.src), || t.allowed.lookup(h.src).unwrap_or(NO_PEER));
         if owner != id {
             return Err(RouteDrop::SourceNotAllowed);
         }
