@@ -10,13 +10,14 @@
 //!   always live in a `PrefixTable`: `rte_fib6` is faster only with AVX-512 and reserves
 //!   gigabytes at 10^6 prefixes (docs/architecture.md, section 4).
 //! - [`Writer`] makes each new `Allowed` from the one published and a list of changes,
-//!   at a cost in proportion to the changes. `rte_fib` in DPDK 22.11 cannot be changed
-//!   while workers read it, so the writer keeps two tables (left-right): the published
-//!   one, which workers read, and a spare that no published snapshot holds, to which it
-//!   applies the changes the published one has and it lacks, then the new ones; the
-//!   spare is published, and the old table becomes the spare once no snapshot holds it
-//!   any more (the `Arc` is the only one left: workers hold a snapshot only during a
-//!   poll). The changes go to IPv6's `PrefixTable` by copy.
+//!   at a cost in proportion to the changes. Neither `rte_fib` (DPDK 22.11 has no RCU
+//!   for it) nor a `PrefixTable` can be changed while workers read it, so the writer
+//!   keeps two of each (left-right): the published ones, which workers read, and
+//!   spares that no published snapshot holds, to which it applies the changes the
+//!   published ones have and they lack, then the new ones; the spares are published,
+//!   and the old tables become the spares once no snapshot holds them any more (the
+//!   writer's `Arc`s are the only ones left: workers hold a snapshot only during a
+//!   poll).
 //! - A next hop in `rte_fib` is the peer id with the prefix's length above it, so that
 //!   no prefix has the next hop of the prefix that covers it: DPDK 22.11's
 //!   `dir24_8_modify` adds such a prefix without counting the second-level group it
@@ -43,7 +44,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Default)]
 pub struct Allowed {
     /// IPv6, and IPv4 when there is no `fib`.
-    table: PrefixTable<u32>,
+    table: Arc<PrefixTable<u32>>,
     fib: Option<Arc<Fib4>>,
 }
 
@@ -109,6 +110,10 @@ fn peer_of(nh: u64) -> u32 {
     (nh & ((1 << LEN_SHIFT) - 1)) as u32
 }
 
+fn v4_addr(a: u32) -> IpAddr {
+    IpAddr::from(a.to_be_bytes())
+}
+
 fn masked(a: u32, len: u8) -> u32 {
     if len == 0 {
         0
@@ -160,10 +165,10 @@ impl Counts {
 /// Makes the [`Allowed`] tables control publishes; see the module docs.
 pub struct Writer {
     dpdk: bool,
-    /// The `rte_fib` no published snapshot holds once the workers let go of it.
-    spare: Option<Arc<Fib4>>,
-    /// Changes the published table has and the spare lacks.
-    behind: Vec<(u32, u8, Option<u32>)>,
+    /// The tables no published snapshot holds once the workers let go of them.
+    spare: Option<Allowed>,
+    /// Changes the published tables have and the spare lacks.
+    behind: Vec<Change>,
     /// What the published IPv4 table holds, and what both were created with.
     counts: Counts,
     size: (u32, u32),
@@ -248,9 +253,6 @@ impl Writer {
                 }
             }
         }
-        if !self.dpdk {
-            return Allowed { table, fib: None };
-        }
         let four: Vec<(u32, u8, u32)> = four.into_iter().map(|((a, l), id)| (a, l, id)).collect();
         let mut counts = Counts::default();
         for &(a, l, _) in &four {
@@ -258,22 +260,26 @@ impl Writer {
         }
         let size = counts.sizing();
         // The two tables are built side by side: at 10^6 prefixes each takes seconds.
+        let dpdk = self.dpdk;
         let (live, spare) = std::thread::scope(|scope| {
             let spare = scope.spawn(|| {
                 any_cpu();
-                fib_with(&four, size)
+                dpdk.then(|| fib_with(&four, size)).transpose()
             });
-            let live = fib_with(&four, size);
+            let live = dpdk.then(|| fib_with(&four, size)).transpose();
             (live, spare.join().expect("building a table panicked"))
         });
         match live.and_then(|live| Ok((live, spare?))) {
             Ok((live, spare)) => {
-                self.spare = Some(Arc::new(spare));
                 self.counts = counts;
                 self.size = size;
+                self.spare = Some(Allowed {
+                    table: Arc::new(table.clone()),
+                    fib: spare.map(Arc::new),
+                });
                 Allowed {
-                    table,
-                    fib: Some(Arc::new(live)),
+                    table: Arc::new(table),
+                    fib: live.map(Arc::new),
                 }
             }
             Err(e) => {
@@ -286,7 +292,14 @@ impl Writer {
                 for (a, l, id) in four {
                     table.insert(IpAddr::from(a.to_be_bytes()), l, id);
                 }
-                Allowed { table, fib: None }
+                self.spare = Some(Allowed {
+                    table: Arc::new(table.clone()),
+                    fib: None,
+                });
+                Allowed {
+                    table: Arc::new(table),
+                    fib: None,
+                }
             }
         }
     }
@@ -294,41 +307,40 @@ impl Writer {
     /// `current` (the published table, made by this writer) with `changes` applied
     /// in order.
     pub fn apply(&mut self, current: &Allowed, changes: &[Change]) -> Allowed {
-        let mut table = current.table.clone();
-        let mut four = Vec::new();
-        for &(a, l, id) in changes {
-            match (v4(a), &current.fib) {
-                (Some(a), Some(_)) => four.push((masked(a, l), l, id)),
-                _ => {
-                    match id {
-                        Some(id) => table.insert(a, l, id),
-                        None => table.remove(a, l),
+        if changes.is_empty() {
+            return current.clone();
+        }
+        let changes: Vec<Change> = changes
+            .iter()
+            .map(|&(a, l, id)| match a {
+                IpAddr::V4(v) => (v4_addr(masked(u32::from(v), l)), l, id),
+                IpAddr::V6(v) => {
+                    let bits = u128::from(v);
+                    let net = if l == 0 {
+                        0
+                    } else {
+                        bits & (u128::MAX << (128 - l.min(128)))
                     };
+                    (IpAddr::from(net.to_be_bytes()), l, id)
                 }
+            })
+            .collect();
+        if let Some(live) = &current.fib {
+            // What the IPv4 table will hold.
+            let mut now: HashMap<(u32, u8), bool> = HashMap::new();
+            for &(a, l, id) in &changes {
+                let Some(a) = v4(a) else { continue };
+                let before = *now
+                    .entry((a, l))
+                    .or_insert_with(|| live.get(a, l).is_some());
+                if before != id.is_some() {
+                    self.counts.change(a, l, id.is_some());
+                }
+                now.insert((a, l), id.is_some());
             }
         }
-        let Some(live) = &current.fib else {
-            return Allowed { table, fib: None };
-        };
-        if four.is_empty() {
-            return Allowed {
-                table,
-                fib: Some(live.clone()),
-            };
-        }
-        // What the tables will hold.
-        let mut now: HashMap<(u32, u8), bool> = HashMap::new();
-        for &(a, l, id) in &four {
-            let before = *now
-                .entry((a, l))
-                .or_insert_with(|| live.get(a, l).is_some());
-            if before != id.is_some() {
-                self.counts.change(a, l, id.is_some());
-            }
-            now.insert((a, l), id.is_some());
-        }
-        let done = if self.counts.fits(self.size) {
-            self.update_spare(&four)
+        let done = if current.fib.is_none() || self.counts.fits(self.size) {
+            self.update_spare(&changes)
         } else {
             Err(format!(
                 "{} prefixes in {} /24s with longer ones need more room than {} and {}",
@@ -340,46 +352,40 @@ impl Writer {
         };
         match done {
             Ok(next) => {
-                self.spare = Some(live.clone());
-                self.behind = four;
-                Allowed {
-                    table,
-                    fib: Some(next),
-                }
+                self.spare = Some(current.clone());
+                self.behind = changes;
+                next
             }
             Err(why) => {
-                // Built anew from the published table and the changes.
-                let mut routes: HashMap<(u32, u8), u32> = live
+                // Built anew from the published tables and the changes.
+                let mut routes: HashMap<(IpAddr, u8), u32> = current
                     .entries()
                     .into_iter()
-                    .map(|(a, l, nh)| ((a, l), peer_of(nh)))
+                    .map(|(a, l, id)| ((a, l), id))
                     .collect();
-                for &(a, l, id) in &four {
+                for &(a, l, id) in &changes {
                     match id {
                         Some(id) => routes.insert((a, l), id),
                         None => routes.remove(&(a, l)),
                     };
                 }
-                let routes = routes
-                    .into_iter()
-                    .map(|((a, l), id)| (IpAddr::from(a.to_be_bytes()), l, id));
-                self.notes
-                    .push(format!("IPv4 allowed IPs built anew: {why}"));
-                let mut fresh = self.build(routes);
-                for (a, l, id) in table.entries().filter(|e| e.0.is_ipv6()) {
-                    fresh.table.insert(a, l, *id);
-                }
-                fresh
+                self.notes.push(format!("allowed IPs built anew: {why}"));
+                self.build(routes.into_iter().map(|((a, l), id)| (a, l, id)))
             }
         }
     }
 
-    /// The spare with what it lacks and `four` applied, ready to publish; why not.
-    fn update_spare(&mut self, four: &[(u32, u8, Option<u32>)]) -> Result<Arc<Fib4>, String> {
+    /// The spare with what it lacks and `changes` applied, ready to publish; why not.
+    fn update_spare(&mut self, changes: &[Change]) -> Result<Allowed, String> {
         let mut spare = self.spare.take().ok_or("no spare table")?;
         let start = Instant::now();
         // Workers let go of a snapshot at the end of their poll.
-        while Arc::get_mut(&mut spare).is_none() {
+        while Arc::get_mut(&mut spare.table).is_none()
+            || spare
+                .fib
+                .as_mut()
+                .is_some_and(|f| Arc::get_mut(f).is_none())
+        {
             if start.elapsed() > SPARE_WAIT {
                 return Err(format!(
                     "the spare table was still held after {SPARE_WAIT:?}"
@@ -387,16 +393,30 @@ impl Writer {
             }
             std::thread::yield_now();
         }
-        let fib = Arc::get_mut(&mut spare).expect("held by this writer alone");
-        for &(a, l, id) in self.behind.iter().chain(four) {
-            let done = match id {
-                Some(id) => fib.add(a, l, next_hop(id, l)),
-                None => fib.delete(a, l).map(|_| ()),
-            };
-            done.map_err(|e| {
-                let net = std::net::Ipv4Addr::from(a);
-                format!("changing {net}/{l} in the spare table: {e}")
-            })?;
+        let table = Arc::get_mut(&mut spare.table).expect("held by this writer alone");
+        let mut fib = spare
+            .fib
+            .as_mut()
+            .map(|f| Arc::get_mut(f).expect("held by this writer alone"));
+        for &(a, l, id) in self.behind.iter().chain(changes) {
+            match (v4(a), fib.as_deref_mut()) {
+                (Some(a), Some(fib)) => {
+                    let done = match id {
+                        Some(id) => fib.add(a, l, next_hop(id, l)),
+                        None => fib.delete(a, l).map(|_| ()),
+                    };
+                    done.map_err(|e| {
+                        let net = std::net::Ipv4Addr::from(a);
+                        format!("changing {net}/{l} in the spare table: {e}")
+                    })?;
+                }
+                _ => {
+                    match id {
+                        Some(id) => table.insert(a, l, id),
+                        None => table.remove(a, l),
+                    };
+                }
+            }
         }
         self.behind.clear();
         Ok(spare)
