@@ -514,7 +514,7 @@ cl_failover() {
             return 1
         fi
         first=$(cl_first_reply_after "$n" "$t0")
-        detail+="; peer $n back after $(elapsed "$t0" "$first") s"
+        detail+="; peer $n: handshake at b after $(elapsed "$t0" "$(cl_handshake_at b "$n")") s, back after $(elapsed "$t0" "$first") s"
         awk -v a="$(elapsed "$t0" "$first")" -v b="$CL_FAILOVER_BOUND" 'BEGIN { exit !(a < b) }' || {
             echo "$detail: over the bound of $CL_FAILOVER_BOUND s"
             return 1
@@ -536,6 +536,67 @@ cl_failover() {
     cl_pings_stop
     CL_FAILOVER_DETAIL=$detail
     echo "$detail; peers ${kept[*]} of b lost no ping"
+}
+
+# cl_handshake_at G N: when gateway G last made a handshake with peer N
+# (seconds since the epoch, as wg show gives it).
+cl_handshake_at() {
+    local pub
+    pub=$(wg pubkey <"$CL_DIR/peer$2.key")
+    wg show "wgc$1$CL_ID" latest-handshakes | awk -v k="$pub" '$1 == k { print $2 }'
+}
+
+# cl_withdrawn_within G SIGNAL SECONDS: sends SIGNAL to gateway G's wgdp
+# (STOP: hung; KILL: crashed); the upstream router must route the anycast
+# address over the other gateway alone within SECONDS.
+cl_withdrawn_within() {
+    local g=$1 other=b t0 t1 pid=${TOPO_PID[gw-$1]}
+    [[ $g == b ]] && other=a
+    t0=$(now_s)
+    kill "-$2" "$pid"
+    if [[ $2 == KILL ]]; then
+        # Reaped here, so that bash reports nothing; cl_crashed_gone checks how
+        # it ended.
+        CL_KILLED_STATUS=0
+        { wait "$pid"; } 2>/dev/null || CL_KILLED_STATUS=$?
+        unset "TOPO_PID[gw-$g]"
+    fi
+    if ! topo_wait "$3" "upstream to drop gateway $g" anycast_over "${CL_OUT[$other]} "; then
+        echo "after SIG$2, upstream still routes $CL_ANYCAST over '$(anycast_hops)'"
+        return 1
+    fi
+    t1=$(now_s)
+    echo "SIG$2 to gateway $g's wgdp: upstream withdrew it after $(elapsed "$t0" "$t1") s"
+}
+
+# cl_resumed G: gateway G's wgdp, stopped by SIGSTOP, continues; both gateways
+# are announced again.
+cl_resumed() {
+    kill -CONT "${TOPO_PID[gw-$1]}"
+    cl_ecmp_up 60
+}
+
+# cl_crashed_gone G: after a SIGKILL, gateway G's TAP, routes and address
+# went with the process.
+cl_crashed_gone() {
+    local ns=${CL_NS_GW[$1]} status=${CL_KILLED_STATUS:-0}
+    if ((status != 137)); then
+        echo "wgdp of gateway $1 ended with status $status, not by SIGKILL"
+        return 1
+    fi
+    if ip -n "$ns" link show wgdp0 >/dev/null 2>&1 || [[ -n $(ip -n "$ns" route show table "$CL_TABLE") ]]; then
+        echo "gateway $1's TAP or table $CL_TABLE outlived wgdp"
+        return 1
+    fi
+    if ! topo_wait 10 "the inside router to drop gateway $1" cl_inside_without "$1"; then
+        echo "the inside router still routes via gateway $1"
+        return 1
+    fi
+    echo "gateway $1's TAP, its anycast address and table $CL_TABLE are gone; no route via it upstream or inside"
+}
+
+cl_inside_without() {
+    ! ip -n "$CL_NS_IN" route show | grep -q "via ${CL_IN[$1]} "
 }
 
 # cl_routes_gone: nothing routes to the stopped gateway a any more, and its
@@ -578,7 +639,7 @@ cl_all_gone() {
         echo "left behind: ${left[*]}"
         return 1
     fi
-    echo "${#CL_ALL_PIDS[@]} processes (wgdp, FRR daemons, wireguard-go, ping) and 11 namespaces gone"
+    echo "${#CL_ALL_PIDS[@]} processes (wgdp, FRR daemons, wireguard-go, ping) and $(cluster_namespaces | wc -w) namespaces gone"
 }
 
 # scenario_cluster DRIVER
@@ -615,6 +676,13 @@ scenario_cluster() {
             cl_check "peer 5 started" cl_peer_start 5 a && cl_check "peer 5 <-> LAN host" cl_reaches 5 a || true
             cl_check "peer 6 started" cl_peer_start 6 b && cl_check "peer 6 <-> LAN host" cl_reaches 6 b || true
             cl_check "new peers spread again" cl_spread || true
+            # A hung gateway (every thread stopped) stops answering BFD.
+            if cl_check "gateway b hung: withdrawn" cl_withdrawn_within b STOP 5; then
+                cl_check "gateway b resumed: announced again" cl_resumed b || true
+            fi
+            # A crashed one takes its TAP, address and routes with it.
+            cl_check "gateway a crashed: withdrawn" cl_withdrawn_within a KILL 5 &&
+                cl_check "crashed gateway's state gone" cl_crashed_gone a || true
         fi
     fi
     if ((FAILED > SCENARIO_FAILED_BEFORE)); then

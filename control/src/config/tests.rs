@@ -459,6 +459,19 @@ fn example_files_parse() {
     assert!(gateway.metrics.is_some());
     assert!(gateway.uapi.is_some());
 
+    for (name, text) in [
+        ("gw-a", include_str!("../../../conf/cluster/gw-a/wgdp.yaml")),
+        ("gw-b", include_str!("../../../conf/cluster/gw-b/wgdp.yaml")),
+    ] {
+        let text = text.replace("/etc/wgdp/private.key", "private.key");
+        let gateway = parse(&text, &dir.0)
+            .unwrap_or_else(|err| panic!("conf/cluster/{name}/wgdp.yaml: {err}"));
+        let export = gateway.control_port.unwrap().export.unwrap();
+        assert_eq!(export.table, 200);
+        assert_eq!(export.announce, vec![ip("198.19.0.1")]);
+        assert_eq!(gateway.ports.outside.addresses[0].addr, ip("198.19.0.1"));
+    }
+
     let minimal = parse(include_str!("../../../conf/minimal.yaml"), Path::new("."))
         .unwrap_or_else(|err| panic!("conf/minimal.yaml: {err}"));
     assert!(minimal.control_port.is_none());
