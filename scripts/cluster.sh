@@ -428,11 +428,17 @@ cl_reply_after() {
     cl_first_reply_after "$1" "$2" >/dev/null
 }
 
-# cl_unanswered_since N T: the pings of peer N sent after T that got no reply
-# (ping -O reports each).
+# cl_unanswered_since N T: how many of peer N's pings sent after T never got a
+# reply (ping -O names each ping still unanswered when the next one leaves; a
+# reply that comes later still counts as an answer).
 cl_unanswered_since() {
-    awk -v t="$2" '/no answer yet/ { s = substr($1, 2, length($1) - 2); if (s + 0 > t + 0) n++ } END { print n + 0 }' \
-        "$TOPO_LOGS/ping-$1.log"
+    awk -v t="$2" '
+        /no answer yet/ {
+            s = substr($1, 2, length($1) - 2)
+            if (s + 0 > t + 0 && match($0, /icmp_seq=[0-9]+/)) late[substr($0, RSTART + 9, RLENGTH - 9)] = 1
+        }
+        /bytes from/ && match($0, /icmp_seq=[0-9]+/) { answered[substr($0, RSTART + 9, RLENGTH - 9)] = 1 }
+        END { for (q in late) if (!(q in answered)) n++; print n + 0 }' "$TOPO_LOGS/ping-$1.log"
 }
 
 now_s() {
