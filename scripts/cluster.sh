@@ -638,6 +638,12 @@ cl_all_gone() {
     done
     for name in "${!CL_ALL_PIDS[@]}"; do
         pid_alive "${CL_ALL_PIDS[$name]}" && left+=("$name (pid ${CL_ALL_PIDS[$name]})")
+        # An FRR daemon that did not end cleanly leaves its crash log directory.
+        if [[ $name == frr-* ]]; then
+            local daemon=${name%.*}
+            daemon=${daemon##*-}
+            [[ -e /var/tmp/frr/$daemon.${CL_ALL_PIDS[$name]} ]] && left+=("/var/tmp/frr/$daemon.${CL_ALL_PIDS[$name]}")
+        fi
     done
     [[ -d $CL_DIR ]] && left+=("$CL_DIR")
     compgen -G "/var/run/dpdk/wgdp-cl?-$CL_ID" >/dev/null && left+=("DPDK runtime directories")

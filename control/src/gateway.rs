@@ -457,22 +457,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         None => None,
     };
     // Routes for a routing daemon on the host (docs/scale-out.md).
-    let mut export = match cfg
-        .control_port
-        .as_ref()
-        .and_then(|c| c.export.as_ref().map(|e| (c, e)))
-    {
-        Some((cp, e)) => {
-            let networks: Vec<(std::net::IpAddr, u8)> = [&cfg.ports.outside, &cfg.ports.inside]
-                .iter()
-                .flat_map(|p| p.addresses.iter())
-                .filter(|a| a.prefix_len < if a.addr.is_ipv4() { 32 } else { 128 })
-                .map(|a| (a.network().addr, a.prefix_len))
-                .collect();
-            Some(crate::export::Export::start(e, &cp.tap, &networks)?)
-        }
-        None => None,
-    };
+    let mut export = crate::export::Export::for_config(&cfg)?;
     // Figures for Prometheus and DPDK telemetry, published by this thread.
     let publisher = metrics::Publisher::new();
     let _telemetry = metrics::register_telemetry(&publisher.reader())?;

@@ -265,6 +265,24 @@ pub struct Export {
 impl Export {
     /// Empties `table`, then starts the thread that writes it, with routes through
     /// interface `tap`.
+    /// The export `cfg.control_port.export` asks for, if any, through the control
+    /// port's TAP (which must be open), with the ports' connected networks.
+    pub fn for_config(cfg: &crate::config::Config) -> Result<Option<Export>, String> {
+        let Some(cp) = cfg.control_port.as_ref() else {
+            return Ok(None);
+        };
+        let Some(e) = cp.export.as_ref() else {
+            return Ok(None);
+        };
+        let networks: Vec<(IpAddr, u8)> = [&cfg.ports.outside, &cfg.ports.inside]
+            .iter()
+            .flat_map(|p| p.addresses.iter())
+            .filter(|a| a.prefix_len < if a.addr.is_ipv4() { 32 } else { 128 })
+            .map(|a| (a.network().addr, a.prefix_len))
+            .collect();
+        Export::start(e, &cp.tap, &networks).map(Some)
+    }
+
     /// `networks` are the ports' connected networks: routed through the TAP in the
     /// table for as long as it lives, so that the routing daemon sees its neighbors
     /// on those links as reachable (FRR's next-hop tracking) and reaches them through
