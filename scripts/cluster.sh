@@ -153,6 +153,10 @@ frr_start() {
     mkdir -p "$dir"
     cp "$TOPO_REPO/conf/cluster/$r/zebra.conf" "$TOPO_REPO/conf/cluster/$r/bfdd.conf" \
         "$TOPO_REPO/conf/cluster/$r/bgpd.conf" "$dir/"
+    # The run's copies also log BGP sessions and BFD state changes, for the logs a
+    # failed run keeps.
+    printf 'debug bgp neighbor-events\n' >>"$dir/bgpd.conf"
+    printf 'debug bfd peer\n' >>"$dir/bfdd.conf"
     chown -R frr:frr "$dir"
     chmod 0750 "$dir"
     for d in zebra bfdd bgpd; do
@@ -175,7 +179,7 @@ frr_stop() {
 
 # vty ROUTER NS COMMAND: a vtysh command on ROUTER's daemons.
 vty() {
-    ip netns exec "$2" vtysh --vty_socket "$CL_DIR/frr-$1" -c "$3"
+    timeout 5 ip netns exec "$2" vtysh --vty_socket "$CL_DIR/frr-$1" -c "$3"
 }
 
 # --- The gateways --------------------------------------------------------
@@ -271,13 +275,21 @@ anycast_over() {
     [[ $(anycast_hops) == "$1" ]]
 }
 
-# cl_ecmp_up SECONDS: both gateways announce the anycast address.
+# cl_converged: the anycast address over both gateways, and the upstream router's
+# BGP sessions to both established with BFD up.
+cl_converged() {
+    anycast_over "${CL_OUT[a]} ${CL_OUT[b]} " &&
+        [[ $(cl_upstream_sessions) == "a: BGP state = Established, BFD up; b: BGP state = Established, BFD up; " ]]
+}
+
+# cl_ecmp_up SECONDS: both gateways announce the anycast address, and their
+# sessions with the upstream router are up, BFD included.
 cl_ecmp_up() {
     local t0=$SECONDS
-    if topo_wait "$1" "the anycast address over both gateways" anycast_over "${CL_OUT[a]} ${CL_OUT[b]} "; then
-        echo "upstream routes $CL_ANYCAST over ${CL_OUT[a]} and ${CL_OUT[b]} after $((SECONDS - t0)) s"
+    if topo_wait "$1" "the anycast address over both gateways" cl_converged; then
+        echo "upstream routes $CL_ANYCAST over ${CL_OUT[a]} and ${CL_OUT[b]} (BGP and BFD up) after $((SECONDS - t0)) s"
     else
-        echo "upstream's next hops for $CL_ANYCAST: '$(anycast_hops)'"
+        echo "upstream's next hops for $CL_ANYCAST: '$(anycast_hops)'; $(cl_upstream_sessions)"
         return 1
     fi
 }
@@ -568,11 +580,23 @@ cl_withdrawn_within() {
         unset "TOPO_PID[gw-$g]"
     fi
     if ! topo_wait "$3" "upstream to drop gateway $g" anycast_over "${CL_OUT[$other]} "; then
-        echo "after SIG$2, upstream still routes $CL_ANYCAST over '$(anycast_hops)'"
+        echo "after SIG$2, upstream routes $CL_ANYCAST over '$(anycast_hops)'; its sessions: $(cl_upstream_sessions)"
         return 1
     fi
     t1=$(now_s)
     echo "SIG$2 to gateway $g's wgdp: upstream withdrew it after $(elapsed "$t0" "$t1") s"
+}
+
+# cl_upstream_sessions: the upstream router's BGP and BFD state of each gateway.
+cl_upstream_sessions() {
+    local g bgp bfd
+    for g in a b; do
+        bgp=$(timeout 5 ip netns exec "$CL_NS_UP" vtysh --vty_socket "$CL_DIR/frr-upstream" \
+            -c "show bgp neighbors ${CL_OUT[$g]}" 2>&1 | grep -m1 -o 'BGP state = [A-Za-z]*')
+        bfd=$(timeout 5 ip netns exec "$CL_NS_UP" vtysh --vty_socket "$CL_DIR/frr-upstream" \
+            -c "show bfd peers brief" 2>&1 | awk -v p="${CL_OUT[$g]}" '$3 == p { print $4 }')
+        printf '%s: %s, BFD %s; ' "$g" "${bgp:-?}" "${bfd:-?}"
+    done
 }
 
 # cl_resumed G: gateway G's wgdp, stopped by SIGSTOP, continues; both gateways
@@ -689,9 +713,8 @@ scenario_cluster() {
             cl_check "peer 6 started" cl_peer_start 6 b && cl_check "peer 6 <-> LAN host" cl_reaches 6 b || true
             cl_check "new peers spread again" cl_spread || true
             # A hung gateway (every thread stopped) stops answering BFD.
-            if cl_check "gateway b hung: withdrawn" cl_withdrawn_within b STOP 5; then
-                cl_check "gateway b resumed: announced again" cl_resumed b || true
-            fi
+            cl_check "gateway b hung: withdrawn" cl_withdrawn_within b STOP 5 || true
+            cl_check "gateway b resumed: announced again" cl_resumed b || true
             # A crashed one takes its TAP, address and routes with it.
             cl_check "gateway a crashed: withdrawn" cl_withdrawn_within a KILL 5 &&
                 cl_check "crashed gateway's state gone" cl_crashed_gone a || true
@@ -734,7 +757,7 @@ cl_diagnostics() {
         vty "gw-$g" "${CL_NS_GW[$g]}" "show ip route"
         ip -n "${CL_NS_GW[$g]}" route show table "$CL_TABLE"
         ip -n "${CL_NS_GW[$g]}" addr show wgdp0
-        wg show "wgc$g$CL_ID"
+        timeout 5 wg show "wgc$g$CL_ID"
     done
 }
 
