@@ -2,7 +2,7 @@
 #
 # The "cluster" scenario of e2e.sh: two wgdp gateways behind one anycast
 # address, with FRR (docs/scale-out.md; the FRR configurations are those of
-# conf/cluster/, used as they are).
+# conf/cluster/, with debug logging of sessions and BFD added).
 #
 #   [p1..p6]  wireguard-go peers, endpoint 198.19.0.1:51820
 #      |      198.19.1N.2/24 (N = 1..6), inner 198.18.100.N/32
@@ -40,7 +40,7 @@ cluster_init() {
     CL_NS_LAN=wgc-lan-$CL_ID
     declare -gA CL_NS_GW=([a]=wgc-gwa-$CL_ID [b]=wgc-gwb-$CL_ID)
     CL_DIR=${TMPDIR:-/tmp}/wgdp-cluster-$CL_ID
-    # The netns.sh names the shared helpers log under.
+    # The names netns.sh's helpers log and work under.
     TOPO_ID=$CL_ID
     TOPO_DIR=$CL_DIR
     TOPO_LOGS=$CL_DIR/logs
