@@ -25,6 +25,10 @@
 # Once, with the first driver:
 #   - "ipv6-outer": the tunnel runs over IPv6 between peer and wgdp; ping both
 #     ways and iperf3 over both inner families.
+#   - "cluster" (cluster.sh): two wgdp gateways with FRR behind one anycast
+#     address, an upstream router (BGP ECMP), an inside router, a LAN host and
+#     six wireguard-go peers; spread, failover of a stopped gateway (measured
+#     per phase), its return, and nothing left behind.
 # Every scenario also checks that the gateway answers ARP on both ports
 # before traffic starts, and that it exits 0 on SIGTERM. With a LAN MTU above
 # the tunnel MTU (WGDP_LAN_MTU, 1500 by default), "wgdp-first" also checks that
@@ -43,7 +47,7 @@
 #   --seconds N             length of each iperf3 run (default 3).
 #   --only "S..."           runs only these scenarios: wgdp-first, peer-first,
 #                           offloads-off, ipv6-outer, cryptodev, operations,
-#                           hardening.
+#                           hardening, cluster.
 # Environment:
 #   WGDP_BIN       the wgdp binary (default: target/release/wgdp of this checkout)
 #   WGDP_LOG       wgdp's log filter (default info)
@@ -57,6 +61,8 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=netns.sh
 source "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
+# shellcheck source-path=SCRIPTDIR source=cluster.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 
 IPERF_SECONDS=3
 DRIVERS=(af_xdp af_packet)
@@ -1214,6 +1220,7 @@ if [[ $TOPO_GATEWAY == wgdp ]]; then
     wanted cryptodev && scenario_cryptodev "${DRIVERS[0]}"
     wanted operations && scenario_operations "${DRIVERS[0]}"
     wanted hardening && scenario_hardening "${DRIVERS[0]}"
+    wanted cluster && scenario_cluster "${DRIVERS[0]}"
 fi
 
 print_summary

@@ -28,6 +28,9 @@ PACKAGES=(
     # Observing: dpdk-telemetry.py (dpdk-dev) and promtool (prometheus), which the
     # tests use to check wgdp's telemetry and metrics.
     dpdk-dev prometheus
+    # The cluster end-to-end test (scripts/e2e.sh --only cluster): FRR's zebra, bgpd
+    # and bfdd, started per network namespace by the test itself.
+    frr
     # make bench: gnuplot draws the plots of docs/benchmarks.md; linux-perf profiles
     # the worker.
     gnuplot-nox linux-perf
@@ -62,11 +65,14 @@ install_packages() {
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    # Only promtool is wanted from the prometheus package: keep its server from
-    # starting (policy-rc.d answers 101, "action forbidden", to package scripts)
-    # and from starting at boot.
-    local policy=/usr/sbin/policy-rc.d made_policy=
-    if [[ " ${missing[*]} " == *" prometheus "* && ! -e $policy ]]; then
+    # Only promtool is wanted from the prometheus package, and only the daemons'
+    # programs from frr (the tests start their own instances): keep either
+    # service from starting (policy-rc.d answers 101, "action forbidden", to
+    # package scripts) and from starting at boot.
+    local policy=/usr/sbin/policy-rc.d made_policy= daemons=()
+    [[ " ${missing[*]} " == *" prometheus "* ]] && daemons+=(prometheus)
+    [[ " ${missing[*]} " == *" frr "* ]] && daemons+=(frr)
+    if ((${#daemons[@]} > 0)) && [[ ! -e $policy ]]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy"
         chmod 755 "$policy"
         made_policy=1
@@ -75,10 +81,13 @@ install_packages() {
         [[ -n $made_policy ]] && rm -f "$policy"
         return 1
     }
-    if [[ -n $made_policy ]]; then
-        rm -f "$policy"
-        systemctl disable prometheus >/dev/null 2>&1 || true
-    fi
+    [[ -n $made_policy ]] && rm -f "$policy"
+    local d
+    for d in "${daemons[@]}"; do
+        systemctl disable --now "$d" >/dev/null 2>&1 || true
+        # Without systemd (a container), the SysV links are what starts it at boot.
+        update-rc.d "$d" disable >/dev/null 2>&1 || true
+    done
 }
 
 if command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then

@@ -441,9 +441,12 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     info!(public_key = %crate::keys::encode(&plane.public_key()), peers = specs.len(), "wireguard ready");
     let mut tap = match &cfg.control_port {
         Some(cp) => {
+            // Addresses to announce are the export's to give the TAP, while healthy.
+            let held = cp.export.as_ref().map_or(&[][..], |e| &e.announce[..]);
             let addrs: Vec<std::net::IpAddr> = [&cfg.ports.outside, &cfg.ports.inside]
                 .iter()
                 .flat_map(|p| p.addresses.iter().map(|a| a.addr))
+                .filter(|a| !held.contains(a))
                 .collect();
             let tap = crate::tap::Tap::open(&cp.tap, &addrs, cfg.wireguard.mtu)?;
             plane.host = Some(HostPort::new(tap.mac(), devices.macs[1]));
@@ -452,6 +455,8 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         }
         None => None,
     };
+    // Routes for a routing daemon on the host (docs/scale-out.md).
+    let mut export = crate::export::Export::for_config(&cfg)?;
     // Figures for Prometheus and DPDK telemetry, published by this thread.
     let publisher = metrics::Publisher::new();
     let _telemetry = metrics::register_telemetry(&publisher.reader())?;
@@ -575,6 +580,13 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
         let now = Now::real();
         let round = plane.round(now, &mut io);
         let mut work = round.work;
+        if let Some(e) = export.as_mut() {
+            e.poll(
+                &plane,
+                handles.iter().map(|h| h.counters.traffic.polls.get()),
+                now,
+            );
+        }
         if now.mono >= next_snapshot {
             next_snapshot = now.mono + SNAPSHOT_EVERY;
             let s = snapshot(&plane, &handles, &pool, &ports, io.ring_drops, peer_series);
@@ -600,7 +612,11 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             work += 1;
         }
         if work == 0 && !stop.load(Ordering::Relaxed) {
-            let until = plane.next_deadline().min(next_snapshot);
+            let until = plane.next_deadline().min(next_snapshot).min(
+                export
+                    .as_ref()
+                    .map_or(u64::MAX, crate::export::Export::next_deadline),
+            );
             fds.clear();
             if let Some(t) = io.tap.as_ref() {
                 fds.push(pollfd(t.fd()));
@@ -662,6 +678,7 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     if let Some(h) = &plane.host {
         info!(stats = ?h.stats, "control port counters");
     }
+    drop(export);
     drop(tap);
     drop(uapi);
     drop(_metrics_server);

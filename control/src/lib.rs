@@ -4,6 +4,7 @@
 //! thin CLI over [`gateway`].
 
 pub mod config;
+pub mod export;
 pub mod gateway;
 pub mod keys;
 pub mod metrics;

@@ -309,7 +309,25 @@ pub enum CryptoBackend {
 pub struct ControlPortConfig {
     /// Interface name, 1..=15 characters.
     pub tap: String,
+    /// Routes for a routing daemon on the host (`control_port.export`).
+    pub export: Option<ExportConfig>,
 }
+
+/// `control_port.export`: the kernel routing table wgdp keeps the routes of its live
+/// peers in, and the outside addresses it routes there while its workers poll
+/// (docs/scale-out.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportConfig {
+    /// 1..=252: FRR's `ip import-table` takes no other (253 to 255 are the kernel's).
+    pub table: u32,
+    /// Addresses of the outside port, each routed as a host route in the table.
+    pub announce: Vec<IpAddr>,
+    /// A worker that has not polled for this long makes the gateway unhealthy.
+    pub stall_ms: u32,
+}
+
+/// `control_port.export.stall_ms` when not given.
+pub const DEFAULT_STALL_MS: u32 = 1000;
 
 /// The Prometheus endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -155,9 +155,22 @@ pub(super) struct RawCrypto {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with key tap")]
+#[serde(deny_unknown_fields, expecting = "a mapping with keys tap and export")]
 pub(super) struct RawControlPort {
     pub tap: String,
+    pub export: Option<RawExport>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with keys table, announce, stall_ms"
+)]
+pub(super) struct RawExport {
+    pub table: i64,
+    #[serde(default, deserialize_with = "list")]
+    pub announce: Vec<String>,
+    pub stall_ms: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -459,6 +459,19 @@ fn example_files_parse() {
     assert!(gateway.metrics.is_some());
     assert!(gateway.uapi.is_some());
 
+    for (name, text) in [
+        ("gw-a", include_str!("../../../conf/cluster/gw-a/wgdp.yaml")),
+        ("gw-b", include_str!("../../../conf/cluster/gw-b/wgdp.yaml")),
+    ] {
+        let text = text.replace("/etc/wgdp/private.key", "private.key");
+        let gateway = parse(&text, &dir.0)
+            .unwrap_or_else(|err| panic!("conf/cluster/{name}/wgdp.yaml: {err}"));
+        let export = gateway.control_port.unwrap().export.unwrap();
+        assert_eq!(export.table, 200);
+        assert_eq!(export.announce, vec![ip("198.19.0.1")]);
+        assert_eq!(gateway.ports.outside.addresses[0].addr, ip("198.19.0.1"));
+    }
+
     let minimal = parse(include_str!("../../../conf/minimal.yaml"), Path::new("."))
         .unwrap_or_else(|err| panic!("conf/minimal.yaml: {err}"));
     assert!(minimal.control_port.is_none());
@@ -1231,5 +1244,73 @@ fn more_peers_than_the_gateway_holds_are_refused() {
         &yaml,
         &format!("peers[{max}]"),
         &format!("{} peers are configured; wgdp holds at most {max}", max + 1),
+    );
+}
+
+#[test]
+fn control_port_export_is_read_and_checked() {
+    let outside = "addresses: [\"198.19.0.2/24\"]";
+    let yaml = |export: &str| {
+        let text = minimal_plus(&format!(
+            "control_port:\n  tap: wgdp0\n  export: {export}\n"
+        ));
+        assert!(text.contains(outside), "MINIMAL changed");
+        text.replacen(
+            outside,
+            "addresses: [\"198.19.0.1/32\", \"198.19.0.2/24\", \"2001:2:0:1::2/64\"]",
+            1,
+        )
+    };
+    let config = parse_ok(&yaml(
+        "{ table: 200, announce: [\"198.19.0.1\", \"2001:2:0:1::2\"] }",
+    ));
+    let export = config.control_port.unwrap().export.unwrap();
+    assert_eq!(export.table, 200);
+    assert_eq!(export.announce, vec![ip("198.19.0.1"), ip("2001:2:0:1::2")]);
+    assert_eq!(export.stall_ms, DEFAULT_STALL_MS);
+    let config = parse_ok(&yaml("{ table: 1, stall_ms: 250 }"));
+    let export = config.control_port.unwrap().export.unwrap();
+    assert!(export.announce.is_empty());
+    assert_eq!(export.stall_ms, 250);
+    assert!(parse_ok(&minimal_plus("control_port: { tap: wgdp0 }\n"))
+        .control_port
+        .unwrap()
+        .export
+        .is_none());
+
+    assert_error(
+        &yaml("{ table: 253 }"),
+        "control_port.export.table",
+        "must be between 1 and 252, got 253",
+    );
+    assert_error(
+        &yaml("{ announce: [] }"),
+        "control_port.export.table",
+        "is required",
+    );
+    assert_error(
+        &yaml("{ table: 200, announce: [\"198.18.2.1\"] }"),
+        "control_port.export.announce[0]",
+        "198.18.2.1 is not an address of ports.outside",
+    );
+    assert_error(
+        &yaml("{ table: 200, announce: [\"198.19.0.1\", \"198.19.0.1\"] }"),
+        "control_port.export.announce[1]",
+        "listed twice",
+    );
+    assert_error(
+        &yaml("{ table: 200, announce: [\"198.19.0.1/32\"] }"),
+        "control_port.export.announce[0]",
+        "is not an IP address",
+    );
+    assert_error(
+        &yaml("{ table: 200, stall_ms: 5 }"),
+        "control_port.export.stall_ms",
+        "must be between 10 and 60000, got 5",
+    );
+    assert_error(
+        &yaml("{ table: 200, tabel: 3 }"),
+        "control_port.export.tabel",
+        "unknown key",
     );
 }

@@ -388,6 +388,35 @@ uapi:
             Fine,
         ),
         case(
+            "a control port with an export after the peers",
+            doc("peers:
+  - public_key: \"@K0@\"
+    allowed_ips: [\"198.18.1.0/24\"]
+control_port:
+  tap: wgdp0
+  export: { table: 200, announce: [\"198.19.0.2\", \"2001:2:0:1::2\"], stall_ms: 500 }
+"),
+            Via::Items,
+            Fine,
+        ),
+        case(
+            "an export announcing an address of the inside port",
+            doc("peers:
+  - public_key: \"@K0@\"
+    allowed_ips: [\"198.18.1.0/24\"]
+control_port:
+  tap: wgdp0
+  export:
+    table: 200
+    announce: [198.18.2.1]
+"),
+            Via::Items,
+            Expect::Err(
+                "control_port.export.announce[0]",
+                "is not an address of ports.outside",
+            ),
+        ),
+        case(
             "IPv6 endpoints and allowed IPs only",
             doc("peers:
   - public_key: \"@K0@\"

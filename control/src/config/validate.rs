@@ -22,13 +22,14 @@ use super::device::{crypto_device, interface_name};
 use super::item::PeerFields;
 use super::key::decode_key;
 use super::raw::{
-    RawConfig, RawControlPort, RawCrypto, RawDpdk, RawDscp, RawMetrics, RawPeer, RawPort, RawPorts,
-    RawUapi, RawWireguard,
+    RawConfig, RawControlPort, RawCrypto, RawDpdk, RawDscp, RawExport, RawMetrics, RawPeer,
+    RawPort, RawPorts, RawUapi, RawWireguard,
 };
 use super::{
     Config, ConfigError, ControlPortConfig, CryptoBackend, CryptoConfig, DeviceSpec, DpdkConfig,
-    InterfaceAddr, Key, MetricsConfig, PeerConfig, PortConfig, Ports, Prefix, Route, UapiConfig,
-    WireguardConfig, DEFAULT_BURST, DEFAULT_LISTEN_PORT, DEFAULT_MTU, KEY_LEN, MBUFS_PER_WORKER,
+    ExportConfig, InterfaceAddr, Key, MetricsConfig, PeerConfig, PortConfig, Ports, Prefix, Route,
+    UapiConfig, WireguardConfig, DEFAULT_BURST, DEFAULT_LISTEN_PORT, DEFAULT_MTU, KEY_LEN,
+    MBUFS_PER_WORKER,
 };
 
 /// RTE_MAX_LCORE of the DPDK 22.11 build wgdp targets (Debian's `rte_build_config.h`).
@@ -247,7 +248,9 @@ pub(super) fn tail(
         rekey_after_time,
         outer_dscp,
         crypto,
-        control_port: control_port_raw.map(control_port).transpose()?,
+        control_port: control_port_raw
+            .map(|c| control_port(c, &front.ports))
+            .transpose()?,
         metrics: metrics_raw.map(metrics).transpose()?,
         uapi: uapi_raw.map(uapi).transpose()?,
     })
@@ -1160,9 +1163,43 @@ fn check_pci_probing(
     }
 }
 
-fn control_port(raw: RawControlPort) -> Result<ControlPortConfig, ConfigError> {
+fn control_port(raw: RawControlPort, ports: &Ports) -> Result<ControlPortConfig, ConfigError> {
     interface_name(&raw.tap).or_else(|reason| fail("control_port.tap", reason))?;
-    Ok(ControlPortConfig { tap: raw.tap })
+    let export = match raw.export {
+        None => None,
+        Some(e) => Some(export(e, ports)?),
+    };
+    Ok(ControlPortConfig {
+        tap: raw.tap,
+        export,
+    })
+}
+
+fn export(raw: RawExport, ports: &Ports) -> Result<ExportConfig, ConfigError> {
+    let table = ranged("control_port.export.table", raw.table, 1, 252)?;
+    let mut announce: Vec<IpAddr> = Vec::with_capacity(raw.announce.len());
+    for (i, text) in raw.announce.iter().enumerate() {
+        let path = format!("control_port.export.announce[{i}]");
+        let Ok(addr) = text.parse::<IpAddr>() else {
+            return fail(path, format!("{text:?} is not an IP address"));
+        };
+        if !ports.outside.addresses.iter().any(|a| a.addr == addr) {
+            return fail(path, format!("{addr} is not an address of ports.outside"));
+        }
+        if announce.contains(&addr) {
+            return fail(path, format!("{addr} is listed twice"));
+        }
+        announce.push(addr);
+    }
+    let stall_ms = match raw.stall_ms {
+        Some(ms) => ranged("control_port.export.stall_ms", ms, 10, 60_000)?,
+        None => crate::config::DEFAULT_STALL_MS,
+    };
+    Ok(ExportConfig {
+        table,
+        announce,
+        stall_ms,
+    })
 }
 
 fn metrics(raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {

@@ -468,6 +468,16 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             .map(|p| self.view(p))
     }
 
+    /// `active_peer_views` from peer id `from` on: the peers below cost a skip each
+    /// (the route export's sweeps resume here, `export::Export::poll`).
+    pub fn active_peer_views_from(&self, from: u32) -> impl Iterator<Item = PeerView<'_>> {
+        self.timers
+            .armed_peers()
+            .skip_while(move |&i| i < from)
+            .filter_map(|i| self.peers.get(i as usize))
+            .map(|p| self.view(p))
+    }
+
     /// Peers configured.
     pub fn peer_count(&self) -> usize {
         self.peers.len()
