@@ -95,7 +95,7 @@ pub type Notify = Arc<dyn Fn() + Send + Sync>;
 struct Pool {
     jobs: Option<mpsc::Sender<(u64, Work)>>,
     results: mpsc::Receiver<(u64, Done)>,
-    /// Results sent and not yet received.
+    /// Results made and not yet received.
     ready: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
     size: usize,
@@ -125,10 +125,12 @@ impl Pool {
                         return;
                     };
                     let done = work.run();
+                    // Counted before it is sent, so the count never falls below zero:
+                    // the control thread may see it a moment before the result.
+                    ready.fetch_add(1, Ordering::SeqCst);
                     if results_tx.send((seq, done)).is_err() {
                         return;
                     }
-                    ready.fetch_add(1, Ordering::SeqCst);
                     if let Some(n) = &notify {
                         n();
                     }
