@@ -36,8 +36,12 @@ const RX_BURST: usize = 256;
 const MBUFS: u32 = 16383;
 /// Data room of an mbuf: 2048 bytes of frame and DPDK's usual 128 of headroom.
 const MBUF_ROOM: u16 = 2048 + 128;
-/// Initiations in flight at once while handshaking many peers.
-pub const HANDSHAKE_WINDOW: usize = 128;
+/// Initiations in flight at once while handshaking many peers: half the depth of a
+/// wgdp gateway's handshake queue from which it is under load
+/// (`control::plane::load::UNDER_LOAD_DEPTH`, 128). With as many as that in flight,
+/// a gateway that falls behind answers with cookies and the peers wait 5 s to retry:
+/// 30000 peers took over 20 s with 128, 12 s with 64 (docs/architecture.md, section 6).
+pub const HANDSHAKE_WINDOW: usize = control::plane::load::UNDER_LOAD_DEPTH / 2;
 /// An unanswered initiation is sent again after this long (whitepaper 6.4,
 /// `REKEY_TIMEOUT`).
 const REKEY_TIMEOUT: Duration = Duration::from_secs(5);
