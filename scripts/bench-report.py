@@ -695,6 +695,55 @@ def main():
         p(hs)
         p("")
 
+    # ---- handshakes per second on threads
+    ht = read(w("handshake_threads.txt")).strip()
+    if ht.startswith("|"):
+        p("## Handshakes per second on threads")
+        p("")
+        p("The responder of the section above with the Diffie-Hellman work of its "
+          "handshakes on threads (`dpdk.handshake_threads`, docs/architecture.md, "
+          "\"Handshakes on several threads\"; `target/release/examples/handshake_rate "
+          "N --threads 0,1,2`, on every CPU of the machine): 0 is the control thread doing "
+          "it as above; with threads, the control thread keeps the order, the state and "
+          "every check, the threads do the X25519, and the control loop sleeps on its "
+          "doorbell until they give results back. Timed: from the first initiation handed "
+          "over to the last response sent, in wall time and in CPU time of the whole "
+          "process; \"handshakes per CPU second\" is the work per core. On a machine "
+          "with two CPUs, one thread beside the control thread is all that can run at "
+          "once; with two, three threads share two CPUs.")
+        p("")
+        p(ht)
+        p("")
+
+    # ---- restart storm
+    st = read(w("storm.txt")).strip()
+    if st.startswith("|"):
+        p("## A restart storm")
+        p("")
+        p("A gateway with N configured peers comes back after a restart while every peer "
+          "still sends, so every peer makes a handshake (`target/release/examples/"
+          "restart_storm N --threads K`): wgdp's control plane with real X25519, the "
+          "handshake queue (1024), cookies under load and the per-source limits as in "
+          "production, its Diffie-Hellman work on K threads; the peers, played by wgdp's "
+          "own handshake engine with a key each, send their first initiation at a random "
+          "moment in the first second and retry after Rekey-Timeout (5 s) plus up to "
+          "333 ms, with mac2 once they got a cookie, as WireGuard peers do; messages "
+          "reach control through one worker's ring of 4096. The gateway's clock runs "
+          "while it works (rounds, and sleeps until a thread gives a result) and stands "
+          "still while the peers make their messages, since real peers are other "
+          "machines. \"Start\" is the making of the control plane with the peers' "
+          "static-static Diffie-Hellman on every CPU; \"all back after\" the time from "
+          "the restart until the last peer has its session; every session is checked by "
+          "its peer's engine, and every initiation is counted as answered, given a "
+          "cookie or dropped (queue or ring full, rate-limited or refused).")
+        p("")
+        p("| peers | handshake threads | start (s) | all back after (s) | handshakes/s (average) | "
+          "most in one second | initiations | responses | cookie replies | dropped (queue, ring) | "
+          "rate-limited or refused |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|")
+        p(st)
+        p("")
+
     # ---- allowed IPs at 10^6 prefixes
     fib = "\n".join(l for l in read(w("fib.txt")).splitlines() if not l.startswith("EAL:"))
     m = re.search(r"^IPv[46]: (\d+) prefixes", fib, re.M)

@@ -374,6 +374,30 @@ bench_handshakes() {
         echo "handshake_rate failed: $?" >>"$WORK/handshakes.txt"
 }
 
+# bench_handshake_threads N: the responder's handshakes per second with the
+# Diffie-Hellman work on 0 (the control thread), 1 and 2 threads, on every CPU
+# (examples/handshake_rate.rs --threads).
+bench_handshake_threads() {
+    bench_log "handshakes per second on threads, $1 peers"
+    "$REPO/target/release/examples/handshake_rate" "$1" --threads 0,1,2 \
+        >"$WORK/handshake_threads.txt" 2>&1 ||
+        echo "handshake_rate --threads failed: $?" >>"$WORK/handshake_threads.txt"
+}
+
+# bench_storm N: a gateway with N peers comes back after a restart while every peer
+# sends; the time until every peer has its session back, with the Diffie-Hellman work
+# on the control thread and on one thread (examples/restart_storm.rs).
+bench_storm() {
+    local t
+    bench_log "restart storm, $1 peers"
+    : >"$WORK/storm.txt"
+    for t in 0 1; do
+        "$REPO/target/release/examples/restart_storm" "$1" --threads "$t" \
+            >>"$WORK/storm.txt" 2>>"$WORK/storm.err" ||
+            echo "restart_storm --threads $t failed: $?" >>"$WORK/storm.txt"
+    done
+}
+
 bench_main() {
     local quick= doc=$REPO/docs/benchmarks.md keep=
     while (($#)); do
@@ -392,7 +416,7 @@ bench_main() {
     local -a search_cryptodev=(--sizes 64,1420 --trial-ms 1000 --latency-count 2000 --latency-sizes 64)
     local -a search_scaling=(--sizes 64,1420 --trial-ms 500 --latency-rate 0)
     local aead_secs=1 iperf_secs=10 latency_count=20000 tunnel_packets=200000 tunnel_sizes=64,1420
-    local fib_prefixes=1000000 handshake_peers=10000
+    local fib_prefixes=1000000 handshake_peers=10000 storm_peers=100000
     local -a scale_counts=(10000 100000 1000000)
     if [[ -n $quick ]]; then
         search=(--sizes 64,1420 --trial-ms 200 --max-trials 5 --latency-count 2000)
@@ -407,12 +431,15 @@ bench_main() {
         scale_counts=(1000 10000)
         fib_prefixes=100000
         handshake_peers=2000
+        storm_peers=10000
     fi
     local started=$SECONDS
     machine_info "$WORK/machine.json"
     bench_aead "$aead_secs"
     bench_costs
     bench_handshakes "$handshake_peers"
+    bench_handshake_threads "$handshake_peers"
+    bench_storm "$storm_peers"
     bench_fib "$fib_prefixes"
     bench_memif "${search[@]}"
     bench_memif_zero_copy "${search_cryptodev[@]}"

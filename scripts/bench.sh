@@ -6,6 +6,7 @@
 #        scripts/bench.sh bench [--quick] [--json-dir DIR] [--doc FILE]
 #        scripts/bench.sh profile [--size N] [--rate PPS] [--count N] [--direction D]
 #                                 [--peers N] [--zero-copy] [--perf FILE]
+#                                 [--handshake-window N] [--setup-timeout S]
 #
 #   smoke   what `make test` runs: wgdp with two net_memif ports and wgdp-pktgen on
 #           the other end; the generator's peers handshake, a few thousand packets
@@ -29,7 +30,9 @@
 #           per packet by stage; --zero-copy runs wgdp as a zero-copy memif client
 #           (memif_zero_copy); --perf FILE also records the
 #           worker thread with `perf record -g -t` into FILE and prints the top of
-#           `perf report`. Not a test, and not a throughput figure.
+#           `perf report`. --handshake-window and --setup-timeout go to the
+#           generator (0: every peer's handshake at once, a restart storm).
+#           Not a test, and not a throughput figure.
 #
 # Environment: WGDP_BIN, PKTGEN_BIN (default: target/release/ of this checkout),
 # WGDP_NO_HUGE (DPDK runs with --no-huge even when hugepages are free).
@@ -421,6 +424,7 @@ PY
 profile() {
     need
     local size=64 rate=1000000 count=3000000 direction=both peers=4 zero_copy= perf_out= tid perf_pid=
+    local -a storm=()
     while (($#)); do
         case $1 in
         --size) size=$2 && shift 2 ;;
@@ -428,6 +432,7 @@ profile() {
         --count) count=$2 && shift 2 ;;
         --direction) direction=$2 && shift 2 ;;
         --peers) peers=$2 && shift 2 ;;
+        --handshake-window | --setup-timeout) storm+=("$1" "$2") && shift 2 ;;
         --zero-copy) zero_copy=1 && shift ;;
         --perf) perf_out=$2 && shift 2 ;;
         *) die "profile: unknown option $1" ;;
@@ -457,7 +462,8 @@ profile() {
         perf_pid=$!
         PIDS+=("$perf_pid")
     fi
-    pktgen_memif run --peers "$peers" --count "$count" --rate "$rate" --size "$size" --direction "$direction"
+    pktgen_memif run --peers "$peers" --count "$count" --rate "$rate" --size "$size" --direction "$direction" \
+        "${storm[@]}"
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid"
         wait "$perf_pid" || true

@@ -35,8 +35,15 @@
 //! Prints a Markdown table, the CPU it ran on and the share of the timed wall time the
 //! thread had its CPU (below 100 %, something else ran there). Clocks are
 //! `dataplane::clock::tsc`.
+//!
+//! With `--threads 0,1,2` (and no taskset), instead: the gateway as responder with the
+//! Diffie-Hellman work of handshakes on each number of threads (`plane/dh.rs`; 0: on
+//! the control thread), the control loop sleeping on a doorbell that the threads ring,
+//! as `wgdp`'s does. Timed: from the first initiation handed over to the last response
+//! sent, in wall time and in CPU time of the whole process (control and threads).
 
 use control::noise::{Identity, PeerHandshake, Tai64N};
+use control::plane::dh::DhWork;
 use control::plane::{frames, ControlEvent, ControlPlane, Handshakes, Now, PeerSpec};
 use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::clock::tsc;
@@ -374,11 +381,112 @@ fn errors(plane: &Plane) -> String {
     format!("{:?}", plane.stats.handshake_errors)
 }
 
+/// This process's CPU time (every thread), seconds.
+fn process_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the timespec only.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// The gateway as responder to one initiation from each of `remotes`, with its
+/// Diffie-Hellman work on `threads` threads: wall and process CPU seconds from the
+/// first initiation handed over to the last response sent. Every response is checked
+/// by its peer's engine afterwards.
+fn responder_on_threads(
+    gw_key: &[u8; 32],
+    specs: &[PeerSpec],
+    remotes: &mut [Remote],
+    threads: usize,
+) -> (f64, f64) {
+    let n = remotes.len();
+    let cpus = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let mut plane = gateway(gw_key, specs, cpus);
+    let bell = Arc::new(dataplane::doorbell::Doorbell::new().expect("eventfd"));
+    let ring = bell.clone();
+    let work = DhWork::with_threads(threads, Some(Arc::new(move || ring.ring()))).expect("threads");
+    plane.set_handshake_work(work, now(T0), &mut || Some(HeapBuf::new(&[])));
+    let mono = T0;
+    let wall = Tai64N::from_system_time(now(mono).wall);
+    let punted: Vec<HeapBuf> = remotes
+        .iter_mut()
+        .enumerate()
+        .map(|(i, r)| {
+            let m =
+                r.hs.create_initiation(&r.identity, i as u32, wall, dur(mono), &mut OsRng)
+                    .expect("initiation");
+            punted_message(i, &m)
+        })
+        .collect();
+    let mut io = MemIo::default();
+    let mut sent: Vec<Vec<u8>> = Vec::with_capacity(n);
+    let mut it = punted.into_iter().peekable();
+    let (cpu0, t0) = (process_cpu(), Instant::now());
+    let mut mono = mono;
+    while it.peek().is_some() || plane.handshakes_in_flight() > 0 {
+        // As a worker would: a burst, once control took the last.
+        if io.punted.is_empty() && plane.queued() == 0 {
+            io.punted.extend(it.by_ref().take(BATCH));
+        }
+        let round = plane.round(now(mono), &mut io);
+        sent.extend(io.control.drain(..).map(|f| f.data().to_vec()));
+        mono += STEP;
+        if round.work == 0 {
+            // As `wgdp` sleeps: until a thread rings, unless a result is there.
+            bell.prepare();
+            if !plane.handshake_results_ready() {
+                let mut p = libc::pollfd {
+                    fd: bell.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one live pollfd; at most 100 ms.
+                unsafe { libc::poll(&mut p, 1, 100) };
+            }
+            bell.woke();
+        }
+    }
+    let (secs, cpu) = (t0.elapsed().as_secs_f64(), process_cpu() - cpu0);
+    assert_eq!(
+        plane.stats.event(ControlEvent::HandshakesCompleted),
+        n as u64,
+        "{}",
+        errors(&plane)
+    );
+    assert_eq!(plane.stats.event(ControlEvent::CookieRepliesSent), 0);
+    assert_eq!(sent.len(), n, "one response per initiation");
+    for f in &sent {
+        let dg = frames::parse_udp(f).expect("a UDP frame");
+        let msg = &f[dg.payload.0..dg.payload.0 + dg.payload.1];
+        let i = peer_of(dg.dst);
+        let r = &mut remotes[i];
+        r.hs.consume_response(&r.identity, msg, dur(mono))
+            .expect("the response authenticates");
+    }
+    (secs, cpu)
+}
+
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse().expect("usage: handshake_rate [N]"))
-        .unwrap_or(10_000);
+    let mut args = std::env::args().skip(1);
+    let mut n = 10_000;
+    let mut thread_counts: Option<Vec<usize>> = None;
+    while let Some(a) = args.next() {
+        if a == "--threads" {
+            let list = args.next().expect("--threads 0,1,2");
+            thread_counts = Some(
+                list.split(',')
+                    .map(|t| t.parse().expect("--threads: numbers"))
+                    .collect(),
+            );
+        } else {
+            n = a
+                .parse()
+                .expect("usage: handshake_rate [N] [--threads 0,1,2]");
+        }
+    }
     let max = control::gateway::MAX_PEERS;
     assert!(n > 0 && n <= max, "N from 1 to {max}");
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
@@ -405,6 +513,36 @@ fn main() {
             persistent_keepalive: None,
         })
         .collect();
+    if let Some(counts) = thread_counts {
+        println!(
+            "| handshake threads | handshakes | seconds | handshakes/s | CPU seconds (all threads) | handshakes per CPU second | speed-up |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        let mut first = None;
+        for t in counts {
+            let (secs, cpu) = responder_on_threads(&gw_key, &specs, &mut remotes, t);
+            let rate = n as f64 / secs;
+            let base = *first.get_or_insert(rate);
+            let who = if t == 0 {
+                "0 (the control thread)".to_string()
+            } else {
+                t.to_string()
+            };
+            println!(
+                "| {who} | {n} | {secs:.3} | {rate:.0} | {cpu:.3} | {:.0} | {:.2} |",
+                n as f64 / cpu,
+                rate / base
+            );
+        }
+        println!();
+        println!(
+            "CPU: {}; {} CPUs for this process; responder, {n} peers, {BATCH} initiations \
+             handed over a round; the control loop sleeps on a doorbell the threads ring.",
+            cpu_model(),
+            threads
+        );
+        return;
+    }
     let mut rows = Vec::new();
     let mut x25519 = X25519::new();
 

@@ -340,6 +340,9 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
     };
     let handshakes =
         crate::plane::Handshakes::make(cfg.wireguard.private_key.as_bytes(), &specs, threads);
+    // The threads of the handshakes' Diffie-Hellman work, also before DPDK pins this
+    // thread: they run on the CPUs the workers and the control lcore leave free.
+    let dh_work = handshake_work(&cfg, &doorbell)?;
 
     let args = eal_args(&cfg);
     info!(args = %args.join(" "), "starting DPDK");
@@ -438,7 +441,9 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             cfg.wireguard.rekey_after_time.into(),
         ));
     }
-    info!(public_key = %crate::keys::encode(&plane.public_key()), peers = specs.len(), "wireguard ready");
+    plane.set_handshake_work(dh_work, Now::real(), &mut || None);
+    info!(public_key = %crate::keys::encode(&plane.public_key()), peers = specs.len(),
+          handshake_threads = plane.handshake_threads(), "wireguard ready");
     let mut tap = match &cfg.control_port {
         Some(cp) => {
             // Addresses to announce are the export's to give the TAP, while healthy.
@@ -625,7 +630,10 @@ pub fn run(cfg: Config, rt: Runtime<'_>) -> Result<(), String> {
             if let Some(server) = uapi.as_ref() {
                 server.wait_fds(&mut fds);
             }
-            let woken = wait(&doorbell, &handles, &wakeup, &mut fds, until, uapi_from);
+            let results = || plane.handshake_results_ready();
+            let woken = wait(
+                &doorbell, &handles, &results, &wakeup, &mut fds, until, uapi_from,
+            );
             uapi_ready |= woken;
         }
     }
@@ -899,11 +907,13 @@ fn pollfd(fd: std::os::fd::RawFd) -> libc::pollfd {
 }
 
 /// Sleeps until `until` (the `Now::mono` clock; at most `MAX_SLEEP`), a worker hands
-/// control a packet (the doorbell), a signal, or one of `fds` is ready; true if one of
+/// control a packet or a handshake thread a result (the doorbell: `results` says
+/// whether some are there), a signal, or one of `fds` is ready; true if one of
 /// `fds[uapi_from..]` (the UAPI socket's) is.
 fn wait(
     doorbell: &dataplane::doorbell::Doorbell,
     handles: &[WorkerHandle],
+    results: &dyn Fn() -> bool,
     signals: &std::os::unix::net::UnixStream,
     fds: &mut Vec<libc::pollfd>,
     until: u64,
@@ -921,7 +931,7 @@ fn wait(
     }
     doorbell.prepare();
     // After `prepare`, a packet is either seen here or rings the doorbell.
-    if handles.iter().any(|h| h.to_control.count() > 0) {
+    if handles.iter().any(|h| h.to_control.count() > 0) || results() {
         doorbell.woke();
         return false;
     }
@@ -949,6 +959,80 @@ fn wait(
         }
     }
     ready > 0 && fds[uapi_from..fds.len() - 2].iter().any(|f| f.revents != 0)
+}
+
+/// The threads for the Diffie-Hellman work of handshakes (`dpdk.handshake_threads`;
+/// by default one per CPU this process may use that no worker lcore and not the
+/// control lcore runs on), each ringing `doorbell` when it finished a job. They are
+/// made on the free CPUs (or, when there are none, on the control lcore's), so that
+/// they never take a worker's CPU.
+fn handshake_work(
+    cfg: &Config,
+    doorbell: &Arc<dataplane::doorbell::Doorbell>,
+) -> Result<crate::plane::dh::DhWork, String> {
+    use crate::plane::dh::{DhWork, MAX_THREADS};
+    let cpu_of = |lcore: u32| *cfg.dpdk.cpus.get(&lcore).unwrap_or(&lcore) as usize;
+    let taken: Vec<usize> = cfg
+        .dpdk
+        .worker_lcores
+        .iter()
+        .chain([&cfg.dpdk.control_lcore])
+        .map(|&l| cpu_of(l))
+        .collect();
+    // SAFETY: `cpu_set_t` is plain data; sched_getaffinity writes at most its size.
+    let mut mine: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a live cpu_set_t of the size given, for this thread (0).
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut mine) } != 0
+    {
+        return Err(format!(
+            "handshake threads: sched_getaffinity: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let limit = (libc::CPU_SETSIZE as usize).min(8 * std::mem::size_of::<libc::cpu_set_t>());
+    // SAFETY: CPU_ISSET reads the set within its size (`cpu` < CPU_SETSIZE).
+    let allowed: Vec<usize> = (0..limit)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &mine) })
+        .collect();
+    let free: Vec<usize> = allowed
+        .iter()
+        .copied()
+        .filter(|c| !taken.contains(c))
+        .collect();
+    let threads = match cfg.dpdk.handshake_threads {
+        Some(n) => usize::from(n),
+        None => free.len().min(MAX_THREADS),
+    };
+    if threads == 0 {
+        info!("handshakes' Diffie-Hellman work on the control thread (no CPU left free: dpdk.handshake_threads)");
+        return Ok(DhWork::default());
+    }
+    let cpus = if free.is_empty() {
+        vec![cpu_of(cfg.dpdk.control_lcore)]
+    } else {
+        free
+    };
+    // The threads take this thread's affinity when they are made: give it theirs for
+    // that moment.
+    // SAFETY: as above, plain data.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in &cpus {
+        // SAFETY: `c` came from a set of this size.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: live sets of `size` bytes, for this thread.
+    if unsafe { libc::sched_setaffinity(0, size, &set) } != 0 {
+        warn!(?cpus, error = %std::io::Error::last_os_error(),
+              "handshake threads: could not be kept off the workers' CPUs");
+    }
+    let bell = doorbell.clone();
+    let work = DhWork::with_threads(threads, Some(Arc::new(move || bell.ring())));
+    // SAFETY: as above.
+    unsafe { libc::sched_setaffinity(0, size, &mine) };
+    let work = work.map_err(|e| format!("dpdk.handshake_threads: starting {threads}: {e}"))?;
+    info!(threads, ?cpus, "handshakes' Diffie-Hellman work on threads");
+    Ok(work)
 }
 
 /// A file holding the process id while the gateway runs.

@@ -36,8 +36,12 @@ const RX_BURST: usize = 256;
 const MBUFS: u32 = 16383;
 /// Data room of an mbuf: 2048 bytes of frame and DPDK's usual 128 of headroom.
 const MBUF_ROOM: u16 = 2048 + 128;
-/// Initiations in flight at once while handshaking many peers.
-const HANDSHAKE_WINDOW: usize = 128;
+/// Initiations in flight at once while handshaking many peers: half the depth of a
+/// wgdp gateway's handshake queue from which it is under load
+/// (`control::plane::load::UNDER_LOAD_DEPTH`, 128). With as many as that in flight,
+/// a gateway that falls behind answers with cookies and the peers wait 5 s to retry:
+/// 30000 peers took over 20 s with 128, 12 s with 64 (docs/architecture.md, section 6).
+pub const HANDSHAKE_WINDOW: usize = control::plane::load::UNDER_LOAD_DEPTH / 2;
 /// An unanswered initiation is sent again after this long (whitepaper 6.4,
 /// `REKEY_TIMEOUT`).
 const REKEY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -295,6 +299,9 @@ pub struct Options {
     /// Queue pairs on each port: peer i sends on queue i mod `queues`, as RSS would put
     /// its flow, and every queue is received from.
     pub queues: u16,
+    /// Handshakes in flight at most (0: every peer's at once, as after a gateway's
+    /// restart); [`HANDSHAKE_WINDOW`] by default.
+    pub handshake_window: usize,
 }
 
 pub struct Generator {
@@ -309,6 +316,7 @@ pub struct Generator {
     gw_in_mac: Option<Mac>,
     link: Link,
     queues: u16,
+    handshake_window: usize,
     peers: Vec<Peer>,
     /// Local index (of an initiation in flight or of a session) -> peer.
     by_index: HashMap<u32, usize>,
@@ -388,6 +396,10 @@ impl Generator {
             gw_in_mac: None,
             link: opts.link,
             queues,
+            handshake_window: match opts.handshake_window {
+                0 => usize::MAX,
+                w => w,
+            },
             peers,
             by_index: HashMap::new(),
             next_index: 1,
@@ -873,7 +885,7 @@ impl Generator {
     }
 
     /// Completes a handshake for every peer without a session younger than
-    /// `renew_after`, at most [`HANDSHAKE_WINDOW`] at a time, each retried every
+    /// `renew_after`, at most `Options::handshake_window` at a time, each retried every
     /// `REKEY_TIMEOUT`, until all are done or `timeout` passes.
     pub fn handshake(&mut self, renew_after: Duration, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
@@ -911,7 +923,7 @@ impl Generator {
                     self.peers.len()
                 ));
             }
-            while in_flight.len() < HANDSHAKE_WINDOW {
+            while in_flight.len() < self.handshake_window {
                 let Some(p) = todo.pop() else { break };
                 self.initiate(p);
                 in_flight.push((p, Instant::now()));

@@ -211,6 +211,10 @@ struct Common {
     /// Encrypt direction: decrypt one received packet in this many to check it.
     #[arg(long, default_value_t = 64)]
     verify_every: u64,
+    /// Handshakes in flight at most; 0: every peer's at once (a restart storm: the
+    /// gateway is under load and answers with cookies first; raise --setup-timeout).
+    #[arg(long, default_value_t = engine::HANDSHAKE_WINDOW)]
+    handshake_window: usize,
     /// Most memory for one trial's prebuilt packets, in MiB.
     #[arg(long, default_value_t = 1024)]
     pool_mb: usize,
@@ -338,10 +342,16 @@ impl Session {
         let mut s = Session::start(c, PublicKey::from(key))?;
         let timeout = Duration::from_secs(c.setup_timeout);
         s.gen.resolve(timeout)?;
+        let began = std::time::Instant::now();
         s.gen.handshake(Duration::ZERO, timeout)?;
+        let took = began.elapsed().as_secs_f64();
         eprintln!(
-            "wgdp-pktgen: {} peer(s) have a session with the gateway",
-            s.gen.peer_count()
+            "wgdp-pktgen: {} peer(s) have a session with the gateway, after {took:.1} s \
+             ({:.0} handshakes a second; {} initiations sent, {} cookie replies received)",
+            s.gen.peer_count(),
+            s.gen.peer_count() as f64 / took,
+            s.gen.totals.handshake_initiations_sent,
+            s.gen.totals.cookie_replies
         );
         // Warm-up, not measured: the gateway learns the generator's MACs on both links.
         for direction in [Direction::Decrypt, Direction::Encrypt] {
@@ -427,6 +437,7 @@ impl Session {
             },
             verify_every: c.verify_every,
             pool_bytes: c.pool_mb << 20,
+            handshake_window: c.handshake_window,
         };
         let mut gen = Generator::start(&eal, &c.outside, &c.inside, opts)?;
         gen.wait_links(Duration::from_secs(c.setup_timeout))?;

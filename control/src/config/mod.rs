@@ -106,6 +106,10 @@ pub struct DpdkConfig {
     /// A worker that cannot keep up hands AEAD work to quiet workers (`dpdk.share_crypto`,
     /// default on; `dataplane::spread`).
     pub share_crypto: bool,
+    /// Threads for the Diffie-Hellman work of handshakes (`dpdk.handshake_threads`; 0:
+    /// the control thread does it); `None`: one per CPU left to the process by the
+    /// workers and the control lcore (`gateway::handshake_threads`).
+    pub handshake_threads: Option<u16>,
 }
 
 impl DpdkConfig {

@@ -50,7 +50,8 @@ pub(super) struct RawConfig {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with keys eal_args, lcores, burst, mbufs, idle, share_crypto"
+    expecting = "a mapping with keys eal_args, lcores, burst, mbufs, idle, share_crypto, \
+                 handshake_threads"
 )]
 pub(super) struct RawDpdk {
     #[serde(default, deserialize_with = "list")]
@@ -60,6 +61,7 @@ pub(super) struct RawDpdk {
     pub mbufs: Option<i64>,
     pub idle: Option<IdleMode>,
     pub share_crypto: Option<bool>,
+    pub handshake_threads: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -174,6 +174,7 @@ fn schema_example_parses() {
             mbufs: 16383,
             idle: IdleMode::Adaptive,
             share_crypto: true,
+            handshake_threads: None,
         }
     );
 
@@ -298,8 +299,9 @@ fn empty_optional_lists_and_sections_are_allowed() {
 fn other_values_are_accepted() {
     let config = parse_ok(&minimal_with(
         "lcores: { control: 0, workers: [1] }",
-        "lcores: { control: 3, workers: [1, 2, 0] }\n  burst: 1\n  mbufs: 32767\n  idle: poll\n  share_crypto: false",
+        "lcores: { control: 3, workers: [1, 2, 0] }\n  burst: 1\n  mbufs: 32767\n  idle: poll\n  share_crypto: false\n  handshake_threads: 3",
     ));
+    assert_eq!(config.dpdk.handshake_threads, Some(3));
     assert_eq!(config.dpdk.worker_lcores, vec![1, 2, 0]);
     assert_eq!(config.dpdk.burst, 1);
     assert_eq!(config.dpdk.mbufs, 32767);
@@ -716,6 +718,11 @@ fn dpdk_errors() {
         &minimal_with(lcores, &format!("{lcores}\n  share_crypto: \"yes\"")),
         "dpdk.share_crypto",
         "expected a boolean",
+    );
+    assert_error(
+        &minimal_with(lcores, &format!("{lcores}\n  handshake_threads: 65")),
+        "dpdk.handshake_threads",
+        "65",
     );
     for arg in ["-l", "-l0-3", "--lcores", "--main-lcore=0", "-c"] {
         assert_error(

@@ -441,6 +441,26 @@ control_port:
             Fine,
         ),
         case(
+            "handshake threads in the front",
+            doc_with(
+                "  lcores: { control: 0, workers: [1] }",
+                "  lcores: { control: 0, workers: [1] }\n  handshake_threads: 2",
+                "peers:\n  - { public_key: \"@K0@\", allowed_ips: [\"198.18.1.0/24\"] }\n",
+            ),
+            Via::Items,
+            Fine,
+        ),
+        case(
+            "too many handshake threads in the front",
+            doc_with(
+                "  lcores: { control: 0, workers: [1] }",
+                "  lcores: { control: 0, workers: [1] }\n  handshake_threads: -1",
+                "peers:\n  - { public_key: \"@K0@\", allowed_ips: [\"198.18.1.0/24\"] }\n",
+            ),
+            Via::Any,
+            Expect::Err("dpdk.handshake_threads", "between"),
+        ),
+        case(
             "no items, then a section",
             doc("peers:   # none yet\n  # - public_key: \"@K0@\"\nmetrics:\n  listen: \"127.0.0.1:9586\"\n"),
             Via::Items,

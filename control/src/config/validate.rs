@@ -372,6 +372,15 @@ fn dpdk(raw: RawDpdk) -> Result<DpdkConfig, ConfigError> {
         mbufs,
         idle: raw.idle.unwrap_or_default(),
         share_crypto: raw.share_crypto.unwrap_or(true),
+        handshake_threads: match raw.handshake_threads {
+            Some(n) => Some(ranged(
+                "dpdk.handshake_threads",
+                n,
+                0,
+                crate::plane::dh::MAX_THREADS as i64,
+            )?),
+            None => None,
+        },
     })
 }
 

@@ -15,8 +15,19 @@
 //!
 //! A failed step leaves the state as it was, so a forged or damaged message cannot cancel
 //! a handshake in progress. `create_initiation` from any state starts afresh.
+//!
+//! Receiving is also offered in parts, so that the Diffie-Hellman work can run on other
+//! threads while the caller keeps the state (docs/architecture.md, "Handshakes on
+//! several threads"): a *job* is made from the message and a peer's fixed keys by a
+//! cheap call that checks nothing stateful ([`Identity::initiation_job`],
+//! [`PeerHandshake::answer_job`], [`PeerHandshake::response_job`]), its `run` is pure
+//! (inputs to result, no shared mutable state, any thread), and a *finish* call on the
+//! peer's handshake applies the result with every stateful check (replay, flood limit,
+//! the handshake still in the state the job was made from): [`PeerHandshake::finish_answer`],
+//! [`PeerHandshake::finish_response`]. The one-call methods are these parts in a row.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -36,8 +47,8 @@ use super::{HandshakeError, Tai64N, HANDSHAKE_INITIATION_RATE, IDENTIFIER};
 /// Our static key pair and the keys derived from our public key. Secrets are wiped on
 /// drop and never printed.
 pub struct Identity {
-    /// The private key, ready for X25519.
-    private: DhKey,
+    /// The private key, ready for X25519 (shared with the jobs that need it).
+    private: Arc<DhKey>,
     public: PublicKey,
     /// `HASH(LABEL_MAC1 || S_pub)`: checks mac1 on messages sent to us.
     mac1_key: [u8; KEY_LEN],
@@ -49,7 +60,7 @@ impl Identity {
     pub fn new(private: StaticSecret) -> Self {
         let public = PublicKey::from(&private);
         Identity {
-            private: DhKey::new(&private),
+            private: Arc::new(DhKey::new(&private)),
             public,
             mac1_key: cookie::mac1_key(&public),
             cookie_key: cookie::cookie_key(&public),
@@ -79,22 +90,222 @@ impl Identity {
     /// precomputed `DH(S_priv, S_pub_peer)`. mac2 is the caller's business
     /// ([`CookieChecker`](super::CookieChecker)), before this call.
     pub fn consume_initiation(&self, msg: &[u8]) -> Result<InitiationInfo, HandshakeError> {
+        self.initiation_job(msg)?.run()
+    }
+
+    /// [`Self::consume_initiation`] in parts: checks the message's type, length and
+    /// mac1 here, and returns the rest (`e, es, s`: one X25519) as a job to run on any
+    /// thread.
+    pub fn initiation_job(&self, msg: &[u8]) -> Result<InitiationJob, HandshakeError> {
         let view = Initiation::new_checked(msg).map_err(|_| HandshakeError::Malformed)?;
         self.verify_mac1(msg)?;
+        Ok(InitiationJob {
+            private: self.private.clone(),
+            public: self.public,
+            ephemeral: PublicKey::from(view.ephemeral()),
+            sealed_static: view.encrypted_static(),
+            sender_index: view.sender(),
+            sealed_timestamp: view.encrypted_timestamp(),
+        })
+    }
+}
+
+/// The opening of an initiation's static key (`e, es, s`), made by
+/// [`Identity::initiation_job`]: pure, for any thread.
+pub struct InitiationJob {
+    private: Arc<DhKey>,
+    public: PublicKey,
+    ephemeral: PublicKey,
+    sealed_static: [u8; super::pattern::SEALED_STATIC_LEN],
+    sender_index: u32,
+    sealed_timestamp: [u8; TIMESTAMP_LEN + TAG_LEN],
+}
+
+impl InitiationJob {
+    pub fn run(self) -> Result<InitiationInfo, HandshakeError> {
         let mut symmetric = SymmetricState::with_responder_static(IDENTIFIER, &self.public);
-        let ephemeral = PublicKey::from(view.ephemeral());
         let initiator_static = symmetric.read_initiation_static(
             &self.private,
-            &ephemeral,
-            &view.encrypted_static(),
+            &self.ephemeral,
+            &self.sealed_static,
         )?;
         Ok(InitiationInfo {
             initiator_static,
-            sender_index: view.sender(),
-            ephemeral,
-            sealed_timestamp: view.encrypted_timestamp(),
+            sender_index: self.sender_index,
+            ephemeral: self.ephemeral,
+            sealed_timestamp: self.sealed_timestamp,
             symmetric,
         })
+    }
+}
+
+impl fmt::Debug for InitiationJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InitiationJob")
+            .field("sender_index", &self.sender_index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rest of receiving an initiation and the crypto of answering it, made by
+/// [`PeerHandshake::answer_job`]: `ss` and the timestamp, then `<- e, ee, se, psk`
+/// with the ephemeral key the caller drew. Pure, for any thread; its result is applied
+/// by [`PeerHandshake::finish_answer`].
+pub struct AnswerJob {
+    info: InitiationInfo,
+    static_static: SecretKey,
+    psk: SecretKey,
+    /// The newest timestamp accepted from the peer when the job was made: an older
+    /// one is refused before the response's X25519 work (the finish checks again).
+    latest_timestamp: Option<Tai64N>,
+    ephemeral: DhKey,
+}
+
+impl AnswerJob {
+    pub fn run(self) -> Result<Answer, HandshakeError> {
+        let AnswerJob {
+            info,
+            static_static,
+            psk,
+            latest_timestamp,
+            ephemeral,
+        } = self;
+        let InitiationInfo {
+            initiator_static,
+            sender_index,
+            ephemeral: remote_ephemeral,
+            sealed_timestamp,
+            mut symmetric,
+        } = info;
+        let mut timestamp = [0u8; TIMESTAMP_LEN];
+        symmetric.read_initiation_payload(&static_static, &sealed_timestamp, &mut timestamp)?;
+        let timestamp = Tai64N::from_bytes(timestamp);
+        if latest_timestamp.is_some_and(|latest| timestamp <= latest) {
+            return Err(HandshakeError::StaleTimestamp);
+        }
+        let ephemeral_public = ephemeral.public_key();
+        let mut sealed_nothing = [0u8; TAG_LEN];
+        symmetric.write_response(
+            (&ephemeral, &ephemeral_public),
+            &remote_ephemeral,
+            &initiator_static,
+            &psk,
+            &[],
+            &mut sealed_nothing,
+        )?;
+        // The first split key is the initiator's sending key: here, our receiving key.
+        let (recv_key, send_key) = symmetric.split();
+        Ok(Answer {
+            timestamp,
+            remote_index: sender_index,
+            ephemeral_public,
+            sealed_nothing,
+            send_key,
+            recv_key,
+        })
+    }
+}
+
+impl fmt::Debug for AnswerJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnswerJob")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An authenticated initiation and the keys of our response to it: the result of an
+/// [`AnswerJob`].
+pub struct Answer {
+    timestamp: Tai64N,
+    remote_index: u32,
+    ephemeral_public: PublicKey,
+    sealed_nothing: [u8; TAG_LEN],
+    send_key: SecretKey,
+    recv_key: SecretKey,
+}
+
+impl Answer {
+    /// The initiation's timestamp.
+    pub fn timestamp(&self) -> Tai64N {
+        self.timestamp
+    }
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answer")
+            .field("timestamp", &self.timestamp)
+            .field("remote_index", &self.remote_index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The completion of our handshake from the peer's response (`e, ee, se, psk`), made by
+/// [`PeerHandshake::response_job`]: pure, for any thread; applied by
+/// [`PeerHandshake::finish_response`].
+pub struct ResponseJob {
+    private: Arc<DhKey>,
+    ephemeral: Arc<DhKey>,
+    psk: SecretKey,
+    symmetric: SymmetricState,
+    local_index: u32,
+    remote_index: u32,
+    remote_ephemeral: PublicKey,
+    sealed_nothing: [u8; TAG_LEN],
+}
+
+impl ResponseJob {
+    pub fn run(self) -> Result<Completion, HandshakeError> {
+        let mut symmetric = self.symmetric;
+        symmetric.read_response(
+            &self.ephemeral,
+            &self.private,
+            &self.psk,
+            &self.remote_ephemeral,
+            &self.sealed_nothing,
+            &mut [],
+        )?;
+        let (send_key, recv_key) = symmetric.split();
+        Ok(Completion {
+            local_index: self.local_index,
+            remote_index: self.remote_index,
+            send_key,
+            recv_key,
+        })
+    }
+}
+
+impl fmt::Debug for ResponseJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseJob")
+            .field("local_index", &self.local_index)
+            .field("remote_index", &self.remote_index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys of a response that authenticated: the result of a [`ResponseJob`].
+pub struct Completion {
+    local_index: u32,
+    remote_index: u32,
+    send_key: SecretKey,
+    recv_key: SecretKey,
+}
+
+impl Completion {
+    /// The local index of the initiation it answers.
+    pub fn local_index(&self) -> u32 {
+        self.local_index
+    }
+}
+
+impl fmt::Debug for Completion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completion")
+            .field("local_index", &self.local_index)
+            .field("remote_index", &self.remote_index)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,7 +373,8 @@ enum State {
     InitiationSent {
         local_index: u32,
         sent: Duration,
-        ephemeral: DhKey,
+        /// Shared with the job that completes the handshake on another thread.
+        ephemeral: Arc<DhKey>,
         symmetric: SymmetricState,
     },
     InitiationConsumed {
@@ -284,7 +496,7 @@ impl PeerHandshake {
         self.state = State::InitiationSent {
             local_index,
             sent: now,
-            ephemeral,
+            ephemeral: Arc::new(ephemeral),
             symmetric,
         };
         Ok(msg)
@@ -322,7 +534,19 @@ impl PeerHandshake {
             &mut timestamp,
         )?;
         let timestamp = Tai64N::from_bytes(timestamp);
+        self.check_initiation(timestamp, now)?;
+        self.latest_timestamp = Some(timestamp);
+        self.last_initiation_accepted = Some(now);
+        self.state = State::InitiationConsumed {
+            remote_index: sender_index,
+            remote_ephemeral: ephemeral,
+            symmetric,
+        };
+        Ok(timestamp)
+    }
 
+    /// The replay and flood checks of an initiation with `timestamp` received at `now`.
+    fn check_initiation(&self, timestamp: Tai64N, now: Duration) -> Result<(), HandshakeError> {
         if self
             .latest_timestamp
             .is_some_and(|latest| timestamp <= latest)
@@ -335,15 +559,62 @@ impl PeerHandshake {
         {
             return Err(HandshakeError::RateLimited);
         }
+        Ok(())
+    }
 
-        self.latest_timestamp = Some(timestamp);
+    /// [`Self::accept_initiation`] and [`Self::create_response`] in parts: the work of
+    /// both for an initiation opened by [`Identity::consume_initiation`] (or an
+    /// [`InitiationJob`]), with `ephemeral` the response's ephemeral key, as a job for
+    /// any thread. Nothing here changes: [`Self::finish_answer`] applies the result.
+    pub fn answer_job(
+        &self,
+        info: InitiationInfo,
+        ephemeral: DhKey,
+    ) -> Result<AnswerJob, HandshakeError> {
+        if info.initiator_static != self.remote_static {
+            return Err(HandshakeError::UnknownPeer);
+        }
+        Ok(AnswerJob {
+            info,
+            static_static: self.static_static.clone(),
+            psk: self.psk.clone(),
+            latest_timestamp: self.latest_timestamp,
+            ephemeral,
+        })
+    }
+
+    /// Applies an [`AnswerJob`]'s result received at `now`: the replay and flood
+    /// checks of [`Self::accept_initiation`] against the state as it is now, then the
+    /// response with `local_index`, mac1 and mac2 as [`Self::create_response`] makes
+    /// it. An initiation of ours still awaiting its response is dropped. On failure
+    /// nothing changes.
+    pub fn finish_answer(
+        &mut self,
+        answer: Answer,
+        local_index: u32,
+        now: Duration,
+    ) -> Result<([u8; RESPONSE_LEN], Session), HandshakeError> {
+        self.check_initiation(answer.timestamp, now)?;
+        self.latest_timestamp = Some(answer.timestamp);
         self.last_initiation_accepted = Some(now);
-        self.state = State::InitiationConsumed {
-            remote_index: sender_index,
-            remote_ephemeral: ephemeral,
-            symmetric,
-        };
-        Ok(timestamp)
+        self.state = State::Idle;
+        let mut msg = [0u8; RESPONSE_LEN];
+        let mut view = Response::new_unchecked(&mut msg[..]);
+        view.set_message_type();
+        view.set_sender(local_index);
+        view.set_receiver(answer.remote_index);
+        view.set_ephemeral(answer.ephemeral_public.as_bytes());
+        view.set_encrypted_nothing(&answer.sealed_nothing);
+        self.cookies.add_macs(&mut msg, local_index, now);
+        let session = Session::new(
+            local_index,
+            answer.remote_index,
+            &answer.send_key,
+            &answer.recv_key,
+            false,
+            now,
+        );
+        Ok((msg, session))
     }
 
     /// Answers the accepted initiation (`<- e, ee, se, psk`) with mac1, and mac2 if we
@@ -407,6 +678,14 @@ impl PeerHandshake {
         msg: &[u8],
         now: Duration,
     ) -> Result<Session, HandshakeError> {
+        let done = self.response_job(id, msg)?.run()?;
+        self.finish_response(done, now)
+    }
+
+    /// [`Self::consume_response`] in parts: checks the message, mac1, the state and
+    /// the receiver index here, and returns the key exchange (`e, ee, se, psk`: two
+    /// X25519) as a job for any thread; [`Self::finish_response`] applies its result.
+    pub fn response_job(&self, id: &Identity, msg: &[u8]) -> Result<ResponseJob, HandshakeError> {
         let view = Response::new_checked(msg).map_err(|_| HandshakeError::Malformed)?;
         id.verify_mac1(msg)?;
         let State::InitiationSent {
@@ -421,17 +700,40 @@ impl PeerHandshake {
         if view.receiver() != *local_index {
             return Err(HandshakeError::WrongIndex);
         }
-        let mut symmetric = symmetric.clone();
-        symmetric.read_response(
-            ephemeral,
-            &id.private,
-            &self.psk,
-            &PublicKey::from(view.ephemeral()),
-            &view.encrypted_nothing(),
-            &mut [],
-        )?;
-        let (send_key, recv_key) = symmetric.split();
-        let session = Session::new(*local_index, view.sender(), &send_key, &recv_key, true, now);
+        Ok(ResponseJob {
+            private: id.private.clone(),
+            ephemeral: ephemeral.clone(),
+            psk: self.psk.clone(),
+            symmetric: symmetric.clone(),
+            local_index: *local_index,
+            remote_index: view.sender(),
+            remote_ephemeral: PublicKey::from(view.ephemeral()),
+            sealed_nothing: view.encrypted_nothing(),
+        })
+    }
+
+    /// Applies a [`ResponseJob`]'s result at `now`, if our initiation is still the one
+    /// the job was made for (else [`HandshakeError::WrongState`] or
+    /// [`HandshakeError::WrongIndex`], and nothing changes): the session.
+    pub fn finish_response(
+        &mut self,
+        done: Completion,
+        now: Duration,
+    ) -> Result<Session, HandshakeError> {
+        let State::InitiationSent { local_index, .. } = &self.state else {
+            return Err(HandshakeError::WrongState);
+        };
+        if done.local_index != *local_index {
+            return Err(HandshakeError::WrongIndex);
+        }
+        let session = Session::new(
+            done.local_index,
+            done.remote_index,
+            &done.send_key,
+            &done.recv_key,
+            true,
+            now,
+        );
         // The handshake is spent: a replayed response now finds no initiation.
         self.state = State::Idle;
         Ok(session)

@@ -43,7 +43,10 @@ use std::fmt;
 use std::time::Duration;
 
 pub use cookie::CookieChecker;
-pub use handshake::{HandshakePhase, Identity, InitiationInfo, PeerHandshake, Session};
+pub use handshake::{
+    Answer, AnswerJob, Completion, HandshakePhase, Identity, InitiationInfo, InitiationJob,
+    PeerHandshake, ResponseJob, Session,
+};
 pub use primitives::{dh, DhKey, KEY_LEN};
 pub use tai64n::Tai64N;
 

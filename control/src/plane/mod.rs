@@ -13,6 +13,7 @@
 //! wheel, answers ARP/ND and resolves next hops. [`ControlPlane::round`] (`round`) is
 //! one turn of the control loop over all of it.
 
+pub mod dh;
 pub mod fragment;
 pub mod frames;
 pub mod host;
@@ -138,6 +139,9 @@ pub struct ControlPlane<B: PacketBuf, R: RngCore + CryptoRng> {
     rekey_after: u64,
     /// Handshake messages waiting, oldest first (bounded: `load::HANDSHAKE_QUEUE`).
     handshakes: VecDeque<B>,
+    /// The Diffie-Hellman work of handshakes in flight, on threads or here
+    /// (`plane/dh.rs`).
+    dh: dh::DhWork,
     load: load::Load,
     limiter: load::SourceLimiter,
     cookies: CookieChecker,
@@ -249,6 +253,7 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
             icmp_limit: icmp::RateLimit::default(),
             rekey_after: limits::REKEY_AFTER_TIME,
             handshakes: VecDeque::new(),
+            dh: dh::DhWork::default(),
             load: load::Load::default(),
             limiter: load::SourceLimiter::default(),
             cookies: CookieChecker::new(),
@@ -777,10 +782,18 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     /// Works through at most `budget` waiting handshake messages, oldest first; returns
     /// how many. Under load (see `load`) they need a valid mac2 or get a cookie reply,
     /// and each source is rate-limited.
+    ///
+    /// Their Diffie-Hellman work runs on the handshake threads (`plane/dh.rs`,
+    /// [`ControlPlane::set_handshake_threads`]) while the round goes on; the results
+    /// that are back are applied here, in the order the messages came, before and after
+    /// new messages are taken (and, with no threads, as each message is taken). A
+    /// message stays in the queue while the threads have their fill of work. Applied
+    /// results count in the number returned.
     pub fn poll_handshakes(&mut self, now: Now, alloc: Alloc<'_, B>, budget: usize) -> usize {
+        let mut done = self.apply_handshake_results(now, alloc);
         let under_load = self.load.update(self.handshakes.len(), now.mono);
-        let mut done = 0;
-        while done < budget {
+        let mut taken = 0;
+        while taken < budget && self.dh.has_room() {
             let Some(pkt) = self.handshakes.pop_front() else {
                 break;
             };
@@ -788,10 +801,79 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
                 self.stats.count(ControlEvent::UnderLoad);
             }
             self.handle_handshake(pkt, now, alloc, under_load);
-            done += 1;
+            taken += 1;
+            done += self.apply_handshake_results(now, alloc);
         }
+        done += taken + self.apply_handshake_results(now, alloc);
         self.publish_neighbors();
         done
+    }
+
+    /// Runs the Diffie-Hellman work of handshakes where `work` says from now on (a
+    /// new control plane does it on the control thread; `dh::DhWork::with_threads`).
+    /// Work in flight is finished and applied first.
+    pub fn set_handshake_work(&mut self, work: dh::DhWork, now: Now, alloc: Alloc<'_, B>) {
+        while self.dh.in_flight() > 0 {
+            if self.apply_handshake_results(now, alloc) == 0 {
+                std::thread::yield_now();
+            }
+        }
+        self.dh = work;
+    }
+
+    /// Threads doing the Diffie-Hellman work of handshakes (0: the control thread).
+    pub fn handshake_threads(&self) -> usize {
+        self.dh.threads()
+    }
+
+    /// Handshake messages whose Diffie-Hellman work is under way.
+    pub fn handshakes_in_flight(&self) -> usize {
+        self.dh.in_flight()
+    }
+
+    /// Whether results of handshake work wait to be applied: a control loop about to
+    /// sleep must not (see `dh::Notify`).
+    pub fn handshake_results_ready(&self) -> bool {
+        self.dh.ready()
+    }
+
+    /// Applies the results of handshake work that are back, in order; how many.
+    fn apply_handshake_results(&mut self, now: Now, alloc: Alloc<'_, B>) -> usize {
+        let mut n = 0;
+        while let Some((step, done)) = self.dh.next_result() {
+            n += 1;
+            match (step, done) {
+                (
+                    dh::Step::Open {
+                        dg,
+                        now: at,
+                        our_key,
+                    },
+                    dh::Done::Opened(r),
+                ) => self.on_initiation_opened(r, our_key, dg, at),
+                (
+                    dh::Step::Answer {
+                        dg,
+                        now: at,
+                        peer,
+                        generation,
+                    },
+                    dh::Done::Answered(r),
+                ) => self.on_initiation_answered(r, peer, generation, dg, at, now, alloc),
+                (
+                    dh::Step::Complete {
+                        dg,
+                        now: at,
+                        peer,
+                        generation,
+                        receiver,
+                    },
+                    dh::Done::Completed(r),
+                ) => self.on_response_done(r, peer, generation, receiver, dg, at, now, alloc),
+                _ => unreachable!("a job's result is of its step's kind"),
+            }
+        }
+        n
     }
 
     fn handle_handshake(&mut self, pkt: B, now: Now, alloc: Alloc<'_, B>, under_load: bool) {
@@ -833,11 +915,11 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         match kind {
             Ok(MessageKind::Initiation) => {
                 let msg = msg.to_vec();
-                self.on_initiation(&msg, dg, now, alloc)
+                self.on_initiation(&msg, dg, now)
             }
             Ok(MessageKind::Response) => {
                 let msg = msg.to_vec();
-                self.on_response(&msg, dg, now, alloc)
+                self.on_response(&msg, dg, now)
             }
             Ok(MessageKind::CookieReply) => {
                 let receiver = CookieReply::new_checked(msg).map(|c| c.receiver());
@@ -919,20 +1001,85 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         }
     }
 
-    fn on_initiation(&mut self, msg: &[u8], dg: frames::Datagram, now: Now, alloc: Alloc<'_, B>) {
-        let info = match self.identity.consume_initiation(msg) {
+    /// An initiation (mac1, and under load mac2 and its source's rate, checked): the
+    /// opening of its static key goes to the handshake work (`on_initiation_opened`
+    /// follows).
+    fn on_initiation(&mut self, msg: &[u8], dg: frames::Datagram, now: Now) {
+        match self.identity.initiation_job(msg) {
+            Ok(job) => {
+                let our_key = *self.identity.public_key().as_bytes();
+                self.dh
+                    .submit(dh::Step::Open { dg, now, our_key }, dh::Work::Open(job));
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// The initiation's static key is open: the peer is looked up by it, and the rest
+    /// of the initiation and our response go to the handshake work with a fresh
+    /// ephemeral key (`on_initiation_answered` follows). An opening made with a
+    /// private key we no longer have is dropped (`handshake_outdated`).
+    fn on_initiation_opened(
+        &mut self,
+        opened: Result<crate::noise::InitiationInfo, HandshakeError>,
+        our_key: [u8; 32],
+        dg: frames::Datagram,
+        now: Now,
+    ) {
+        if our_key != *self.identity.public_key().as_bytes() {
+            return self.stats.dropped(ControlDrop::HandshakeOutdated);
+        }
+        let info = match opened {
             Ok(i) => i,
             Err(e) => return self.error(e),
         };
         let Some(i) = self.peers.id_of(info.initiator_static().as_bytes()) else {
             return self.error(HandshakeError::UnknownPeer);
         };
-        if let Err(e) = self.peers.live_mut(i).hs.accept_initiation(info, now.dur()) {
-            return self.error(e);
+        let ephemeral = crate::noise::DhKey::random(&mut self.rng);
+        let ps = self.peers.live(i);
+        let generation = ps.generation();
+        match ps.hs.answer_job(info, ephemeral) {
+            Ok(job) => self.dh.submit(
+                dh::Step::Answer {
+                    dg,
+                    now,
+                    peer: i,
+                    generation,
+                },
+                dh::Work::Answer(job),
+            ),
+            Err(e) => self.error(e),
         }
+    }
+
+    /// The initiation of peer `i` (generation `generation`), taken at `at`, is
+    /// authenticated and our response's keys are made: the replay and flood checks
+    /// against the peer's state now, then the response goes straight to the source MAC,
+    /// IP and port of the initiation, and the new keypair is installed for receiving
+    /// and kept as the peer's `next`. A result for a peer removed or changed meanwhile
+    /// is dropped (`handshake_outdated`).
+    #[allow(clippy::too_many_arguments)]
+    fn on_initiation_answered(
+        &mut self,
+        answered: Result<crate::noise::Answer, HandshakeError>,
+        i: usize,
+        generation: u64,
+        dg: frames::Datagram,
+        at: Now,
+        now: Now,
+        alloc: Alloc<'_, B>,
+    ) {
+        if self.peers.get(i).map(|p| p.generation()) != Some(generation) {
+            return self.stats.dropped(ControlDrop::HandshakeOutdated);
+        }
+        let answer = match answered {
+            Ok(a) => a,
+            Err(e) => return self.error(e),
+        };
         let local = self.new_index();
         let ps = self.peers.live_mut(i);
-        let (reply, session) = match ps.hs.create_response(local, now.dur(), &mut self.rng) {
+        let (reply, session) = match ps.hs.finish_answer(answer, local, at.dur()) {
             Ok(r) => r,
             Err(e) => return self.error(e),
         };
@@ -961,7 +1108,10 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         self.send_udp(dg.src, Some(dg.src_mac), &reply, now, alloc);
     }
 
-    fn on_response(&mut self, msg: &[u8], dg: frames::Datagram, now: Now, alloc: Alloc<'_, B>) {
+    /// A response (mac1, and under load mac2 and its source's rate, checked): found by
+    /// its receiver index, checked against our initiation, and its key exchange goes to
+    /// the handshake work (`on_response_done` follows).
+    fn on_response(&mut self, msg: &[u8], dg: frames::Datagram, now: Now) {
         let receiver = match Response::new_checked(msg) {
             Ok(r) => r.receiver(),
             Err(_) => return self.error(HandshakeError::Malformed),
@@ -969,8 +1119,56 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
         let Some(i) = self.pending_peer(receiver) else {
             return self.error(HandshakeError::WrongIndex);
         };
+        let ps = self.peers.live(i);
+        let generation = ps.generation();
+        match ps.hs.response_job(&self.identity, msg) {
+            Ok(job) => self.dh.submit(
+                dh::Step::Complete {
+                    dg,
+                    now,
+                    peer: i,
+                    generation,
+                    receiver,
+                },
+                dh::Work::Complete(job),
+            ),
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// The response to our initiation `receiver` to peer `i`, taken at `at`, gave its
+    /// keys: if the initiation is still pending, the keypair is installed for receiving
+    /// and as the sending keypair and becomes `current` (the old `current` becomes
+    /// `previous`; the old `previous` and any `next` are removed), and the staged
+    /// packets go out, or a keepalive if there are none, so the responder can confirm.
+    /// A result for a peer removed or changed meanwhile is dropped
+    /// (`handshake_outdated`).
+    #[allow(clippy::too_many_arguments)]
+    fn on_response_done(
+        &mut self,
+        done: Result<crate::noise::Completion, HandshakeError>,
+        i: usize,
+        generation: u64,
+        receiver: u32,
+        dg: frames::Datagram,
+        at: Now,
+        now: Now,
+        alloc: Alloc<'_, B>,
+    ) {
+        if self.peers.get(i).map(|p| p.generation()) != Some(generation) {
+            return self.stats.dropped(ControlDrop::HandshakeOutdated);
+        }
+        if self.pending_peer(receiver) != Some(i) {
+            // Another response to the same initiation came first, or the initiation
+            // was replaced: as if this one had come after.
+            return self.error(HandshakeError::WrongIndex);
+        }
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => return self.error(e),
+        };
         let ps = self.peers.live_mut(i);
-        let session = match ps.hs.consume_response(&self.identity, msg, now.dur()) {
+        let session = match ps.hs.finish_response(done, at.dur()) {
             Ok(s) => s,
             Err(e) => return self.error(e),
         };

@@ -21,7 +21,7 @@ use crate::noise::PeerHandshake;
 use dataplane::activity::Totals;
 use dataplane::session::{limits, Keypair, Peer};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -70,6 +70,16 @@ pub(super) struct PeerState<B> {
     retry_at: u64,
     /// The local index of our initiation in flight.
     pub pending_index: Option<u32>,
+    /// Changes when what a handshake job of this peer was made from may have changed
+    /// (a new peer on a reused id, a new preshared key, sessions reset for a new private
+    /// key): a job's result for another generation is dropped (`plane/dh.rs`).
+    generation: u64,
+}
+
+/// A generation no peer had before.
+fn fresh_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 fn keepalive_interval(spec: &PeerSpec) -> Option<u64> {
@@ -100,7 +110,13 @@ impl<B> PeerState<B> {
             last_initiation: 0,
             retry_at: 0,
             pending_index: None,
+            generation: fresh_generation(),
         }
+    }
+
+    /// See the field: compared with a handshake job's when its result is applied.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn has_persistent_keepalive(&self) -> bool {
@@ -112,6 +128,7 @@ impl<B> PeerState<B> {
     pub fn reconfigure(&mut self, spec: PeerSpec) -> PeerSpec {
         if self.spec.preshared_key != spec.preshared_key {
             self.hs.set_preshared_key(spec.preshared_key.as_ref());
+            self.generation = fresh_generation();
         }
         if spec.endpoint != self.spec.endpoint {
             if let Some(e) = spec.endpoint {
@@ -171,6 +188,7 @@ impl<B> PeerState<B> {
         }
         self.attempt_since = None;
         self.pending_index = None;
+        self.generation = fresh_generation();
         [self.previous.take(), self.current.take(), self.next.take()]
             .into_iter()
             .flatten()

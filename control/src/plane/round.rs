@@ -108,9 +108,12 @@ impl<B: PacketBuf, R: RngCore + CryptoRng> ControlPlane<B, R> {
     }
 
     /// When the control plane next has work of its own, on the `Now::mono` clock: the
-    /// first peer timer, neighbor retry, or now if handshake messages wait.
+    /// first peer timer, neighbor retry, or now if handshake messages or results of
+    /// handshake work wait.
     pub fn next_deadline(&self) -> u64 {
-        if !self.handshakes.is_empty() {
+        // Messages wait for the handshake threads to have room: a result wakes the
+        // loop (`dh::Notify`), so it need not spin meanwhile.
+        if (!self.handshakes.is_empty() && self.dh.has_room()) || self.dh.ready() {
             return 0;
         }
         self.timers

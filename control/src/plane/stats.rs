@@ -75,6 +75,10 @@ dataplane::reasons! {
         /// A new keypair's receiver index was taken meanwhile; the handshake is lost
         /// and the peer makes another.
         IndexTaken = "index_taken",
+        /// Handshake message whose Diffie-Hellman work (on the handshake threads)
+        /// finished after its peer was removed or changed (preshared key, private key):
+        /// dropped, the peer makes another.
+        HandshakeOutdated = "handshake_outdated",
     }
 }
 
