@@ -36,7 +36,6 @@ use control::plane::dh::DhWork;
 use control::plane::{frames, ControlDrop, ControlEvent, ControlPlane, Handshakes, Now, PeerSpec};
 use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::counters::Punt;
-use dataplane::lpm::PrefixTable;
 use dataplane::memio::MemIo;
 use dataplane::meta;
 use dataplane::session::Sessions;
@@ -116,7 +115,7 @@ fn tables() -> Tables {
     );
     Tables {
         ports: [outside, inside],
-        allowed: PrefixTable::new(),
+        allowed: Default::default(),
         listen_port: LISTEN_PORT,
         mtu: 1420,
         outer_dscp: Default::default(),

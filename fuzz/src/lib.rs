@@ -11,7 +11,6 @@ use blake2::digest::consts::U16;
 use blake2::digest::{Digest, KeyInit, Mac};
 use blake2::{Blake2s256, Blake2sMac};
 use dataplane::buf::{HeapBuf, PacketBuf};
-use dataplane::lpm::PrefixTable;
 use dataplane::tables::{LocalAddr, PortTables, Side, Tables};
 use dataplane::wire::{
     ethernet, ipv4, ipv6, EtherType, EthernetFrame, Icmpv4Packet, Icmpv6Packet, IpProtocol,
@@ -169,7 +168,7 @@ pub mod net {
                 port(OUTSIDE_MAC, OUTSIDE_V4, outside_v6()),
                 port(INSIDE_MAC, INSIDE_V4, inside_v6()),
             ],
-            allowed: PrefixTable::new(),
+            allowed: Default::default(),
             listen_port: LISTEN_PORT,
             mtu: MTU,
             outer_dscp: Default::default(),
