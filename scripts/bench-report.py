@@ -650,7 +650,7 @@ def main():
             p("The control plane alone, without DPDK (`target/release/examples/control_scale "
               "N...`): making it (a static-static Diffie-Hellman per peer, precomputed as the "
               "kernel does), its memory per peer, a timer tick while every peer is idle, one "
-              "changed peer (cryptokey routing rebuilt and published), a walk over every "
+              "changed peer (cryptokey routing changed and published), a walk over every "
               "peer's counters, and the memory of an active session (for min(N, 10^5) peers, "
               "a keypair installed as a handshake leaves it, with its keys, replay window, "
               "receiver index and sending slot, and one packet each way counted by a worker):")
@@ -772,8 +772,8 @@ def main():
           "table and deleted again, the median of batches of 50. A family whose tables do not fit "
           "in the free hugepages runs on plain memory (the first line of its block says which). "
           "\"IPv4 as wgdp keeps it\" is `dataplane::allowed` as the gateway runs it: two "
-          "`rte_fib`s changed left-right (docs/architecture.md, section 4), against the "
-          "`PrefixTable` that is copied on each change, which it replaced; `build s` both "
+          "`rte_fib`s changed left-right (docs/architecture.md, section 4), against two "
+          "`PrefixTable`s changed the same way (wgdp without DPDK, and IPv6); `build s` both "
           "tables, `MiB` both, `lookup clk` an address at a time through `Allowed::lookup`, "
           "`1 change ms` the median of 50 changes of one prefix each (what a reload or "
           "`wg set` of one peer costs cryptokey routing), `1000 ms` one change of 1000 prefixes.")

@@ -923,7 +923,8 @@ fn family<F: Fib>(label: &str, s: &Shape, get: Get, hz: f64) {
 }
 
 /// IPv4 cryptokey routing as wgdp keeps it (`dataplane::allowed`): two `rte_fib`s
-/// changed left-right, against the `PrefixTable` copied on each change that it replaced;
+/// changed left-right, against two `PrefixTable`s changed the same way (what wgdp has
+/// without DPDK, and for IPv6);
 /// lookups as the route stage makes them (an address, one at a time), and the cost of a
 /// change of one prefix (the median of 50) and of 1000 at once.
 fn as_wgdp_has_it(s: &Shape) {
@@ -988,7 +989,7 @@ fn as_wgdp_has_it(s: &Shape) {
             if dpdk {
                 "two rte_fib, left-right"
             } else {
-                "PrefixTable, copied"
+                "two PrefixTable, left-right"
             },
             build,
             mib(bytes),
