@@ -67,6 +67,9 @@ pub(super) struct PeerState<B> {
     /// Since when we have been trying to complete a handshake.
     attempt_since: Option<u64>,
     last_initiation: u64,
+    /// When control first saw data received after the last packet sent to the peer
+    /// (0: not since); the passive keepalive is due `KEEPALIVE_TIMEOUT` after it.
+    rx_unanswered: u64,
     retry_at: u64,
     /// The local index of our initiation in flight.
     pub pending_index: Option<u32>,
@@ -108,6 +111,7 @@ impl<B> PeerState<B> {
             next: None,
             attempt_since: None,
             last_initiation: 0,
+            rx_unanswered: 0,
             retry_at: 0,
             pending_index: None,
             generation: fresh_generation(),
@@ -313,10 +317,16 @@ impl<B> PeerState<B> {
             };
         }
         // Whitepaper 6.5: answer data with a keepalive if we had nothing to send for
-        // Keepalive-Timeout.
+        // Keepalive-Timeout after it came. As the Linux and Go implementations do, the
+        // wait starts at the first data since we last sent, not the last: a peer that
+        // sends without pause and gets nothing back hears a keepalive every 10 s, and
+        // so never reaches its 15 s timer for a new handshake (docs/architecture.md,
+        // section 5). Control sees the workers' figures every RECHECK (1 s), so the
+        // wait starts at most that much late.
         let passive = last_rx_data > 0
             && last_rx_data > last_tx
-            && t.saturating_sub(last_rx_data) >= limits::KEEPALIVE_TIMEOUT;
+            && t.saturating_sub(self.unanswered_since(last_rx_data, last_tx))
+                >= limits::KEEPALIVE_TIMEOUT;
         let persistent = self
             .persistent_keepalive
             .is_some_and(|k| t.saturating_sub(last_tx.max(last_rx)) >= k);
@@ -325,6 +335,15 @@ impl<B> PeerState<B> {
         } else {
             Due::Nothing
         }
+    }
+
+    /// When data that got no answer first came, as far as control saw: the first
+    /// `last_rx_data` seen after `last_tx`, noted on the way.
+    fn unanswered_since(&mut self, last_rx_data: u64, last_tx: u64) -> u64 {
+        if self.rx_unanswered <= last_tx {
+            self.rx_unanswered = last_rx_data;
+        }
+        self.rx_unanswered
     }
 
     /// When its timers next need to run, from what they left at `t` and its traffic
@@ -354,7 +373,12 @@ impl<B> PeerState<B> {
         if self.can_send(t) {
             let (rx, tx) = (&st.rx, &st.tx);
             if rx.last_data > 0 && rx.last_data > tx.last {
-                at = at.min(rx.last_data + limits::KEEPALIVE_TIMEOUT);
+                let since = if self.rx_unanswered > tx.last {
+                    self.rx_unanswered
+                } else {
+                    rx.last_data
+                };
+                at = at.min(since + limits::KEEPALIVE_TIMEOUT);
             }
             if tx.last_data > 0 && tx.last_data > rx.last {
                 let dead = tx.last_data + limits::KEEPALIVE_TIMEOUT + limits::REKEY_TIMEOUT;
@@ -583,6 +607,47 @@ mod tests {
         assert_eq!(p.next_check(secs(2), &st), Some(secs(2) + RECHECK));
         assert_eq!(p.on_timers(secs(11), &st), Due::Nothing);
         assert_eq!(p.on_timers(secs(12), &st), Due::Keepalive);
+    }
+
+    #[test]
+    fn a_peer_that_sends_without_pause_hears_a_keepalive_every_keepalive_timeout() {
+        // The Linux and Go implementations start the 10 s at the first data after
+        // their last send, so a peer sending one way without pause hears a keepalive
+        // every 10 s and never reaches its 15 s timer for a new handshake. Waiting for
+        // 10 s of silence instead (as wgdp once did) sent nothing, and every such
+        // peer made a new handshake every 15 s.
+        let mut p = engine(None);
+        p.initiator_session(keypair(&p, 1, true, secs(1)));
+        let mut last_tx = secs(1);
+        let mut keepalives = Vec::new();
+        // Data every 100 ms from 2 s to 60 s, control looking every second.
+        for s in 2..=60u64 {
+            let st = Totals {
+                rx: Count {
+                    packets: 1,
+                    bytes: 0,
+                    last: secs(s),
+                    last_data: secs(s),
+                },
+                tx: Count {
+                    packets: 1,
+                    bytes: 0,
+                    last: last_tx,
+                    last_data: secs(1),
+                },
+            };
+            assert!(p
+                .next_check(secs(s), &st)
+                .is_some_and(|at| at <= secs(s) + RECHECK));
+            if p.on_timers(secs(s), &st) == Due::Keepalive {
+                keepalives.push(s);
+                last_tx = secs(s);
+            }
+        }
+        // 10 s after the first data control saw since its last send: that data came
+        // up to a second before control looked (here at the keepalive's own second),
+        // so the gap is 10 s plus at most RECHECK, well inside the peer's 15 s.
+        assert_eq!(keepalives, [12, 23, 34, 45, 56]);
     }
 
     #[test]
