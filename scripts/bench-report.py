@@ -744,6 +744,58 @@ def main():
         p(st)
         p("")
 
+    # ---- restart storm through DPDK
+    storms = [(t, load(w(f"gateway_storm-{t}.json"))) for t in (0, 1)]
+    storms = [(t, r) for t, r in storms if r]
+    failed = [t for t in (0, 1) if "failed" in read(w(f"gateway_storm-{t}.txt"))]
+    if storms or failed:
+        peers = storms[0][1]["storm"]["peers"] if storms else "?"
+        p("## A restart storm through DPDK")
+        p("")
+        p(f"`wgdp` with {peers} configured peers is stopped and started again while "
+          f"`wgdp-pktgen`'s {peers} peers send (`scripts/bench.sh storm --peers {peers} "
+          "--rate 20000 --threads K`): wgdp on veth with net_af_xdp in a network namespace "
+          "of its own, its worker on CPU 1 (idle: adaptive) beside the generator, its "
+          "control thread on CPU 0; `dpdk.handshake_threads` K, a thread on CPU 0 too (no "
+          "CPU is free). Each generator peer has a key and an address of its own "
+          "(198.19.128.0/17, about three peers per address, behind the generator as the "
+          "gateway's next hop), and the peers send 20000 data packets a second between "
+          "them (one every 5 s each). They keep a WireGuard peer's timers: data sent "
+          "and nothing authenticated heard for 15 s (plus up to 333 ms) makes a new "
+          "handshake, an unanswered initiation is sent again after 5 s (plus up to "
+          "333 ms), a cookie waits for that retry. Before the restart every peer has a "
+          "session and hears the gateway's passive keepalives; after it, each peer notices "
+          "on its own timer. Times are seconds after the stop: \"down\" until the new "
+          "`wgdp` answered, \"first\" and \"all\" the first and the last peer with a "
+          "new session, \"data\" the last peer whose data came out of the inside port on "
+          "its new session (it sends every 5 s). Handshakes a second: every peer over the "
+          "time from the first new session to the last, and the best second. The "
+          "gateway's counters are the restarted gateway's.")
+        p("")
+        p("| handshake threads | down | first | all | data | handshakes/s | best second | "
+          "initiations | retries | cookie replies | under load | queue full | rate-limited |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for t, r in storms:
+            s_ = r["storm"]
+            g = r.get("gateway_control", {})
+            def ctl(kind, name):
+                return g.get(f'wgdp_control_{kind}_total{{{"event" if kind == "events" else "reason"}="{name}"}}', 0)
+            p(f"| {t} | {s_['gateway_down_seconds']:.1f} | {s_['first_session_seconds']:.1f} | "
+              f"{s_['all_sessions_seconds']:.1f} | {s_['all_delivering_seconds']:.1f} | "
+              f"{s_['mean_handshakes_per_second']:.0f} | {s_['peak_handshakes_per_second']} | "
+              f"{s_['initiations']} | {s_['retries']} | {s_['cookie_replies']} | "
+              f"{ctl('events', 'under_load')} | {ctl('drops', 'handshake_queue_full')} | "
+              f"{ctl('drops', 'rate_limited')} |")
+        for t in failed:
+            p(f"| {t} | failed: see the run's gateway_storm-{t}.txt | | | | | | | | | | | |")
+        p("")
+        for t, r in storms:
+            per = r["storm"]["sessions_per_second"]
+            first = next((i for i, n in enumerate(per) if n), 0)
+            p(f"New sessions in each second from second {first} after the stop, "
+              f"{t} handshake threads: {', '.join(str(n) for n in per[first:])}.")
+            p("")
+
     # ---- allowed IPs at 10^6 prefixes
     fib = "\n".join(l for l in read(w("fib.txt")).splitlines() if not l.startswith("EAL:"))
     m = re.search(r"^IPv[46]: (\d+) prefixes", fib, re.M)

@@ -398,6 +398,19 @@ bench_storm() {
     done
 }
 
+# bench_gateway_storm N: the restart storm through DPDK: wgdp with N peers on
+# net_af_xdp is restarted while wgdp-pktgen's N peers send (storm_run in
+# scripts/bench.sh), with the Diffie-Hellman work on the control thread and on one
+# thread.
+bench_gateway_storm() {
+    local t
+    for t in 0 1; do
+        bench_log "restart storm through DPDK, $1 peers, $t handshake threads"
+        storm_run "$1" 20000 "$t" "$WORK/gateway_storm-$t.json" >"$WORK/gateway_storm-$t.txt" 2>&1 ||
+            echo "storm_run failed: $?" >>"$WORK/gateway_storm-$t.txt"
+    done
+}
+
 bench_main() {
     local quick= doc=$REPO/docs/benchmarks.md keep=
     while (($#)); do
@@ -440,6 +453,7 @@ bench_main() {
     bench_handshakes "$handshake_peers"
     bench_handshake_threads "$handshake_peers"
     bench_storm "$storm_peers"
+    bench_gateway_storm "$storm_peers"
     bench_fib "$fib_prefixes"
     bench_memif "${search[@]}"
     bench_memif_zero_copy "${search_cryptodev[@]}"

@@ -7,6 +7,7 @@
 #        scripts/bench.sh profile [--size N] [--rate PPS] [--count N] [--direction D]
 #                                 [--peers N] [--zero-copy] [--perf FILE]
 #                                 [--handshake-window N] [--setup-timeout S]
+#        scripts/bench.sh storm [--peers N] [--rate PPS] [--threads K]
 #
 #   smoke   what `make test` runs: wgdp with two net_memif ports and wgdp-pktgen on
 #           the other end; the generator's peers handshake, a few thousand packets
@@ -15,8 +16,10 @@
 #           be back in its pool on both sides; then packets too big for the tunnel,
 #           all of which must be answered; then 12 peers through 3 workers (lcores
 #           sharing the CPUs, the generator on 3 queues), each worker carrying traffic
-#           both ways; and the first run again over veth with net_af_xdp. No figure is
-#           asserted.
+#           both ways; 4 peers among 100004 configured; a restart storm of 200 peers
+#           (storm_run), each of which must get a new session on its own timers and
+#           none of which may need one while the gateway is up; and the first run again
+#           over veth with net_af_xdp. No figure is asserted.
 #   bench   what `make bench` runs: the AEAD bound of the worker's core, RFC 2544
 #           throughput and latency over net_memif and over veth with net_af_xdp,
 #           the runtime accounting per stage, iperf3 through wgdp and through
@@ -33,6 +36,11 @@
 #           `perf report`. --handshake-window and --setup-timeout go to the
 #           generator (0: every peer's handshake at once, a restart storm).
 #           Not a test, and not a throughput figure.
+#   storm   a restart storm (storm_run below): wgdp with --peers (default 10000) is
+#           restarted while they send --rate data packets a second (default 20000);
+#           prints how long until every peer has a new session and its data comes
+#           through, and the handshakes per second; --threads sets
+#           dpdk.handshake_threads.
 #
 # Environment: WGDP_BIN, PKTGEN_BIN (default: target/release/ of this checkout),
 # WGDP_NO_HUGE (DPDK runs with --no-huge even when hugepages are free).
@@ -108,12 +116,16 @@ gw_start() {
 # the cryptodev backend, GW_EAL_ARGS more EAL arguments, GW_MBUFS the packet pool's size,
 # GW_LCORES the dpdk.lcores mapping (default one worker on lcore 1), GW_SHARE
 # dpdk.share_crypto (default true), GW_EXTRA_PEERS that many more configured peers
-# after the generator's (scripts/scale-peers.py); an empty GW_MBUFS leaves the pool's
-# size to wgdp.
+# after the generator's (scripts/scale-peers.py), GW_OUT_GATEWAY a next hop on the
+# outside port (for peers off its link), GW_HANDSHAKE_THREADS dpdk.handshake_threads;
+# an empty GW_MBUFS leaves the pool's size to wgdp.
 gw_config() {
     local name=$1 out_dev=$2 in_dev=$3 peers=$4 key cfg
     local lcores=${GW_LCORES:-"{ control: 0, workers: [1] }"} mbufs=
     [[ -z ${GW_MBUFS-16383} ]] || mbufs="  mbufs: ${GW_MBUFS-16383}"
+    local threads= next_hop=
+    [[ -z ${GW_HANDSHAKE_THREADS:-} ]] || threads="  handshake_threads: $GW_HANDSHAKE_THREADS"
+    [[ -z ${GW_OUT_GATEWAY:-} ]] || next_hop="    gateway: [\"$GW_OUT_GATEWAY\"]"
     key=$(wg genkey)
     GW_PUB=$(wg pubkey <<<"$key")
     printf '%s\n' "$key" >"$WORK/$name.key"
@@ -128,11 +140,13 @@ dpdk:
   lcores: $lcores
   idle: ${GW_IDLE:-poll}
   share_crypto: ${GW_SHARE:-true}
+$threads
 $mbufs
 ports:
   outside:
     device: "$out_dev"
     addresses: ["198.19.0.2/24"]
+$next_hop
   inside:
     device: "$in_dev"
     addresses: ["198.18.2.1/24"]
@@ -282,7 +296,7 @@ pktgen() {
         shift
     fi
     local -a cmd=("$PKTGEN" "$sub" --outside "$GEN_OUT" --inside "$GEN_IN"
-        --gateway-key "$GW_PUB" --lcore 0)
+        --gateway-key "$GW_PUB" --lcore "${GEN_LCORE:-0}")
     [[ -z $GW_METRICS ]] || cmd+=(--metrics "$GW_METRICS")
     local m
     for m in $(eal_memory); do cmd+=("--eal-arg=$m"); done
@@ -408,6 +422,11 @@ PY
         status=1
     fi
 
+    # wgdp restarted under traffic: every peer notices on its own WireGuard timers and
+    # gets a new session, and none needed one while the gateway was up.
+    echo "bench smoke: a restart storm of 200 peers over net_af_xdp"
+    storm_run 200 2000 "" "$WORK/smoke-storm.json" || status=1
+
     echo "bench smoke: 2000 packets of 64 bytes each way over veth with net_af_xdp"
     afxdp_link
     gw_start smoke-afxdp "net_af_xdp0,iface=gw-out" "net_af_xdp1,iface=gw-in" 2 "$AFXDP_NS"
@@ -419,6 +438,64 @@ PY
         exit 1
     fi
     echo "bench smoke: passed"
+}
+
+# storm_run PEERS RATE THREADS JSON: the restart storm through DPDK (`wgdp-pktgen
+# storm`). wgdp with PEERS peers runs on veth with net_af_xdp in a network namespace
+# of its own (the veth ends wgdp does not own keep the kernel's defaults); the
+# generator's peers each send from an address of their own in 198.19.128.0/17,
+# behind the generator's 198.19.0.1 (the gateway's next hop on its outside port), and
+# send RATE data packets a second between them. Once every peer's data comes
+# through, and the gateway's passive keepalives (every 10 s) have run for 20 s, wgdp is
+# stopped and started again with the same configuration; the generator's peers
+# notice as WireGuard peers do and come back. THREADS: dpdk.handshake_threads (empty:
+# wgdp's default). The generator writes JSON and prints its summary.
+storm_run() {
+    local peers=$1 rate=$2 threads=$3 json=$4 gen status=0 stop up
+    local restart=$WORK/storm-restart.$RANDOM ready=$WORK/storm-ready.$RANDOM
+    afxdp_link
+    GW_MEMORY=$((256 + peers * 1400 / 1000000)) GW_OUT_GATEWAY=198.19.0.1 \
+        GW_HANDSHAKE_THREADS=$threads GW_IDLE=adaptive \
+        gw_start storm "net_af_xdp0,iface=gw-out" "net_af_xdp1,iface=gw-in" "$peers" "$AFXDP_NS"
+    GEN_LCORE=1 pktgen storm NETNS="$AFXDP_NS" --peers "$peers" --peer-sources 198.19.128.0/17 \
+        --rate "$rate" --restart-file "$restart" --ready-file "$ready" --setup-timeout 600 \
+        --json "$json" &
+    gen=$!
+    PIDS+=("$gen")
+    while [[ ! -e $ready ]]; do
+        if ! kill -0 "$gen" 2>/dev/null; then
+            wait "$gen" || true
+            echo "bench storm: the generator ended before every peer's data came through"
+            return 1
+        fi
+        sleep 0.2
+    done
+    # Longer than a peer's 15 s timer for a new handshake: a peer that hears no
+    # keepalive from the live gateway makes one, and fails the run.
+    sleep 20
+    stop=$(date +%s.%N)
+    gw_stop || status=1
+    gw_launch "$AFXDP_NS"
+    up=$(date +%s.%N)
+    echo "$stop $up" >"$restart.tmp"
+    mv "$restart.tmp" "$restart"
+    wait "$gen" || status=1
+    gw_stop || status=1
+    return "$status"
+}
+
+storm() {
+    need
+    local peers=10000 rate=20000 threads=
+    while (($#)); do
+        case $1 in
+        --peers) peers=$2 && shift 2 ;;
+        --rate) rate=$2 && shift 2 ;;
+        --threads) threads=$2 && shift 2 ;;
+        *) die "storm: unknown option $1" ;;
+        esac
+    done
+    storm_run "$peers" "$rate" "$threads" "$WORK/storm.json"
 }
 
 profile() {
@@ -474,6 +551,10 @@ profile() {
 
 case ${1:-} in
 smoke) smoke ;;
+storm)
+    shift
+    storm "$@"
+    ;;
 profile)
     shift
     profile "$@"

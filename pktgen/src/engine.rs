@@ -29,6 +29,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime};
 use x25519_dalek::PublicKey;
 
+mod storm;
+pub use storm::{StormResult, StormSpec};
+
 /// Packets per send and per receive call.
 const BURST: usize = 32;
 const RX_BURST: usize = 256;
@@ -68,6 +71,30 @@ pub struct Link {
     pub gateway_inside: Ipv4Addr,
     /// Tunnel address of peer 0; peer `i` has `tunnel + i`.
     pub tunnel: Ipv4Addr,
+    /// The peers' own endpoint addresses, if they are not all `outside`: the first
+    /// address and how many; peer `i` sends from `first + i mod count`, reached by the
+    /// gateway through `outside` as its next hop (as remote peers on the Internet are).
+    pub sources: Option<(Ipv4Addr, u32)>,
+}
+
+impl Link {
+    /// The address peer `p` sends from.
+    pub fn peer_address(&self, p: usize) -> Ipv4Addr {
+        match self.sources {
+            Some((first, count)) => {
+                Ipv4Addr::from(first.to_bits().wrapping_add((p as u32) % count.max(1)))
+            }
+            None => self.outside,
+        }
+    }
+
+    /// Whether the gateway's packets to `a` are the generator's on the outside link.
+    pub fn is_peer_address(&self, a: Ipv4Addr) -> bool {
+        a == self.outside
+            || self
+                .sources
+                .is_some_and(|(first, count)| a.to_bits().wrapping_sub(first.to_bits()) < count)
+    }
 }
 
 /// Which way the packets go through the gateway.
@@ -332,6 +359,8 @@ pub struct Generator {
     /// A port's driver loses the mbufs in its rings at close (net_af_xdp).
     forgetful: bool,
     scratch: Vec<u8>,
+    /// The restart storm under way, if any (`storm.rs`).
+    storm: Option<Box<storm::Storm>>,
     pub totals: Totals,
     // Last: the EAL outlives every DPDK object above.
     _eal: Eal,
@@ -416,6 +445,7 @@ impl Generator {
                 .iter()
                 .any(|d| d.starts_with("net_af_xdp")),
             scratch: vec![0u8; 2048],
+            storm: None,
             totals: Totals::default(),
             _eal: eal,
         })
@@ -486,7 +516,7 @@ impl Generator {
         Some(UdpFlow {
             dst_mac: self.gw_out_mac?,
             src_mac: self.out_mac,
-            src: self.link.outside,
+            src: self.link.peer_address(peer),
             dst: self.link.gateway,
             sport: self.peers[peer].port,
             dport: self.link.gateway_port,
@@ -569,8 +599,8 @@ impl Generator {
             }
         }
         match op {
-            1 if target == ours => {
-                let reply = frames::arp(2, our_mac, ours, mac, sender);
+            1 if target == ours || (outside && self.link.is_peer_address(target)) => {
+                let reply = frames::arp(2, our_mac, target, mac, sender);
                 if self.send_one(outside, &reply) {
                     self.totals.arp_requests_answered += 1;
                 }
@@ -616,6 +646,14 @@ impl Generator {
                     self.totals.other_frames += 1;
                     return;
                 };
+                if let Some(st) = self.storm.as_mut() {
+                    let right_peer = (stamp.peer as usize) < self.peers.len()
+                        && self.peers[stamp.peer as usize].tunnel == src;
+                    if right_peer && st.on_delivered(&stamp, self.start.elapsed().as_nanos() as u64)
+                    {
+                        return;
+                    }
+                }
                 if !t.active || t.direction != Some(Direction::Decrypt) || stamp.trial != t.id {
                     self.totals.transport_outside_trials += 1;
                     return;
@@ -652,7 +690,7 @@ impl Generator {
                 sport,
                 payload,
                 ..
-            } if dst == self.link.outside
+            } if self.link.is_peer_address(dst)
                 && src == self.link.gateway
                 && sport == self.link.gateway_port
                 && !payload.is_empty() =>
@@ -683,6 +721,15 @@ impl Generator {
         *seen = (*seen).max(counter + 1);
         if msg.len() == TRANSPORT_MIN_LEN {
             self.totals.keepalives_received += 1;
+            if let Some(st) = self.storm.as_mut() {
+                // A peer's timers count only what authenticates.
+                let ok = self.peers[p].keys.as_ref().is_some_and(|k| {
+                    let mut tag = [0u8; TAG_LEN];
+                    tag.copy_from_slice(&msg[TRANSPORT_HEADER_LEN..]);
+                    k.local_index == receiver && k.recv.open(counter, &mut tag) == Some(0)
+                });
+                st.on_heard(p, ok);
+            }
             return;
         }
         let t = &mut self.trial;
@@ -745,6 +792,10 @@ impl Generator {
                 peer.pending = None;
                 peer.keys = Some(Keys::from_session(&session));
                 self.seen_counter[p] = 0;
+                let now_ns = self.now_ns();
+                if let Some(st) = self.storm.as_mut() {
+                    st.on_session(p, now_ns);
+                }
                 // Confirm the session with a keepalive: the gateway, as responder,
                 // sends with it only after a first transport message (whitepaper 5.4.5).
                 let mut pool = Pool::with_capacity(1, 128);
@@ -764,13 +815,18 @@ impl Generator {
         let receiver = u32::from_le_bytes(msg[4..8].try_into().unwrap());
         if let Some(&p) = self.by_index.get(&receiver) {
             let now = self.now();
-            if self.peers[p]
+            let kept = self.peers[p]
                 .handshake
                 .consume_cookie_reply(msg, now)
-                .is_ok()
-            {
-                // Send again at once, now with mac2.
-                self.initiate(p);
+                .is_ok();
+            let now_ns = self.now_ns();
+            match self.storm.as_mut() {
+                // In a storm the peers act as WireGuard peers do: the cookie waits for
+                // the next retry (storm.rs).
+                Some(st) => st.on_cookie(now_ns),
+                // Setting up: send again at once, now with mac2.
+                None if kept => self.initiate(p),
+                None => {}
             }
         }
     }
@@ -1275,6 +1331,33 @@ mod tests {
         assert_eq!(s.frame(11), 1420);
         assert_eq!(s.frame(12), 64);
         assert!((s.mean() - 4148.0 / 12.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn peers_send_from_their_own_addresses_when_given() {
+        let mut link = Link {
+            outside: Ipv4Addr::new(198, 19, 0, 1),
+            gateway: Ipv4Addr::new(198, 19, 0, 2),
+            gateway_port: 51820,
+            inside: Ipv4Addr::new(198, 18, 2, 2),
+            gateway_inside: Ipv4Addr::new(198, 18, 2, 1),
+            tunnel: Ipv4Addr::new(198, 18, 128, 0),
+            sources: None,
+        };
+        assert_eq!(link.peer_address(7), link.outside);
+        assert!(link.is_peer_address(link.outside));
+        assert!(!link.is_peer_address(Ipv4Addr::new(198, 19, 128, 0)));
+        link.sources = Some((Ipv4Addr::new(198, 19, 128, 0), 1 << 15));
+        assert_eq!(link.peer_address(0), Ipv4Addr::new(198, 19, 128, 0));
+        assert_eq!(link.peer_address(257), Ipv4Addr::new(198, 19, 129, 1));
+        assert_eq!(link.peer_address(1 << 15), Ipv4Addr::new(198, 19, 128, 0));
+        assert!(link.is_peer_address(Ipv4Addr::new(198, 19, 255, 255)));
+        assert!(
+            link.is_peer_address(link.outside),
+            "the router's own address stays"
+        );
+        assert!(!link.is_peer_address(Ipv4Addr::new(198, 20, 0, 0)));
+        assert!(!link.is_peer_address(Ipv4Addr::new(198, 19, 127, 255)));
     }
 
     #[test]

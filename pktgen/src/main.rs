@@ -134,6 +134,35 @@ enum Command {
         #[arg(long, default_value = "64,1420", value_delimiter = ',', value_parser = Size::parse)]
         latency_sizes: Vec<Size>,
     },
+    /// A restart storm: every peer handshakes, then sends data at --rate (packets/s
+    /// over all peers) and keeps a WireGuard peer's timers, while the gateway is
+    /// restarted from outside. Ends once every peer has a new session and its data
+    /// comes through; reports how long that took and the handshakes per second.
+    /// Give the peers addresses of their own (--peer-sources), or the gateway's limit
+    /// per source address under load (20 handshakes a second) sets the pace.
+    Storm {
+        #[command(flatten)]
+        common: Common,
+        /// Data packets per second over all peers.
+        #[arg(long, default_value_t = 20000.0)]
+        rate: f64,
+        /// Inside frame size of the data packets in bytes.
+        #[arg(long, default_value = "64", value_parser = Size::parse)]
+        size: Size,
+        /// The restart is told here: "STOP READY", the Unix times (seconds) at which
+        /// the gateway was stopped and at which its new start was complete.
+        #[arg(long)]
+        restart_file: std::path::PathBuf,
+        /// Created once every peer's data comes through: restart the gateway after.
+        #[arg(long)]
+        ready_file: Option<std::path::PathBuf>,
+        /// Give up if the restart is not told within this many seconds.
+        #[arg(long, default_value_t = 600)]
+        wait_restart: u64,
+        /// Give up if the peers are not all back this many seconds after the stop.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -175,6 +204,12 @@ struct Common {
     /// The generator's peers' address on the outside link.
     #[arg(long, default_value = "198.19.0.1")]
     outside_addr: Ipv4Addr,
+    /// Give the peers endpoint addresses of their own, from this network (peer i:
+    /// its first address plus i modulo its size), behind --outside-addr as their
+    /// router: the gateway needs it as a next hop (`gateway:` of its outside port)
+    /// unless the network is on its outside link.
+    #[arg(long, value_parser = parse_sources)]
+    peer_sources: Option<(Ipv4Addr, u32)>,
     /// The generator's LAN host address on the inside link.
     #[arg(long, default_value = "198.18.2.2")]
     inside_addr: Ipv4Addr,
@@ -434,6 +469,7 @@ impl Session {
                 inside: c.inside_addr,
                 gateway_inside: c.gateway_inside,
                 tunnel: c.tunnel,
+                sources: c.peer_sources,
             },
             verify_every: c.verify_every,
             pool_bytes: c.pool_mb << 20,
@@ -600,6 +636,24 @@ fn write_json(path: &Option<std::path::PathBuf>, report: &Report) -> Result<(), 
     Ok(())
 }
 
+/// A network "a.b.c.d/len" as its first address and its size.
+fn parse_sources(s: &str) -> Result<(Ipv4Addr, u32), String> {
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: a network such as 198.19.128.0/17"))?;
+    let addr: Ipv4Addr = addr.parse().map_err(|e| format!("{addr:?}: {e}"))?;
+    let len: u32 = len
+        .parse()
+        .ok()
+        .filter(|l| (8..=32).contains(l))
+        .ok_or_else(|| format!("{len:?}: a prefix length from 8 to 32"))?;
+    let size = 1u32 << (32 - len);
+    if addr.to_bits() & (size - 1) != 0 {
+        return Err(format!("{s}: host bits are set"));
+    }
+    Ok((addr, size))
+}
+
 fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
@@ -662,6 +716,113 @@ fn run(
         ok = false;
     }
     Ok(ok || !check)
+}
+
+/// The storm's report (--json).
+#[derive(Serialize)]
+struct StormReport {
+    generator: String,
+    command: String,
+    date: String,
+    storm: engine::StormResult,
+    /// The restarted gateway's counters of its control thread at the end (with
+    /// --metrics): what became of every handshake message.
+    gateway_control: std::collections::BTreeMap<String, u64>,
+    totals: engine::Totals,
+    mbufs_out_at_end: u32,
+}
+
+/// The series of `wgdp_control_events_total` and `wgdp_control_drops_total` that are
+/// not zero.
+fn control_series(text: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("wgdp_control_events_total") || l.starts_with("wgdp_control_drops_total")
+        })
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let v = value.parse::<f64>().ok()? as u64;
+            (v > 0).then(|| (series.to_string(), v))
+        })
+        .collect()
+}
+
+fn storm(common: &Common, spec: &engine::StormSpec) -> Result<bool, String> {
+    if spec.rate <= 0.0 {
+        return Err("--rate: the peers must send for a restart to be noticed".into());
+    }
+    let mut s = Session::open(common)?;
+    eprintln!(
+        "wgdp-pktgen: storm: {} peers send {:.0} packets/s; waiting for the restart (told in {})",
+        s.gen.peer_count(),
+        spec.rate,
+        spec.restart_file.display()
+    );
+    let r = s.gen.storm(spec)?;
+    // The gateway publishes its counters now and then: wait (5 s at most) until they
+    // show every peer's handshake.
+    let mut gateway_control = Default::default();
+    for _ in 0..50 {
+        let Some(text) = s.metrics_text()? else { break };
+        gateway_control = control_series(&text);
+        let done = gateway_control
+            .get("wgdp_control_events_total{event=\"handshakes_completed\"}")
+            .is_some_and(|&d| d >= r.peers as u64);
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "storm: {} peers; gateway down {:.2} s; first new session {:.2} s, all {:.2} s, all passing data {:.2} s after the stop",
+        r.peers,
+        r.gateway_down_seconds,
+        r.first_session_seconds,
+        r.all_sessions_seconds,
+        r.all_delivering_seconds
+    );
+    println!(
+        "storm: handshakes {:.0}/s on average from the first to the last, {} in the best second; {} initiations ({} retries), {} cookie replies",
+        r.mean_handshakes_per_second, r.peak_handshakes_per_second, r.initiations, r.retries, r.cookie_replies
+    );
+    for (series, v) in &gateway_control {
+        println!("           {v:>9}  {series}");
+    }
+    let mut ok = true;
+    if r.initiations_before_stop > 0 {
+        println!(
+            "storm: FAILED: {} initiations while the gateway was up: peers heard nothing from it for 15 s (its passive keepalives did not come)",
+            r.initiations_before_stop
+        );
+        ok = false;
+    }
+    if r.keepalives_bad > 0 {
+        println!(
+            "storm: FAILED: {} keepalives from the gateway did not open",
+            r.keepalives_bad
+        );
+        ok = false;
+    }
+    s.linger(common)?;
+    let totals = s.gen.totals;
+    let out = s.gen.finish();
+    let report = StormReport {
+        generator: format!("wgdp-pktgen {}", env!("CARGO_PKG_VERSION")),
+        command: command_line(),
+        date: utc_now(),
+        storm: r,
+        gateway_control,
+        totals,
+        mbufs_out_at_end: out,
+    };
+    if let Some(path) = &common.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if out != 0 {
+        println!("{out} mbufs are still out of the generator's pool");
+    }
+    Ok(ok && out == 0)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -928,6 +1089,28 @@ fn main() -> ExitCode {
             latency_count,
             &latency_sizes,
         ),
+        Command::Storm {
+            common,
+            rate,
+            size,
+            restart_file,
+            ready_file,
+            wait_restart,
+            timeout,
+        } => match size {
+            Size::Imix => Err("--size: one frame size for a storm, not imix".into()),
+            Size::Fixed(frame) => storm(
+                &common,
+                &engine::StormSpec {
+                    rate,
+                    frame,
+                    restart_file,
+                    ready_file,
+                    wait_restart: Duration::from_secs(wait_restart),
+                    timeout: Duration::from_secs(timeout),
+                },
+            ),
+        },
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -948,6 +1131,35 @@ mod tests {
         let d = utc_now();
         assert_eq!(d.len(), 20);
         assert!(d.starts_with("20") && d.ends_with('Z'));
+    }
+
+    #[test]
+    fn peer_sources_are_networks() {
+        assert_eq!(
+            parse_sources("198.19.128.0/17"),
+            Ok((Ipv4Addr::new(198, 19, 128, 0), 1 << 15))
+        );
+        assert_eq!(
+            parse_sources("198.19.0.7/32"),
+            Ok((Ipv4Addr::new(198, 19, 0, 7), 1))
+        );
+        assert!(parse_sources("198.19.128.1/17").is_err(), "host bits");
+        assert!(parse_sources("198.19.128.0").is_err());
+        assert!(parse_sources("198.19.128.0/4").is_err());
+        assert!(parse_sources("nowhere/24").is_err());
+    }
+
+    #[test]
+    fn control_series_keep_what_is_not_zero() {
+        let text = "# HELP x\nwgdp_control_events_total{event=\"cookie_replies_sent\"} 12\n\
+                    wgdp_control_drops_total{reason=\"rate_limited\"} 0\n\
+                    wgdp_worker_drops_total{reason=\"x\"} 5\n";
+        let m = control_series(text);
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m["wgdp_control_events_total{event=\"cookie_replies_sent\"}"],
+            12
+        );
     }
 
     #[test]
