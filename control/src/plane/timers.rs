@@ -8,12 +8,21 @@
 //!
 //! Layout: a hashed timing wheel (Varghese and Lauck's scheme 4, as the Linux kernel's
 //! timer wheel and quinn-proto's timer table are used): `SLOTS` slots of `TICK`
-//! nanoseconds each, a deadline filed in the slot of its tick. Re-arming leaves the old
-//! entry where it is; an entry counts only while it matches the peer's armed deadline,
-//! so arming and disarming are O(1). Expiring visits the slots of the ticks that passed:
-//! an entry is reported when due, kept when its deadline is a whole turn of the wheel or
-//! more away (`SLOTS` x `TICK` = 41 s; a deadline of 540 s is looked at 14 times before
-//! it is due), and dropped when stale.
+//! nanoseconds each, a deadline filed in the slot of the first tick that starts at or
+//! after it, so that it is reported at most one `TICK` late, never early. Re-arming
+//! leaves the old entry where it is; an entry counts only while it matches the peer's
+//! armed deadline, so arming and disarming are O(1). Expiring visits the slots of the
+//! ticks that started, each once: an entry is reported when due, kept when its deadline
+//! is a whole turn of the wheel or more away (`SLOTS` x `TICK` = 41 s; a deadline of
+//! 540 s is looked at 14 times before it is due), and dropped when stale. A deadline
+//! armed for a tick already visited (a time past, such as 0 for "at the next round")
+//! waits in a list of its own that the next `expire` reports first.
+//!
+//! A slot is never visited twice in a turn: with 10^5 peers in session each rechecked
+//! every second, a slot holds about a thousand entries, and visiting the tick in
+//! progress again on every round of the control loop (as this wheel first did) took a
+//! quarter of the control thread during a restart storm (docs/architecture.md,
+//! section 5).
 
 /// Width of a slot, ns.
 pub const TICK: u64 = 10_000_000;
@@ -22,6 +31,8 @@ const SLOTS: usize = 4096;
 
 pub struct Wheel {
     slots: Vec<Vec<(u32, u64)>>,
+    /// Deadlines armed for a tick already visited: due at the next `expire`.
+    overdue: Vec<(u32, u64)>,
     /// The deadline each peer has armed, by peer id; 0 is none.
     armed: Vec<u64>,
     /// The next tick `expire` has to visit.
@@ -33,9 +44,16 @@ pub struct Wheel {
     soonest: u64,
 }
 
+/// The tick in progress at `at`.
 #[inline]
 fn tick_of(at: u64) -> u64 {
     at / TICK
+}
+
+/// The first tick that starts at or after `at`: where a deadline of `at` is filed.
+#[inline]
+fn tick_from(at: u64) -> u64 {
+    at.div_ceil(TICK)
 }
 
 impl Wheel {
@@ -43,8 +61,9 @@ impl Wheel {
     pub fn new(now: u64) -> Wheel {
         Wheel {
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
+            overdue: Vec::new(),
             armed: Vec::new(),
-            next_tick: tick_of(now),
+            next_tick: tick_from(now),
             live: 0,
             soonest: u64::MAX,
         }
@@ -66,10 +85,14 @@ impl Wheel {
             self.live += 1;
         }
         self.armed[i] = at;
-        self.soonest = self.soonest.min(at);
-        // A deadline in a tick already visited goes into the next one to visit.
-        let tick = tick_of(at).max(self.next_tick);
-        self.slots[(tick as usize) & (SLOTS - 1)].push((peer, at));
+        let tick = tick_from(at);
+        if tick < self.next_tick {
+            self.overdue.push((peer, at));
+            self.soonest = 0;
+        } else {
+            self.slots[(tick as usize) & (SLOTS - 1)].push((peer, at));
+            self.soonest = self.soonest.min(tick * TICK);
+        }
     }
 
     /// Peer `peer` wants attention at `at` or earlier: keeps an earlier deadline.
@@ -116,8 +139,17 @@ impl Wheel {
     /// Append to `due` every peer whose deadline is at or before `now`, in the order of
     /// their ticks, and disarm them.
     pub fn expire(&mut self, now: u64, due: &mut Vec<u32>) {
+        for (peer, at) in self.overdue.drain(..) {
+            let a = &mut self.armed[peer as usize];
+            if *a == at {
+                *a = 0;
+                self.live -= 1;
+                due.push(peer);
+            }
+        }
         let last = tick_of(now);
         if last < self.next_tick {
+            self.soonest = self.first_filled(now);
             return;
         }
         // Past a whole turn, every slot has been visited once.
@@ -140,9 +172,9 @@ impl Wheel {
                 false
             });
         }
-        // The tick of `now` is visited again next time: what it holds for later in
-        // that tick is not due yet.
-        self.next_tick = last;
+        // Every deadline filed in a visited tick is at or before its start, so at or
+        // before `now`: the next visit starts after it.
+        self.next_tick = last + 1;
         self.soonest = self.first_filled(now);
     }
 
@@ -152,12 +184,15 @@ impl Wheel {
         self.soonest
     }
 
-    /// The start of the first tick, from `now`'s on, whose slot holds a live entry (a
-    /// turn of the wheel at most; an entry a turn or more away makes this early, which
-    /// costs a look, never a late deadline).
+    /// The start of the first tick to visit whose slot holds a live entry (a turn of
+    /// the wheel at most; an entry a turn or more away makes this early, which costs a
+    /// look, never a late deadline).
     fn first_filled(&self, now: u64) -> u64 {
         if self.live == 0 {
             return u64::MAX;
+        }
+        if !self.overdue.is_empty() {
+            return now;
         }
         let armed = &self.armed;
         (self.next_tick..self.next_tick + SLOTS as u64)
@@ -187,14 +222,15 @@ mod tests {
         let mut w = Wheel::new(0);
         assert_eq!(w.next_deadline(), u64::MAX);
         w.arm(1, 5 * S + 3);
-        assert_eq!(w.next_deadline(), 5 * S + 3);
+        // Reported at the start of the next tick: never early, at most a tick late.
+        assert_eq!(w.next_deadline(), 5 * S + TICK);
         w.arm(2, 2 * S);
         assert_eq!(w.next_deadline(), 2 * S);
         assert!(expire(&mut w, S).is_empty());
         // After a visit: the start of the first tick holding a deadline.
         assert_eq!(w.next_deadline(), 2 * S);
         assert_eq!(expire(&mut w, 2 * S), [2]);
-        assert_eq!(w.next_deadline(), 5 * S);
+        assert_eq!(w.next_deadline(), 5 * S + TICK);
         // Disarmed and stale entries do not count.
         w.disarm(1);
         assert!(expire(&mut w, 3 * S).is_empty());
@@ -289,10 +325,38 @@ mod tests {
         assert!(expire(&mut w, 50 * S).is_empty());
         w.arm(9, 10 * S);
         assert_eq!(expire(&mut w, 50 * S + 1), [9]);
-        // A deadline later in the tick being visited waits for its time, not for the
-        // next turn of the wheel.
+        // A deadline later in the tick being visited waits for the next tick, not for
+        // the next turn of the wheel.
         w.arm(8, 50 * S + 5);
         assert!(expire(&mut w, 50 * S + 2).is_empty());
-        assert_eq!(expire(&mut w, 50 * S + 6), [8]);
+        assert!(expire(&mut w, 50 * S + 6).is_empty());
+        assert_eq!(w.next_deadline(), 50 * S + TICK);
+        assert_eq!(expire(&mut w, 50 * S + TICK), [8]);
+        // "At the next round": due at the next expire, whatever the time.
+        w.arm(4, 0);
+        assert_eq!(w.next_deadline(), 0);
+        assert_eq!(expire(&mut w, 50 * S + TICK), [4]);
+    }
+
+    #[test]
+    fn a_slot_is_visited_once_a_turn() {
+        // The tick in progress is not visited again on every call: its entries for
+        // later are in the next tick's slot.
+        let mut w = Wheel::new(0);
+        for p in 0..1000u32 {
+            w.arm(p, S + 1 + u64::from(p) * 1000);
+        }
+        let mut due = Vec::new();
+        let mut calls = 0;
+        let mut t = S - TICK;
+        while due.len() < 1000 {
+            if t >= w.next_deadline() {
+                w.expire(t, &mut due);
+                calls += 1;
+            }
+            t += 1000;
+        }
+        assert!(t >= S + TICK && t <= S + TICK + 1000, "{t}");
+        assert_eq!(calls, 1, "one look at the slot, when its tick started");
     }
 }
