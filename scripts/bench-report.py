@@ -770,11 +770,16 @@ def main():
           "new session, \"data\" the last peer whose data came out of the inside port on "
           "its new session (it sends every 5 s). Handshakes a second: every peer over the "
           "time from the first new session to the last, and the best second. The "
-          "gateway's counters are the restarted gateway's.")
+          "gateway's counters are the restarted gateway's. \"Handshakes while up\": "
+          "peers that heard no keepalive for 15 s from the live gateway before the "
+          "restart and made a new handshake; the gateway sent every keepalive, and the "
+          "generator's AF_XDP receive path on veth lost a few when hundreds came at once "
+          "(docs/architecture.md, section 7).")
         p("")
         p("| handshake threads | down | first | all | data | handshakes/s | best second | "
-          "initiations | retries | cookie replies | under load | queue full | rate-limited |")
-        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "initiations | retries | cookie replies | under load | queue full | rate-limited | "
+          "handshakes while up |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for t, r in storms:
             s_ = r["storm"]
             g = r.get("gateway_control", {})
@@ -785,9 +790,9 @@ def main():
               f"{s_['mean_handshakes_per_second']:.0f} | {s_['peak_handshakes_per_second']} | "
               f"{s_['initiations']} | {s_['retries']} | {s_['cookie_replies']} | "
               f"{ctl('events', 'under_load')} | {ctl('drops', 'handshake_queue_full')} | "
-              f"{ctl('drops', 'rate_limited')} |")
+              f"{ctl('drops', 'rate_limited')} | {s_['initiations_before_stop']} |")
         for t in failed:
-            p(f"| {t} | failed: see the run's gateway_storm-{t}.txt | | | | | | | | | | | |")
+            p(f"| {t} | failed: see the run's gateway_storm-{t}.txt | | | | | | | | | | | | |")
         p("")
         for t, r in storms:
             per = r["storm"]["sessions_per_second"]

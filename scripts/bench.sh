@@ -7,6 +7,7 @@
 #        scripts/bench.sh profile [--size N] [--rate PPS] [--count N] [--direction D]
 #                                 [--peers N] [--zero-copy] [--perf FILE]
 #                                 [--handshake-window N] [--setup-timeout S]
+#                                 [--peer-sources NET]
 #        scripts/bench.sh storm [--peers N] [--rate PPS] [--threads K]
 #
 #   smoke   what `make test` runs: wgdp with two net_memif ports and wgdp-pktgen on
@@ -34,7 +35,9 @@
 #           (memif_zero_copy); --perf FILE also records the
 #           worker thread with `perf record -g -t` into FILE and prints the top of
 #           `perf report`. --handshake-window and --setup-timeout go to the
-#           generator (0: every peer's handshake at once, a restart storm).
+#           generator (0: every peer's handshake at once, a restart storm), and
+#           --peer-sources (each peer from an address of its own in NET, behind the
+#           generator, which wgdp then has as its next hop).
 #           Not a test, and not a throughput figure.
 #   storm   a restart storm (storm_run below): wgdp with --peers (default 10000) is
 #           restarted while they send --rate data packets a second (default 20000);
@@ -156,6 +159,9 @@ wireguard:
 metrics:
   listen: "$GW_METRICS"
 EOF
+    if [[ -n ${GW_UAPI:-} ]]; then
+        printf 'uapi:\n  name: "%s"\n' "$GW_UAPI" >>"$cfg"
+    fi
     if [[ -n ${GW_CRYPTO:-} ]]; then
         printf 'crypto:\n  backend: cryptodev\n  device: "%s"\n' "$GW_CRYPTO" >>"$cfg"
     fi
@@ -425,7 +431,7 @@ PY
     # wgdp restarted under traffic: every peer notices on its own WireGuard timers and
     # gets a new session, and none needed one while the gateway was up.
     echo "bench smoke: a restart storm of 200 peers over net_af_xdp"
-    storm_run 200 2000 "" "$WORK/smoke-storm.json" || status=1
+    storm_run 200 2000 "" "$WORK/smoke-storm.json" check || status=1
 
     echo "bench smoke: 2000 packets of 64 bytes each way over veth with net_af_xdp"
     afxdp_link
@@ -440,7 +446,7 @@ PY
     echo "bench smoke: passed"
 }
 
-# storm_run PEERS RATE THREADS JSON: the restart storm through DPDK (`wgdp-pktgen
+# storm_run PEERS RATE THREADS JSON [CHECK]: the restart storm through DPDK (`wgdp-pktgen
 # storm`). wgdp with PEERS peers runs on veth with net_af_xdp in a network namespace
 # of its own (the veth ends wgdp does not own keep the kernel's defaults); the
 # generator's peers each send from an address of their own in 198.19.128.0/17,
@@ -449,9 +455,12 @@ PY
 # through, and the gateway's passive keepalives (every 10 s) have run for 20 s, wgdp is
 # stopped and started again with the same configuration; the generator's peers
 # notice as WireGuard peers do and come back. THREADS: dpdk.handshake_threads (empty:
-# wgdp's default). The generator writes JSON and prints its summary.
+# wgdp's default). CHECK (any word): fail if a peer needed a handshake while the
+# gateway was up. The generator writes JSON and prints its summary.
 storm_run() {
     local peers=$1 rate=$2 threads=$3 json=$4 gen status=0 stop up
+    local -a check=()
+    [[ -z ${5:-} ]] || check=(--keepalive-check)
     local restart=$WORK/storm-restart.$RANDOM ready=$WORK/storm-ready.$RANDOM
     afxdp_link
     GW_MEMORY=$((256 + peers * 1400 / 1000000)) GW_OUT_GATEWAY=198.19.0.1 \
@@ -459,7 +468,7 @@ storm_run() {
         gw_start storm "net_af_xdp0,iface=gw-out" "net_af_xdp1,iface=gw-in" "$peers" "$AFXDP_NS"
     GEN_LCORE=1 pktgen storm NETNS="$AFXDP_NS" --peers "$peers" --peer-sources 198.19.128.0/17 \
         --rate "$rate" --restart-file "$restart" --ready-file "$ready" --setup-timeout 600 \
-        --json "$json" &
+        --json "$json" "${check[@]}" &
     gen=$!
     PIDS+=("$gen")
     while [[ ! -e $ready ]]; do
@@ -473,6 +482,10 @@ storm_run() {
     # Longer than a peer's 15 s timer for a new handshake: a peer that hears no
     # keepalive from the live gateway makes one, and fails the run.
     sleep 20
+    # What the gateway dropped before its restart (the restarted one starts at 0).
+    ip netns exec "$AFXDP_NS" curl -s "http://$GW_METRICS/metrics" |
+        grep -E '^wgdp_[a-z_]*(drops|missed|errors|nombuf)[a-z_]*(\{| )' | awk '$NF != 0' |
+        sed 's/^/bench storm: before the restart: /' || true
     stop=$(date +%s.%N)
     gw_stop || status=1
     gw_launch "$AFXDP_NS"
@@ -501,6 +514,7 @@ storm() {
 profile() {
     need
     local size=64 rate=1000000 count=3000000 direction=both peers=4 zero_copy= perf_out= tid perf_pid=
+    local GW_OUT_GATEWAY=
     local -a storm=()
     while (($#)); do
         case $1 in
@@ -510,6 +524,7 @@ profile() {
         --direction) direction=$2 && shift 2 ;;
         --peers) peers=$2 && shift 2 ;;
         --handshake-window | --setup-timeout) storm+=("$1" "$2") && shift 2 ;;
+        --peer-sources) storm+=("$1" "$2") && GW_OUT_GATEWAY=198.19.0.1 && shift 2 ;;
         --zero-copy) zero_copy=1 && shift ;;
         --perf) perf_out=$2 && shift 2 ;;
         *) die "profile: unknown option $1" ;;

@@ -721,6 +721,7 @@ impl Generator {
         *seen = (*seen).max(counter + 1);
         if msg.len() == TRANSPORT_MIN_LEN {
             self.totals.keepalives_received += 1;
+            let now_ns = self.now_ns();
             if let Some(st) = self.storm.as_mut() {
                 // A peer's timers count only what authenticates.
                 let ok = self.peers[p].keys.as_ref().is_some_and(|k| {
@@ -728,7 +729,7 @@ impl Generator {
                     tag.copy_from_slice(&msg[TRANSPORT_HEADER_LEN..]);
                     k.local_index == receiver && k.recv.open(counter, &mut tag) == Some(0)
                 });
-                st.on_heard(p, ok);
+                st.on_heard(p, ok, now_ns);
             }
             return;
         }

@@ -356,7 +356,7 @@ mod tests {
             }
             t += 1000;
         }
-        assert!(t >= S + TICK && t <= S + TICK + 1000, "{t}");
+        assert!((S + TICK..=S + TICK + 1000).contains(&t), "{t}");
         assert_eq!(calls, 1, "one look at the slot, when its tick started");
     }
 }

@@ -85,6 +85,10 @@ pub struct StormResult {
     /// Keepalives from the gateway that authenticated, and that did not.
     pub keepalives_authenticated: u64,
     pub keepalives_bad: u64,
+    /// The generator's outside port over the run: frames its driver dropped because
+    /// the receive ring was full, or for want of an mbuf.
+    pub outside_rx_missed: u64,
+    pub outside_rx_nombuf: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -100,6 +104,10 @@ struct StormPeer {
     established: Option<u64>,
     /// When a data packet of this peer last came out of the inside port.
     delivered: Option<u64>,
+    /// When the gateway's last keepalive reached it.
+    heard: Option<u64>,
+    /// When its first data packet of the storm came out of the inside port.
+    first_delivered: Option<u64>,
 }
 
 /// The storm's state, seen by the receive path.
@@ -157,10 +165,11 @@ impl Storm {
     }
 
     /// Something authenticated from the gateway reached peer `p`.
-    pub(super) fn on_heard(&mut self, p: usize, ok: bool) {
+    pub(super) fn on_heard(&mut self, p: usize, ok: bool, now: u64) {
         if ok {
             self.keepalives_ok += 1;
             self.peers[p].unanswered_since = None;
+            self.peers[p].heard = Some(now);
         } else {
             self.keepalives_bad += 1;
         }
@@ -179,7 +188,9 @@ impl Storm {
             return false;
         }
         self.delivered += 1;
-        self.peers[stamp.peer as usize].delivered = Some(now);
+        let sp = &mut self.peers[stamp.peer as usize];
+        sp.delivered = Some(now);
+        sp.first_delivered.get_or_insert(now);
         true
     }
 
@@ -309,6 +320,8 @@ impl Generator {
             cookie_replies: st.cookies,
             keepalives_authenticated: st.keepalives_ok,
             keepalives_bad: st.keepalives_bad,
+            outside_rx_missed: self.outside.stats().imissed,
+            outside_rx_nombuf: self.outside.stats().rx_nombuf,
         })
     }
 
@@ -355,6 +368,22 @@ impl Generator {
                         (None, None) => false,
                     };
                     if fire {
+                        if sp.retry_at.is_none() && st.stop.is_none() && st.untold.len() < 5 {
+                            // Worth a line: either the gateway is down (and the stop
+                            // is told soon), or a peer missed its keepalives.
+                            let ago = |t: Option<u64>| {
+                                t.map_or("never".into(), |t| {
+                                    format!("{:.2} s ago", (now - t) as f64 / 1e9)
+                                })
+                            };
+                            eprintln!(
+                                "wgdp-pktgen: storm: peer {p} starts a handshake {:.2} s into the storm: data unanswered since {}, last keepalive {}, first data through {}",
+                                (now - start) as f64 / 1e9,
+                                ago(sp.unanswered_since),
+                                ago(sp.heard),
+                                ago(sp.first_delivered)
+                            );
+                        }
                         sp.retry_at = Some(u64::MAX);
                         due.push_back(p);
                     }
