@@ -44,70 +44,38 @@
 
 use control::noise::{Identity, PeerHandshake, Tai64N};
 use control::plane::dh::DhWork;
-use control::plane::{frames, ControlEvent, ControlPlane, Handshakes, Now, PeerSpec};
+use control::plane::{frames, ControlEvent, ControlPlane, Handshakes, PeerSpec};
 use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::clock::tsc;
 use dataplane::counters::Punt;
 use dataplane::memio::MemIo;
 use dataplane::meta;
 use dataplane::session::Sessions;
-use dataplane::tables::{LocalAddr, NextHop, PortTables, Shared, Side, Tables};
+use dataplane::tables::{Shared, Side};
 use dataplane::wire::wireguard::{self, MessageKind, Transport, INITIATION_LEN, RESPONSE_LEN};
 use dataplane::wire::{ArpRepr, IpProtocol, MacAddr, UdpPacket};
 use rand_core::OsRng;
 use std::cell::Cell;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use x25519_dalek::{PublicKey, StaticSecret};
 
-const LISTEN_PORT: u16 = 51820;
-const GW_OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
-const GW_INSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const LAN_HOST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
-const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const GW_INSIDE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+#[path = "../tests/common/world.rs"]
+mod world;
+use world::*;
+
 /// `wgdp`'s receiver index space (`gateway.rs`, `INDEX_BITS`).
 const INDEX_BITS: u32 = 22;
 /// Handshake messages a worker hands over per round: what one round works through
 /// (`round::HANDSHAKE_BUDGET`), so the queue never holds more than this.
 const BATCH: usize = control::plane::round::HANDSHAKE_BUDGET;
-/// The simulated clock's start, and its step per round.
-const T0: u64 = 10_000_000_000;
 const STEP: u64 = 1_000;
 /// X25519 operations of each kind timed after each round.
 const DH_PER_ROUND: usize = 8;
 
 const _: () = assert!(BATCH < control::plane::load::UNDER_LOAD_DEPTH);
-
-/// Peer `i`'s endpoint: 100.64.0.0/10 (off link, through `ROUTER`).
-fn endpoint(i: usize) -> SocketAddr {
-    let a = u32::from(Ipv4Addr::new(100, 64, 0, 0)) + i as u32;
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), LISTEN_PORT)
-}
-
-/// The peer whose endpoint is `addr`.
-fn peer_of(addr: SocketAddr) -> usize {
-    match addr.ip() {
-        IpAddr::V4(a) => (u32::from(a) - u32::from(Ipv4Addr::new(100, 64, 0, 0))) as usize,
-        IpAddr::V6(_) => usize::MAX,
-    }
-}
-
-/// Peer `i`'s allowed IP: 10.0.0.0/8, one /32 each.
-fn tunnel_addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i as u32)
-}
-
-fn now(mono: u64) -> Now {
-    Now {
-        mono,
-        wall: UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_nanos(mono),
-    }
-}
 
 fn dur(mono: u64) -> Duration {
     Duration::from_nanos(mono)
@@ -120,35 +88,6 @@ struct Remote {
 }
 
 type Plane = ControlPlane<HeapBuf, OsRng>;
-
-fn tables() -> Tables {
-    let mut outside = PortTables::new(
-        GW_MAC,
-        vec![LocalAddr {
-            addr: IpAddr::V4(GW_OUTSIDE),
-            prefix_len: 24,
-        }],
-    );
-    outside.fib.insert(
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        0,
-        NextHop::Via(IpAddr::V4(ROUTER)),
-    );
-    let inside = PortTables::new(
-        GW_INSIDE_MAC,
-        vec![LocalAddr {
-            addr: IpAddr::V4(GW_INSIDE),
-            prefix_len: 24,
-        }],
-    );
-    Tables {
-        ports: [outside, inside],
-        allowed: Default::default(),
-        listen_port: LISTEN_PORT,
-        mtu: 1420,
-        outer_dscp: Default::default(),
-    }
-}
 
 /// A gateway with `specs`, sized as `wgdp` sizes its sessions, that knows the router's
 /// MAC (learned from an ARP request, as from a real router).

@@ -33,94 +33,37 @@
 
 use control::noise::{Identity, PeerHandshake, Tai64N};
 use control::plane::dh::DhWork;
-use control::plane::{frames, ControlDrop, ControlEvent, ControlPlane, Handshakes, Now, PeerSpec};
+use control::plane::{frames, ControlDrop, ControlEvent, ControlPlane, Handshakes, PeerSpec};
 use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::counters::Punt;
 use dataplane::memio::MemIo;
 use dataplane::meta;
 use dataplane::session::Sessions;
-use dataplane::tables::{LocalAddr, NextHop, PortTables, Shared, Side, Tables};
+use dataplane::tables::{Shared, Side};
 use dataplane::wire::wireguard::{self, MessageKind, Response};
 use dataplane::wire::{ArpRepr, MacAddr};
 use rand_core::{OsRng, RngCore};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use x25519_dalek::{PublicKey, StaticSecret};
 
-const LISTEN_PORT: u16 = 51820;
-const GW_OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
-const GW_INSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
-const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const GW_INSIDE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+#[path = "../tests/common/world.rs"]
+mod world;
+use world::*;
+
 /// `wgdp`'s receiver index space (`gateway.rs`, `INDEX_BITS`).
 const INDEX_BITS: u32 = 22;
 /// A worker's ring to control, and what a round takes from it (`gateway.rs`,
 /// `RING_SIZE`, `RING_BURST`).
 const RING: usize = 4096;
 const RING_BURST: usize = 256;
-/// The gateway's clock at the restart.
-const T0: u64 = 10_000_000_000;
 const SEC: u64 = 1_000_000_000;
 /// Rekey-Timeout and the retry jitter (whitepaper 6.1; wireguard-go adds up to 333 ms).
 const RETRY: u64 = 5 * SEC;
 const JITTER: u64 = 333_000_000;
-
-fn endpoint(i: usize) -> SocketAddr {
-    let a = u32::from(Ipv4Addr::new(100, 64, 0, 0)) + i as u32;
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), LISTEN_PORT)
-}
-
-fn peer_of(addr: SocketAddr) -> usize {
-    match addr.ip() {
-        IpAddr::V4(a) => (u32::from(a) - u32::from(Ipv4Addr::new(100, 64, 0, 0))) as usize,
-        IpAddr::V6(_) => usize::MAX,
-    }
-}
-
-fn tunnel_addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i as u32)
-}
-
-fn now(mono: u64) -> Now {
-    Now {
-        mono,
-        wall: UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_nanos(mono),
-    }
-}
-
-fn tables() -> Tables {
-    let mut outside = PortTables::new(
-        GW_MAC,
-        vec![LocalAddr {
-            addr: IpAddr::V4(GW_OUTSIDE),
-            prefix_len: 24,
-        }],
-    );
-    outside.fib.insert(
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        0,
-        NextHop::Via(IpAddr::V4(ROUTER)),
-    );
-    let inside = PortTables::new(
-        GW_INSIDE_MAC,
-        vec![LocalAddr {
-            addr: IpAddr::V4(GW_INSIDE),
-            prefix_len: 24,
-        }],
-    );
-    Tables {
-        ports: [outside, inside],
-        allowed: Default::default(),
-        listen_port: LISTEN_PORT,
-        mtu: 1420,
-        outer_dscp: Default::default(),
-    }
-}
 
 /// A peer: its engine, the index of its latest initiation, and whether the response
 /// to it came (kept for the check after the timing).
