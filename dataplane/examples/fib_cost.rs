@@ -40,7 +40,7 @@
 
 use dataplane::clock::tsc;
 use dataplane::lpm::{IntHasher, PrefixTable};
-use dpdk_sys::{sys, Eal, SOCKET_ID_ANY};
+use dpdk_sys::{sys, Eal, Fib4, SOCKET_ID_ANY};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -445,15 +445,7 @@ trait Fib: Sized {
     fn lookup(&self, ips: &mut [Self::Ip], nhs: &mut [u64]);
 }
 
-struct Fib4(*mut sys::rte_fib);
-
-impl Drop for Fib4 {
-    fn drop(&mut self) {
-        // SAFETY: created by rte_fib_create, freed once.
-        unsafe { sys::rte_fib_free(self.0) }
-    }
-}
-
+/// wgdp's own `rte_fib` wrapper, the one cryptokey routing uses.
 impl Fib for Fib4 {
     type Ip = u32;
     const NAME: &'static str = "rte_fib DIR-24-8";
@@ -463,57 +455,31 @@ impl Fib for Fib4 {
     }
 
     fn create(name: &str, routes: usize, num_tbl8: u32) -> Result<Self, i32> {
-        let mut conf = sys::rte_fib_conf {
-            type_: sys::RTE_FIB_DIR24_8,
-            default_nh: MISS,
-            max_routes: routes as i32,
-            rib_ext_sz: 0,
-            __bindgen_anon_1: sys::rte_fib_conf__bindgen_ty_1 {
-                dir24_8: sys::rte_fib_conf__bindgen_ty_1__bindgen_ty_1 {
-                    nh_sz: sys::RTE_FIB_DIR24_8_4B,
-                    num_tbl8,
-                },
-            },
-        };
-        let name = CString::new(name).expect("no NUL");
-        // SAFETY: a valid name and configuration; the EAL is initialised.
-        let f = unsafe { sys::rte_fib_create(name.as_ptr(), SOCKET_ID_ANY, &mut conf) };
-        if f.is_null() {
-            // SAFETY: reads the calling thread's rte_errno.
-            Err(-unsafe { sys::wgdp_rte_errno() })
-        } else {
-            Ok(Fib4(f))
-        }
+        Fib4::new(name, routes as u32, num_tbl8).map_err(|e| -e.errno())
     }
 
     fn add(&mut self, p: Prefix, nh: u64) -> i32 {
-        // SAFETY: a live table.
-        unsafe { sys::rte_fib_add(self.0, p.addr as u32, p.len, nh) }
+        match Fib4::add(self, p.addr as u32, p.len, nh) {
+            Ok(()) => 0,
+            Err(e) => -e.errno(),
+        }
     }
 
     fn delete(&mut self, p: Prefix) -> i32 {
-        // SAFETY: a live table.
-        unsafe { sys::rte_fib_delete(self.0, p.addr as u32, p.len) }
+        match Fib4::delete(self, p.addr as u32, p.len) {
+            Ok(true) => 0,
+            Ok(false) => -libc::ENOENT,
+            Err(e) => -e.errno(),
+        }
     }
 
     fn select(&mut self, vector: bool) -> bool {
-        let t = if vector {
-            sys::RTE_FIB_LOOKUP_DIR24_8_VECTOR_AVX512
-        } else {
-            sys::RTE_FIB_LOOKUP_DIR24_8_SCALAR_MACRO
-        };
-        // SAFETY: a live table.
-        unsafe { sys::rte_fib_select_lookup(self.0, t) == 0 }
+        self.select_lookup(vector)
     }
 
     #[inline]
     fn lookup(&self, ips: &mut [u32], nhs: &mut [u64]) {
-        debug_assert!(nhs.len() >= ips.len());
-        // SAFETY: `nhs` has room for an answer to each of `ips`; the library only
-        // reads `ips`.
-        unsafe {
-            sys::rte_fib_lookup_bulk(self.0, ips.as_mut_ptr(), nhs.as_mut_ptr(), ips.len() as i32)
-        };
+        self.lookup_bulk(ips, nhs);
     }
 }
 

@@ -136,6 +136,19 @@ impl Fib4 {
         }
     }
 
+    /// Chooses DPDK's lookup function: its AVX-512 bulk lookup (`vector`) or its scalar
+    /// one; by default DPDK takes the best this CPU has. False if the CPU or the
+    /// library build lacks the one asked for (the table keeps the one it had).
+    pub fn select_lookup(&mut self, vector: bool) -> bool {
+        let kind = if vector {
+            sys::RTE_FIB_LOOKUP_DIR24_8_VECTOR_AVX512
+        } else {
+            sys::RTE_FIB_LOOKUP_DIR24_8_SCALAR_MACRO
+        };
+        // SAFETY: a live table, and `&mut self`: no lookup runs meanwhile.
+        unsafe { sys::rte_fib_select_lookup(self.raw.as_ptr(), kind) == 0 }
+    }
+
     /// The next hop of each of `addrs` (host order) into `next_hops`, which must be
     /// at least as long.
     #[inline]
