@@ -13,8 +13,8 @@
 
 use dataplane::buf::{HeapBuf, PacketBuf};
 use dataplane::counters::{Punt, WorkerCounters};
-use dataplane::meta;
 use dataplane::crypto::Backend;
+use dataplane::meta;
 use dataplane::session::Sessions;
 use dataplane::stages::{classify, Poll};
 use dataplane::tables::{Neighbors, Side};
@@ -68,7 +68,11 @@ fuzz_target!(|data: &[u8]| {
         Side::Outside => classify::outside(&mut p, &mut rx, &mut fwd, &mut sources, &mut punt),
         Side::Inside => classify::inside(&mut p, &mut rx, &mut fwd, &mut punt),
     }
-    assert_eq!(dropped.len() as u64, c.classify.total(), "every drop is in the bin");
+    assert_eq!(
+        dropped.len() as u64,
+        c.classify.total(),
+        "every drop is in the bin"
+    );
 
     assert!(rx.is_empty(), "classify leaves its input empty");
     assert_eq!(

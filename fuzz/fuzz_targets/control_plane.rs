@@ -157,14 +157,16 @@ fn our_frame_to_remote(frame: &[u8]) -> Option<(MessageKind, Vec<u8>)> {
     wireguard::classify(msg).ok().map(|k| (k, msg.to_vec()))
 }
 
-fn peer_of(shared: &Shared) -> Arc<Peer> {
-    shared
+/// The peer's id (cryptokey routing holds ids), and its shared state, which workers
+/// reach through a keypair: `None` before the first session.
+fn peer_of(shared: &Shared) -> (u32, Option<Arc<Peer>>) {
+    let id = shared
         .tables
         .load()
         .allowed
         .lookup(IpAddr::V4(net::PEER_NET_V4))
-        .expect("the peer's allowed IPs are published")
-        .clone()
+        .expect("the peer's allowed IPs are published");
+    (id, shared.sessions.sending(id).map(|kp| kp.peer.clone()))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -380,7 +382,7 @@ fuzz_target!(|data: &[u8]| {
             }
             // What a worker reports.
             6 => {
-                let peer = peer_of(&shared);
+                let (id, peer) = peer_of(&shared);
                 // Workers read the clock after control did: their times may be newer.
                 let when = mono + u64::from(cur.u8()) * MS;
                 match cur.u8() % 5 {
@@ -391,15 +393,23 @@ fuzz_target!(|data: &[u8]| {
                             }
                         }
                     }
-                    1 => peer.request_handshake(),
-                    2 => worker.add_rx(peer.id, 1, 96, cur.bool(), when),
-                    3 => worker.add_tx(peer.id, 1, 96, cur.bool(), when),
+                    // A worker asks for a rekey, or sees a new address, only with a
+                    // keypair in hand.
+                    1 => {
+                        if let Some(peer) = peer {
+                            peer.request_handshake();
+                        }
+                    }
+                    2 => worker.add_rx(id, 1, 96, cur.bool(), when),
+                    3 => worker.add_tx(id, 1, 96, cur.bool(), when),
                     _ => {
-                        // The peer's first transport message arrives from a new address.
-                        peer.set_endpoint(SocketAddr::new(
-                            IpAddr::V4(net::REMOTE_V4),
-                            cur.u16().max(1),
-                        ));
+                        if let Some(peer) = peer {
+                            // The peer's first transport message arrives from a new address.
+                            peer.set_endpoint(SocketAddr::new(
+                                IpAddr::V4(net::REMOTE_V4),
+                                cur.u16().max(1),
+                            ));
+                        }
                     }
                 }
             }
