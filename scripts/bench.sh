@@ -159,9 +159,6 @@ wireguard:
 metrics:
   listen: "$GW_METRICS"
 EOF
-    if [[ -n ${GW_UAPI:-} ]]; then
-        printf 'uapi:\n  name: "%s"\n' "$GW_UAPI" >>"$cfg"
-    fi
     if [[ -n ${GW_CRYPTO:-} ]]; then
         printf 'crypto:\n  backend: cryptodev\n  device: "%s"\n' "$GW_CRYPTO" >>"$cfg"
     fi

@@ -323,10 +323,10 @@ impl<B> PeerState<B> {
         // so never reaches its 15 s timer for a new handshake (docs/architecture.md,
         // section 5). Control sees the workers' figures every RECHECK (1 s), so the
         // wait starts at most that much late.
-        let passive = last_rx_data > 0
-            && last_rx_data > last_tx
-            && t.saturating_sub(self.unanswered_since(last_rx_data, last_tx))
-                >= limits::KEEPALIVE_TIMEOUT;
+        let passive = last_rx_data > 0 && last_rx_data > last_tx && {
+            self.rx_unanswered = self.unanswered_since(last_rx_data, last_tx);
+            t.saturating_sub(self.rx_unanswered) >= limits::KEEPALIVE_TIMEOUT
+        };
         let persistent = self
             .persistent_keepalive
             .is_some_and(|k| t.saturating_sub(last_tx.max(last_rx)) >= k);
@@ -338,12 +338,13 @@ impl<B> PeerState<B> {
     }
 
     /// When data that got no answer first came, as far as control saw: the first
-    /// `last_rx_data` seen after `last_tx`, noted on the way.
-    fn unanswered_since(&mut self, last_rx_data: u64, last_tx: u64) -> u64 {
-        if self.rx_unanswered <= last_tx {
-            self.rx_unanswered = last_rx_data;
+    /// `last_rx_data` it noted after `last_tx`, or this one if it noted none yet.
+    fn unanswered_since(&self, last_rx_data: u64, last_tx: u64) -> u64 {
+        if self.rx_unanswered > last_tx {
+            self.rx_unanswered
+        } else {
+            last_rx_data
         }
-        self.rx_unanswered
     }
 
     /// When its timers next need to run, from what they left at `t` and its traffic
@@ -373,11 +374,7 @@ impl<B> PeerState<B> {
         if self.can_send(t) {
             let (rx, tx) = (&st.rx, &st.tx);
             if rx.last_data > 0 && rx.last_data > tx.last {
-                let since = if self.rx_unanswered > tx.last {
-                    self.rx_unanswered
-                } else {
-                    rx.last_data
-                };
+                let since = self.unanswered_since(rx.last_data, tx.last);
                 at = at.min(since + limits::KEEPALIVE_TIMEOUT);
             }
             if tx.last_data > 0 && tx.last_data > rx.last {

@@ -186,13 +186,10 @@ impl Wheel {
 
     /// The start of the first tick to visit whose slot holds a live entry (a turn of
     /// the wheel at most; an entry a turn or more away makes this early, which costs a
-    /// look, never a late deadline).
+    /// look, never a late deadline). Called by `expire`, after it emptied `overdue`.
     fn first_filled(&self, now: u64) -> u64 {
         if self.live == 0 {
             return u64::MAX;
-        }
-        if !self.overdue.is_empty() {
-            return now;
         }
         let armed = &self.armed;
         (self.next_tick..self.next_tick + SLOTS as u64)

@@ -336,7 +336,8 @@ impl Generator {
         let mut next_check = start;
         let mut due: std::collections::VecDeque<usize> = Default::default();
         let mut rng = start ^ 0x5eed;
-        let mut ready_told = false;
+        // Nothing to tell without a ready file.
+        let mut ready_told = spec.ready_file.is_none();
         let rate_per_ns = spec.rate / 1e9;
         // Packets owed beyond one second's worth are forgone, not sent in a rush.
         let backlog_cap = (spec.rate as u64).max(BURST as u64);
@@ -427,8 +428,6 @@ impl Generator {
                         std::fs::write(path, b"ready\n")
                             .map_err(|e| format!("{}: {e}", path.display()))?;
                         ready_told = true;
-                    } else if spec.ready_file.is_none() {
-                        ready_told = true;
                     }
                 }
                 match (st.stop, st.ready) {
@@ -514,51 +513,21 @@ mod tests {
 
     #[test]
     fn a_peer_is_back_with_a_session_after_the_stop_and_data_on_it() {
+        let stamp = |trial, seq, peer| Stamp { trial, seq, peer };
         let mut st = Storm::new(3, 3);
         st.stop = Some(100);
         st.ready = Some(150);
         // Peer 0: a session before the stop and data on it: not back.
         st.on_session(0, 50);
-        assert!(st.on_delivered(
-            &Stamp {
-                trial: 3,
-                seq: 0,
-                peer: 0
-            },
-            60
-        ));
+        assert!(st.on_delivered(&stamp(3, 0, 0), 60));
         // Peer 1: a new session, no data on it yet.
         st.on_session(1, 200);
         // Peer 2: a new session and data after it.
         st.on_session(2, 210);
-        assert!(st.on_delivered(
-            &Stamp {
-                trial: 3,
-                seq: 1,
-                peer: 2
-            },
-            220
-        ));
-        assert!(
-            !st.on_delivered(
-                &Stamp {
-                    trial: 4,
-                    seq: 2,
-                    peer: 1
-                },
-                230
-            ),
-            "another run's"
-        );
+        assert!(st.on_delivered(&stamp(3, 1, 2), 220));
+        assert!(!st.on_delivered(&stamp(4, 2, 1), 230), "another run's");
         assert_eq!(st.back(100), 1);
-        assert!(st.on_delivered(
-            &Stamp {
-                trial: 3,
-                seq: 3,
-                peer: 1
-            },
-            240
-        ));
+        assert!(st.on_delivered(&stamp(3, 3, 1), 240));
         assert_eq!(st.back(100), 2);
     }
 }
